@@ -1,0 +1,57 @@
+"""What controllers receive by injection: the database, the clock, settings, the actor."""
+
+from __future__ import annotations
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from orchestrator.config import Settings
+from orchestrator.db.engine import Database
+from orchestrator.domain.access import Actor
+from orchestrator.domain.errors import InvalidRequest
+from orchestrator.services.clock import Clock
+from orchestrator.services.fulfillment import LifecycleSettings
+
+
+def _db(state: State) -> Database:
+    return state.db
+
+
+def _clock(state: State) -> Clock:
+    return state.clock
+
+
+def _settings(state: State) -> Settings:
+    return state.settings
+
+
+def _lifecycle(state: State) -> LifecycleSettings:
+    return state.lifecycle
+
+
+def _actor(request: Request) -> Actor:
+    return request.user
+
+
+DEPENDENCIES = {
+    "db": Provide(_db, sync_to_thread=False),
+    "clock": Provide(_clock, sync_to_thread=False),
+    "settings": Provide(_settings, sync_to_thread=False),
+    "lifecycle": Provide(_lifecycle, sync_to_thread=False),
+    "actor": Provide(_actor, sync_to_thread=False),
+}
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """``If-Match: "3"`` (or ``W/"3"`` or ``3``) → 3."""
+    if value is None:
+        return None
+    cleaned = value.strip().removeprefix("W/").strip('"')
+    if not cleaned.isdigit():
+        raise InvalidRequest("If-Match must carry a version the API returned as ETag", field="If-Match")
+    return int(cleaned)
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'

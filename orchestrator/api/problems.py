@@ -1,0 +1,204 @@
+"""RFC 9457 problem details: every error leaves as ``application/problem+json``.
+
+One table maps each domain error to a status and a stable problem type; nothing else decides
+error statuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from orchestrator.domain import errors as e
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://orchestrator.example/problems/"
+log = structlog.get_logger("orchestrator.api")
+
+
+class FieldError(msgspec.Struct, kw_only=True, omit_defaults=True):
+    field: str | None = None
+    message: str
+
+
+class Shortfall(msgspec.Struct, kw_only=True):
+    sku: str
+    requested: int
+    available: int
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """RFC 9457 problem details; extension members carry what a client can act on."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+    shortfalls: list[Shortfall] | None = None
+    suggested_locations: list[str] | None = None
+    state: str | None = None
+    allowed_actions: list[str] | None = None
+    current_version: int | None = None
+    locked_until: str | None = None
+    context: dict[str, Any] | None = None
+
+
+# error class → (status, problem type slug, title). Most specific classes first.
+PROBLEM_TABLE: list[tuple[type[e.DomainError], int, str, str]] = [
+    (e.InsufficientStock, 409, "insufficient-stock", "Not enough stock"),
+    (e.StockWouldGoNegative, 409, "stock-would-go-negative", "Stock would go negative"),
+    (e.IllegalTransition, 409, "illegal-transition", "Action not allowed in this state"),
+    (e.OrderNotCancellable, 409, "order-not-cancellable", "Order cannot be cancelled"),
+    (e.IdempotencyKeyInFlight, 409, "idempotency-key-in-flight", "Request with this key in flight"),
+    (e.AlreadyExists, 409, "already-exists", "Already exists"),
+    (e.PickupLocked, 423, "pickup-locked", "Pickup locked"),
+    (e.Conflict, 409, "conflict", "Conflict with the current state"),
+    (e.VersionMismatch, 412, "version-mismatch", "Stale version"),
+    (e.IdempotencyKeyReused, 422, "idempotency-key-reused", "Idempotency key reused"),
+    (e.WrongPickupCode, 422, "wrong-pickup-code", "Wrong pickup code"),
+    (e.UnknownSku, 422, "unknown-sku", "Unknown sku"),
+    (e.UnknownLocation, 422, "unknown-location", "Unknown location"),
+    (e.LocationLacksCapability, 422, "location-lacks-capability", "Location lacks the capability"),
+    (e.InvalidRequest, 422, "invalid-request", "Invalid request"),
+    (e.NotFound, 404, "not-found", "Not found"),
+]
+
+HTTP_TITLES = {
+    400: ("malformed-request", "Malformed request"),
+    401: ("unauthenticated", "Missing or invalid API key"),
+    403: ("forbidden", "Not allowed for this API key"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("request-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation-error", "Validation failed"),
+    429: ("too-many-requests", "Too many requests"),
+    500: ("internal-error", "Internal server error"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+def problem_type(slug: str) -> str:
+    return PROBLEM_BASE + slug
+
+
+def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
+    return Response(problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def domain_problem(exc: e.DomainError, instance: str | None) -> Problem:
+    for cls, status, slug, title in PROBLEM_TABLE:
+        if isinstance(exc, cls):
+            break
+    else:  # pragma: no cover - every DomainError subclass is in the table
+        status, slug, title = 400, "bad-request", "Bad request"
+    problem = Problem(type=problem_type(slug), title=title, status=status, detail=exc.detail, instance=instance)
+    context = {k: v for k, v in exc.context.items() if v is not None}
+    if isinstance(exc, e.InvalidRequest) and exc.field:
+        problem.errors = [FieldError(field=exc.field, message=exc.detail)]
+    if isinstance(exc, e.InsufficientStock):
+        problem.shortfalls = [Shortfall(sku=s.sku, requested=s.requested, available=s.available)
+                              for s in exc.shortfalls]
+        problem.suggested_locations = exc.suggestions
+    if isinstance(exc, e.IllegalTransition):
+        problem.state = exc.state
+        problem.allowed_actions = exc.allowed
+        context = {}
+    if isinstance(exc, e.VersionMismatch):
+        problem.current_version = exc.context["current"]
+        context = {}
+    if isinstance(exc, e.PickupLocked):
+        problem.locked_until = context.pop("locked_until", None)
+    problem.context = context or None
+    return problem
+
+
+def on_domain_error(request: Request, exc: e.DomainError) -> Response[Problem]:
+    return problem_response(domain_problem(exc, request.url.path))
+
+
+def _looks_malformed(exc: ValidationException) -> bool:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    text = " ".join(str(item.get("message", "")) if isinstance(item, dict) else str(item) for item in extra)
+    return "malformed" in text.lower() or "JSON is" in text or "invalid json" in text.lower()
+
+
+def on_validation_error(request: Request, exc: ValidationException) -> Response[Problem]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = [
+        FieldError(field=str(item.get("key")) if item.get("key") else None, message=str(item.get("message", "")))
+        for item in extra
+        if isinstance(item, dict)
+    ]
+    status = 400 if _looks_malformed(exc) else 422
+    slug, title = HTTP_TITLES[status]
+    detail = "the request body is not valid JSON" if status == 400 else "the request does not match the schema"
+    return problem_response(
+        Problem(type=problem_type(slug), title=title, status=status, detail=detail,
+                instance=request.url.path, errors=errors or None)
+    )
+
+
+def on_http_error(request: Request, exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("server error", path=request.url.path, detail=exc.detail, extra=exc.extra, exc_info=exc)
+    slug, title = HTTP_TITLES.get(status, ("http-error", "HTTP error"))
+    detail = exc.detail if exc.detail and exc.detail != title else None
+    headers = dict(exc.headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="orchestrator"')
+    return problem_response(
+        Problem(type=problem_type(slug), title=title, status=status, detail=detail, instance=request.url.path),
+        headers=headers or None,
+    )
+
+
+def on_unexpected_error(request: Request, exc: Exception) -> Response[Problem]:
+    log.exception("unhandled error", path=request.url.path, error=repr(exc))
+    slug, title = HTTP_TITLES[500]
+    return problem_response(
+        Problem(type=problem_type(slug), title=title, status=HTTP_500_INTERNAL_SERVER_ERROR,
+                detail="an unexpected error occurred; it has been logged", instance=request.url.path)
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    e.DomainError: on_domain_error,
+    ValidationException: on_validation_error,
+    HTTPException: on_http_error,
+    Exception: on_unexpected_error,
+}
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI documentation of the problem responses an operation can give."""
+    described = {
+        400: "Malformed JSON or parameters",
+        401: "Missing or invalid API key",
+        403: "The API key's role may not do this",
+        404: "Not found, or not visible to this API key",
+        409: "Conflicts with the current state",
+        412: "If-Match names a stale version",
+        413: "Request body too large",
+        415: "Unsupported media type",
+        422: "Validation failed; `errors` lists the fields",
+        423: "Locked after too many wrong attempts",
+        503: "A dependency is down",
+    }
+    return {
+        s: ResponseSpec(data_container=Problem, description=described.get(s, "Problem"),
+                        media_type=PROBLEM_MEDIA_TYPE, generate_examples=False)
+        for s in statuses
+    }
+
+
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_MEDIA_TYPE", "Problem", "problems"]

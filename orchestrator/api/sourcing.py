@@ -1,0 +1,85 @@
+"""Sourcing: profiles per channel, the decisions behind an order, and what-if simulation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Controller, get, post, put
+from litestar.exceptions import PermissionDeniedException
+
+from orchestrator.api.auth import ADMIN, ANY_KEY, CHANNELS
+from orchestrator.api.problems import problems
+from orchestrator.api.schemas import Code, LineIn
+from orchestrator.db.engine import Database
+from orchestrator.domain.access import Actor
+from orchestrator.domain.fulfillment import Method
+from orchestrator.domain.geo import Coordinates
+from orchestrator.domain.sourcing import LineDemand, SourcingRequest
+from orchestrator.services import sourcing_admin
+from orchestrator.services.clock import Clock
+from orchestrator.services.sourcing_admin import DecisionView, ProfileView, SimulationView
+
+Channel = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+
+
+class ProfileIn(msgspec.Struct, kw_only=True):
+    pickup_policy: Literal["suggest", "transfer"] = "suggest"
+    min_split_line_value: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
+    suggestion_limit: Annotated[int, msgspec.Meta(ge=0, le=50)] = 5
+
+
+class SimulateIn(msgspec.Struct, kw_only=True):
+    channel: Channel = "simulation"
+    method: Literal["pickup", "curbside", "ship"]
+    location: Code | None = None
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] | None = None
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)] | None = None
+    lines: Annotated[list[LineIn], msgspec.Meta(min_length=1, max_length=200)]
+    exclude: Annotated[list[Code], msgspec.Meta(max_length=1000)] = msgspec.field(default_factory=list)
+
+
+class SourcingProfileController(Controller):
+    path = "/v1/sourcing-profiles"
+    tags = ["sourcing"]
+
+    @get("/{channel:str}", operation_id="getSourcingProfile",
+         summary="The channel's current sourcing profile (version 0: the defaults)",
+         guards=[CHANNELS], responses=problems(401, 403))
+    async def get_profile(self, channel: str, actor: Actor, db: Database) -> ProfileView:
+        if not actor.is_admin and actor.channel != channel:
+            raise PermissionDeniedException("a channel key reads only its own profile")
+        return await sourcing_admin.get_profile(db, channel)
+
+    @put("/{channel:str}", operation_id="putSourcingProfile",
+         summary="Change the channel's sourcing rules; each change is a new version",
+         guards=[ADMIN], responses=problems(400, 401, 403, 422))
+    async def put_profile(self, channel: str, data: ProfileIn, actor: Actor, db: Database,
+                          clock: Clock) -> ProfileView:
+        return await sourcing_admin.put_profile(db, channel, msgspec.structs.asdict(data), actor, clock.now())
+
+
+class SourcingController(Controller):
+    path = "/v1"
+    tags = ["sourcing"]
+
+    @get("/orders/{order_id:uuid}/sourcing", operation_id="getOrderSourcing",
+         summary="Why these locations: every sourcing decision for the order, newest first",
+         guards=[ANY_KEY], responses=problems(401, 403, 404))
+    async def decisions(self, order_id: uuid.UUID, actor: Actor, db: Database) -> list[DecisionView]:
+        return await sourcing_admin.decisions(db, order_id, actor)
+
+    @post("/sourcing/simulate", operation_id="simulateSourcing",
+          summary="What would happen: the engine over a hypothetical order, nothing reserved",
+          guards=[ADMIN], status_code=200, responses=problems(400, 401, 403, 422))
+    async def simulate(self, data: SimulateIn, db: Database) -> SimulationView:
+        destination = Coordinates(data.lat, data.lon) if data.lat is not None and data.lon is not None else None
+        request = SourcingRequest(
+            lines=tuple(LineDemand(str(i + 1), ln.sku, ln.quantity, ln.unit_price) for i, ln in enumerate(data.lines)),
+            method=Method(data.method),
+            pickup_location=data.location,
+            destination=destination,
+            excluded=frozenset(data.exclude),
+        )
+        return await sourcing_admin.simulate(db, request, data.channel)

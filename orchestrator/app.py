@@ -1,0 +1,117 @@
+"""The app factory: everything the service needs is built here, from settings, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig
+from redis.asyncio import Redis
+
+from orchestrator.api.auth import PUBLIC_PATHS, ApiKeyMiddleware
+from orchestrator.api.availability import AvailabilityController
+from orchestrator.api.catalogue import LocationController, ProductController
+from orchestrator.api.dependencies import DEPENDENCIES
+from orchestrator.api.fulfillments import FulfillmentController, LocationQueueController
+from orchestrator.api.health import HealthController, MetricsController
+from orchestrator.api.orders import OrderController
+from orchestrator.api.problems import EXCEPTION_HANDLERS
+from orchestrator.api.sourcing import SourcingController, SourcingProfileController
+from orchestrator.config import Settings
+from orchestrator.db.engine import Database
+from orchestrator.domain.pickup import PickupGuard
+from orchestrator.observability import RequestContextMiddleware, configure_logging
+from orchestrator.services.api_keys import KeyResolver
+from orchestrator.services.clock import Clock, SystemClock
+from orchestrator.services.fulfillment import LifecycleSettings
+
+API_DESCRIPTION = """
+One order, one inventory, one customer for every channel: web, app, marketplaces and store POS
+place orders here; stores pick, hand over and ship them; every channel reads the same record.
+
+Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem details.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    redis: Redis | None = None,
+    clock: Clock | None = None,
+) -> Litestar:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned_db = db is None
+        owned_redis = redis is None
+        if settings.database_url is None and db is None:
+            raise RuntimeError("ORCHESTRATOR_DATABASE_URL is not set (or run `orchestrator dev`)")
+        database = db or Database(settings.database_url or "", pool_size=settings.db_pool_size,
+                                  max_overflow=settings.db_max_overflow)
+        client = redis or Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
+        app.state.db = database
+        app.state.redis = client
+        app.state.key_resolver = KeyResolver(database, settings.admin_token_value, ttl=settings.key_cache_seconds)
+        try:
+            yield
+        finally:
+            if owned_db:
+                await database.dispose()
+            if owned_redis:
+                await client.aclose()
+
+    prometheus = PrometheusConfig(app_name="orchestrator", prefix="orchestrator", group_path=True,
+                                  exclude=["/metrics"])
+    lifecycle = LifecycleSettings(
+        secret=settings.secret_key.get_secret_value(),
+        guard=PickupGuard(settings.pickup_max_failed_attempts,
+                          timedelta(minutes=settings.pickup_lockout_minutes)),
+    )
+    return Litestar(
+        route_handlers=[
+            OrderController,
+            LocationController,
+            LocationQueueController,
+            ProductController,
+            AvailabilityController,
+            FulfillmentController,
+            SourcingProfileController,
+            SourcingController,
+            HealthController,
+            MetricsController,
+        ],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            DefineMiddleware(RequestContextMiddleware, log_requests=settings.access_log),
+            prometheus.middleware,
+            DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS]),
+        ],
+        lifespan=[lifespan],
+        state=State({"settings": settings, "clock": clock or SystemClock(), "lifecycle": lifecycle}),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Omnichannel Order Orchestrator",
+            version="1.0.0",
+            description=API_DESCRIPTION,
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(security_schemes={
+                "apiKey": SecurityScheme(type="http", scheme="bearer", description="API key"),
+            }),
+            security=[{"apiKey": []}],
+        ),
+        cors_config=CORSConfig(allow_origins=[]),
+        debug=False,
+    )

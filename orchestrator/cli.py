@@ -1,0 +1,286 @@
+"""The ``orchestrator`` command: serve, worker, dev, db, import, keys, demo, bench."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import runpy
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from orchestrator.config import Settings
+
+app = typer.Typer(help="Omnichannel order orchestrator.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(keys_app, name="keys")
+app.add_typer(demo_app, name="demo")
+console = Console()
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _require_database(settings: Settings) -> str:
+    if not settings.database_url:
+        console.print("[red]ORCHESTRATOR_DATABASE_URL is not set[/red] (or use `orchestrator dev`)")
+        raise typer.Exit(2)
+    return settings.database_url
+
+
+def upgrade_database(url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.attributes["database_url"] = url
+    command.upgrade(config, "head")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration (alembic upgrade head)."""
+    upgrade_database(_require_database(Settings()))
+    console.print("database is at head")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    settings = Settings()
+    _require_database(settings)
+    uvicorn.run("orchestrator.app:create_app", factory=True, host=host or settings.host,
+                port=port or settings.port, workers=workers or settings.workers, access_log=False,
+                log_config=None, loop="uvloop", http="httptools")
+
+
+@app.command()
+def worker() -> None:
+    """Run the arq worker: outbox relay and pickup timers."""
+    settings = Settings()
+    _require_database(settings)
+    from orchestrator.observability import configure_logging
+
+    configure_logging(settings.log_level)
+    asyncio.run(_run_worker(settings))
+
+
+async def _run_worker(settings: Settings) -> None:
+    from arq import Worker
+
+    from orchestrator.jobs.worker import worker_settings
+
+    w = Worker(**worker_settings(settings))
+    try:
+        await w.main()
+    finally:
+        await w.close()
+
+
+async def _serve_all(settings: Settings) -> None:
+    """API and worker in one event loop (dev mode): the worker stops when the server does."""
+    import uvicorn
+    from arq import Worker
+
+    from orchestrator.app import create_app
+    from orchestrator.jobs.worker import worker_settings
+
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+                                           access_log=False, log_config=None, loop="uvloop"))
+    w = Worker(**worker_settings(settings))
+    worker_task = asyncio.create_task(w.main())
+    try:
+        await server.serve()
+    finally:
+        worker_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await worker_task
+        await w.close()
+
+
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    reset: Annotated[bool, typer.Option(help="delete the embedded data first")] = False,
+) -> None:
+    """Everything in one command: embedded PostgreSQL and Redis (unless ORCHESTRATOR_DATABASE_URL /
+    ORCHESTRATOR_REDIS_URL are set), migrations, demo data, the API and the worker."""
+    from orchestrator.embedded import EmbeddedServices
+
+    settings = Settings()
+    state = settings.state_dir
+    if reset and state.exists():
+        import shutil
+
+        shutil.rmtree(state)
+    state.mkdir(parents=True, exist_ok=True)
+    embedded = EmbeddedServices(state, postgres=settings.database_url is None, redis=settings.redis_url is None)
+    with embedded:
+        updates: dict[str, object] = {"host": host, "port": port}
+        if embedded.database_url:
+            updates["database_url"] = embedded.database_url
+        if embedded.redis_url:
+            updates["redis_url"] = embedded.redis_url
+        secrets_file = state / "demo-keys.json"
+        saved = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
+        admin = settings.admin_token_value or saved.get("admin") or f"oo_a_{secrets.token_urlsafe(32)}"
+        updates["admin_token"] = admin
+        settings = settings.model_copy(update=updates)
+        console.print(f"[bold]database[/bold] {settings.database_url}\n[bold]redis[/bold]    {settings.redis_url}")
+        upgrade_database(settings.database_url or "")
+        keys = asyncio.run(_load_demo(settings))
+        if keys is not None or "admin" not in saved:
+            saved = {"admin": admin, **(keys or {k: v for k, v in saved.items() if k != "admin"})}
+            secrets_file.write_text(json.dumps(saved, indent=2))
+            os.chmod(secrets_file, 0o600)
+        _print_keys(saved, settings)
+        asyncio.run(_serve_all(settings))
+
+
+async def _load_demo(settings: Settings) -> dict[str, str] | None:
+    from orchestrator.db.engine import Database
+    from orchestrator.services.clock import SystemClock
+    from orchestrator.services.demo_data import load_demo_data
+
+    db = Database(settings.database_url or "", pool_size=2, max_overflow=0)
+    try:
+        return await load_demo_data(db, SystemClock().now())
+    finally:
+        await db.dispose()
+
+
+def _print_keys(keys: dict[str, str], settings: Settings) -> None:
+    console.print("[bold]API keys[/bold] (Authorization: Bearer <key>; all of them in "
+                  f"{settings.state_dir}/demo-keys.json)")
+    for who, token in keys.items():
+        if who == "admin" or who.startswith("channel") or who in ("staff STORE-001", "staff STORE-002"):
+            console.print(f"  {who:<28} {token}", soft_wrap=True, highlight=False)
+    console.print(f"staff keys for all {sum(k.startswith('staff') for k in keys)} stores are in the file.")
+    base = f"http://{settings.host}:{settings.port}"
+    console.print(f"API docs: {base}/schema   health: {base}/health/ready")
+
+
+@import_app.command("inventory")
+def import_inventory_command(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV: location,sku,on_hand")],
+) -> None:
+    """Set on-hand levels from a CSV (COPY into a staging table, then one upsert; all or nothing)."""
+    settings = Settings()
+    _require_database(settings)
+    report = asyncio.run(_import(settings, path))
+    if report.errors:
+        console.print(f"[red]nothing imported[/red]: {len(report.errors)} problem(s)")
+        for error in report.errors:
+            console.print(f"  {error}")
+        raise typer.Exit(1)
+    console.print(f"imported {report.rows} rows; {report.changed} levels changed")
+
+
+async def _import(settings: Settings, path: Path):  # type: ignore[no-untyped-def]
+    from orchestrator.db.engine import Database
+    from orchestrator.domain.access import Actor
+    from orchestrator.services.inventory import import_inventory
+
+    db = Database(settings.database_url or "", pool_size=1, max_overflow=0)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+                        TimeRemainingColumn(), console=console)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        with path.open("rb") as f:
+            while chunk := f.read(256 * 1024):
+                progress.update(task, advance=len(chunk))
+                yield chunk
+
+    try:
+        with progress:
+            task = progress.add_task(f"importing {path.name}", total=path.stat().st_size)
+            return await import_inventory(db, chunks(), Actor(kind="admin", id="cli-import"))
+    finally:
+        await db.dispose()
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin | channel | staff")],
+    name: Annotated[str, typer.Option(help="who the key is for")] = "cli",
+    channel: Annotated[str | None, typer.Option(help="channel name (channel keys)")] = None,
+    location: Annotated[list[str] | None, typer.Option(help="location code (staff keys; repeat)")] = None,
+) -> None:
+    """Create an API key and print it once (only its digest is stored)."""
+    from orchestrator.domain.access import Role
+    from orchestrator.domain.errors import DomainError
+
+    settings = Settings()
+    _require_database(settings)
+    try:
+        parsed = Role(role)
+    except ValueError:
+        console.print(f"[red]unknown role {role}[/red]; use admin, channel or staff")
+        raise typer.Exit(2) from None
+    try:
+        token = asyncio.run(_create_key(settings, parsed, name, channel, location or []))
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from None
+    console.print(token)
+
+
+async def _create_key(settings: Settings, role, name: str, channel: str | None, locations: list[str]) -> str:  # type: ignore[no-untyped-def]
+    from orchestrator.db.engine import Database
+    from orchestrator.services.api_keys import create_key
+    from orchestrator.services.clock import SystemClock
+
+    db = Database(settings.database_url or "", pool_size=1, max_overflow=0)
+    try:
+        async with db.unit_of_work() as uow:
+            token, _ = await create_key(uow, role=role, name=name, channel=channel, locations=locations,
+                                        now=SystemClock().now())
+            return token
+    finally:
+        await db.dispose()
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Load the demo stores, products and stock into an empty database; prints the demo keys."""
+    settings = Settings()
+    _require_database(settings)
+    keys = asyncio.run(_load_demo(settings))
+    if keys is None:
+        console.print("the catalogue already holds data; nothing loaded")
+        return
+    _print_keys(keys, settings)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="intake | sourcing")]) -> None:
+    """Run a benchmark from bench/ (extra options are passed through)."""
+    script = PROJECT_ROOT / "bench" / f"{name}.py"
+    if not script.exists():
+        console.print(f"[red]no benchmark {name}[/red]; see bench/")
+        raise typer.Exit(2)
+    sys.argv = [str(script), *ctx.args]
+    runpy.run_path(str(script), run_name="__main__")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,50 @@
+"""Settings: one place, read from the environment (prefix ``ORCHESTRATOR_``) and ``.env``."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (postgresql+asyncpg://...). Unset: `dev` starts an embedded one.",
+    )
+    redis_url: str | None = Field(default=None, description="redis://host:port/db")
+    admin_token: SecretStr | None = Field(default=None, description="bootstrap admin API key")
+    secret_key: SecretStr = Field(
+        default=SecretStr("dev-only-secret-change-me"),
+        description="server secret; keys pickup codes (HMAC) so a database dump cannot reveal them",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    db_pool_size: int = 20
+    db_max_overflow: int = 10
+    max_body_bytes: int = 256 * 1024
+    access_log: bool = True
+    log_level: str = "INFO"
+    default_phone_region: str = "US"
+    state_dir: Path = Field(default=Path(".orchestrator"), description="embedded servers' data")
+    events_stream: str = "orchestrator:events"
+    events_stream_maxlen: int = 1_000_000
+    outbox_batch_size: int = 200
+    outbox_claim_seconds: int = 30
+    pickup_reminder_hours: float = 24.0
+    pickup_max_failed_attempts: int = 5
+    pickup_lockout_minutes: int = 15
+    key_cache_seconds: float = 10.0
+
+    @cached_property
+    def admin_token_value(self) -> str | None:
+        return self.admin_token.get_secret_value() if self.admin_token else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,41 @@
+"""Who is acting: an API key's role decides what it may do and see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    CHANNEL = "channel"
+    STAFF = "staff"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The principal behind a request (or ``system`` for timers and the worker)."""
+
+    kind: str  # admin | channel | staff | system | customer
+    id: str
+    channel: str | None = None
+    locations: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == Role.ADMIN
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == Role.STAFF
+
+    def may_see_location(self, code: str) -> bool:
+        """Staff see only their stores; everyone else with a key sees every location."""
+        return not self.is_staff or code in self.locations
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+SYSTEM = Actor(kind="system", id="orchestrator")

@@ -1,0 +1,28 @@
+"""One customer across channels: identities are matched on a normalised email or phone."""
+
+from __future__ import annotations
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from orchestrator.domain.errors import InvalidRequest
+
+
+def normalise_email(raw: str) -> str:
+    """Lower-cased, syntax-checked address (no DNS lookups: intake must not wait on the network)."""
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidRequest(f"invalid email: {exc}", field="customer.email") from None
+    return checked.normalized.lower()
+
+
+def normalise_phone(raw: str, default_region: str) -> str:
+    """E.164 (``+14155550100``); numbers without a country code are read in ``default_region``."""
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidRequest(f"invalid phone: {exc}", field="customer.phone") from None
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidRequest("invalid phone: not a possible number", field="customer.phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

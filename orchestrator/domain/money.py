@@ -1,0 +1,27 @@
+"""Money is integer minor units plus an ISO 4217 code; never floats."""
+
+from __future__ import annotations
+
+from orchestrator.domain.errors import InvalidRequest
+
+# ISO 4217 codes in use; checked so a typo ("EUE") is a 422, not a silent new currency.
+ISO_4217 = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
+    BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL
+    GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW
+    KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN
+    NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK
+    SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS
+    VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split()
+)
+
+
+def check_currency(code: str) -> str:
+    upper = code.upper()
+    if upper not in ISO_4217:
+        raise InvalidRequest(f"unknown ISO 4217 currency {code!r}", field="currency")
+    return upper
+
+
+def line_total(quantity: int, unit_price: int) -> int:
+    return quantity * unit_price

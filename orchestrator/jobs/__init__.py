@@ -1,0 +1,1 @@
+"""The arq worker: outbox relay, pickup timers."""

@@ -1,0 +1,138 @@
+"""The app over HTTP (in-process ASGI, lifespan included) with an admin token and helpers to
+create keys, stores, products and stock through the API itself."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import asyncio
+from contextlib import asynccontextmanager
+
+import httpx
+
+from orchestrator.app import create_app
+from orchestrator.config import Settings
+from orchestrator.domain.access import Role
+from orchestrator.services.api_keys import create_key
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str) -> Settings:
+    return Settings(database_url=database_url, redis_url=redis_url, admin_token=ADMIN_TOKEN,
+                    access_log=False, log_level="WARNING", key_cache_seconds=0.0)
+
+
+@pytest.fixture
+async def client(settings: Settings, db, redis, clock) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in this event loop (as a server would run it), lifespan included."""
+    app = create_app(settings, db=db, redis=redis, clock=clock)
+    async with running(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://orchestrator.test"
+    ) as c:
+        yield c
+
+
+@asynccontextmanager
+async def running(app) -> AsyncIterator[None]:
+    """The app's lifespan in a task of its own: its cancel scopes must start and end in one task,
+    and a fixture's teardown runs in another."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(hold())
+    await started.wait()
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Shop:
+    """Builds a small world through the API and keeps the keys."""
+
+    client: httpx.AsyncClient
+    db: Any
+    clock: Any
+    admin: dict[str, str] = field(default_factory=lambda: auth(ADMIN_TOKEN))
+    _keys: dict[str, dict[str, str]] = field(default_factory=dict)
+    _seq: int = 0
+
+    async def key(self, role: Role, *, channel: str | None = None, locations: list[str] | None = None) -> dict[str, str]:
+        name = f"{role.value}:{channel or ','.join(locations or [])}"
+        if name not in self._keys:
+            async with self.db.unit_of_work() as uow:
+                token, _ = await create_key(uow, role=role, name=name, channel=channel, locations=locations,
+                                            now=self.clock.now())
+            self._keys[name] = auth(token)
+        return self._keys[name]
+
+    async def channel(self, name: str = "web") -> dict[str, str]:
+        return await self.key(Role.CHANNEL, channel=name)
+
+    async def staff(self, *codes: str) -> dict[str, str]:
+        return await self.key(Role.STAFF, locations=list(codes))
+
+    async def location(self, code: str, lat: float = 52.52, lon: float = 13.40,
+                       capabilities: tuple[str, ...] = ("pickup", "curbside", "ship"), **extra: Any) -> dict:
+        body = {"code": code, "name": f"Store {code}", "lat": lat, "lon": lon,
+                "capabilities": list(capabilities), **extra}
+        r = await self.client.post("/v1/locations", json=body, headers=self.admin)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def product(self, sku: str, name: str | None = None) -> dict:
+        r = await self.client.post("/v1/products", json={"sku": sku, "name": name or f"Product {sku}"},
+                                   headers=self.admin)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def stock(self, code: str, sku: str, on_hand: int, safety_stock: int | None = None) -> dict:
+        body: dict[str, Any] = {"on_hand": on_hand, "reason": "test setup"}
+        if safety_stock is not None:
+            body["safety_stock"] = safety_stock
+        r = await self.client.put(f"/v1/locations/{code}/stock/{sku}", json=body, headers=self.admin)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def order_body(self, lines: list[tuple[str, int]] | None = None, *, method: str = "pickup",
+                   location: str | None = "S1", address: dict | None = None, ref: str | None = None,
+                   email: str = "ann@example.com", price: int = 1000) -> dict:
+        self._seq += 1
+        fulfillment: dict[str, Any] = {"method": method}
+        if location and method != "ship":
+            fulfillment["location"] = location
+        if method == "ship":
+            fulfillment["address"] = address or {"line1": "1 Main St", "city": "Berlin", "country": "DE",
+                                                 "lat": 52.5, "lon": 13.4}
+        return {
+            "channel_order_ref": ref or f"ref-{self._seq}",
+            "customer": {"email": email, "name": "Ann"},
+            "lines": [{"sku": s, "quantity": q, "unit_price": price} for s, q in (lines or [("A", 1)])],
+            "currency": "EUR",
+            "fulfillment": fulfillment,
+        }
+
+    async def place(self, body: dict, *, key: str | None = None, headers: dict | None = None):
+        self._seq += 1
+        h = {**(headers or await self.channel()), "Idempotency-Key": key or f"idem-{self._seq}"}
+        return await self.client.post("/v1/orders", json=body, headers=h)
+
+
+@pytest.fixture
+async def shop(client, db, clock) -> Shop:
+    return Shop(client, db, clock)
