@@ -44,7 +44,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     pg = os.environ.get("ORCHESTRATOR_TEST_DATABASE_URL")
     rd = os.environ.get("ORCHESTRATOR_TEST_REDIS_URL")
     if pg is None and _reachable("127.0.0.1", 5432):
-        pg = "postgresql://postgres@127.0.0.1:5432/test"
+        pg = "postgresql://postgres@127.0.0.1:5432/postgres"
     if rd is None and _reachable("127.0.0.1", 6379):
         rd = "redis://127.0.0.1:6379/0"
     embedded = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -12,7 +12,9 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from orchestrator.domain.access import Actor, Role
 from orchestrator.services.api_keys import KeyResolver
 
-PUBLIC_PATHS = {"/health", "/metrics", "/schema"}
+# Paths served without a key: health probes, metrics scrapes, the API's own documentation.
+PUBLIC_PATHS = ("/health", "/metrics", "/schema")
+PUBLIC_PATTERNS = [f"^{p}(/|$)" for p in PUBLIC_PATHS]
 
 
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
@@ -28,10 +30,15 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=actor, auth=token)
 
 
-def allow(*roles: Role) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
+def allow(*roles: Role) -> Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]:
     names = {r.value for r in roles}
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    # async: litestar runs a synchronous guard in a worker thread, a thread hop per request.
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if connection.scope.get("method") == "OPTIONS":
+            # The key middleware lets OPTIONS through unauthenticated (CORS preflight); litestar's
+            # generated OPTIONS handler still inherits a controller's guards, and there is no actor.
+            return
         actor: Actor = connection.user
         if actor.kind not in names:
             raise PermissionDeniedException(

@@ -90,7 +90,7 @@ class LocationController(Controller):
     tags = ["locations"]
 
     @get("/", operation_id="listLocations", summary="Locations (staff keys: their own)", guards=[ANY_KEY],
-         responses=problems(400, 401, 403))
+         responses=problems(400, 401, 403, 422))
     async def list_locations(self, actor: Actor, db: Database, cursor: str | None = None,
                              capability: str | None = None, limit: Limit = 100) -> LocationPage:
         async with db.unit_of_work() as uow:
@@ -125,7 +125,7 @@ class LocationController(Controller):
             await catalogue.update_location(uow, code, {"active": False}, actor, clock.now())
 
     @get("/{code:str}/stock", operation_id="listStock", summary="Stock levels at a location",
-         guards=[ANY_KEY], responses=problems(400, 401, 403, 404))
+         guards=[ANY_KEY], responses=problems(400, 401, 403, 404, 422))
     async def list_stock(self, code: str, actor: Actor, db: Database, cursor: str | None = None,
                          limit: Limit = 100) -> StockPage:
         async with db.unit_of_work() as uow:
@@ -159,9 +159,9 @@ class LocationController(Controller):
 
     @get("/{code:str}/stock/{sku:str}/movements", operation_id="listStockMovements",
          summary="The ledger for one sku at a location, newest first", guards=[ANY_KEY],
-         responses=problems(400, 401, 403, 404))
+         responses=problems(400, 401, 403, 404, 422))
     async def movements(self, code: str, sku: str, actor: Actor, db: Database,
-                        cursor: Annotated[int | None, Parameter(ge=1)] = None,
+                        cursor: Annotated[int | None, Parameter(ge=1, le=2**63 - 1)] = None,
                         limit: Limit = 100) -> MovementPage:
         async with db.unit_of_work() as uow:
             rows = await inventory.movements(uow, code, sku, actor, before=cursor, limit=limit)
@@ -174,7 +174,7 @@ class ProductController(Controller):
     tags = ["products"]
 
     @get("/", operation_id="listProducts", summary="Products by sku", guards=[ANY_KEY],
-         responses=problems(400, 401, 403))
+         responses=problems(400, 401, 403, 422))
     async def list_products(self, db: Database, cursor: str | None = None, limit: Limit = 100) -> ProductPage:
         async with db.unit_of_work() as uow:
             rows = await catalogue.list_products(uow, after=cursor, limit=limit)

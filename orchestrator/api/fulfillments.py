@@ -64,6 +64,18 @@ class FulfillmentPage(Page, kw_only=True):
     items: list[FulfillmentView]
 
 
+class FulfillmentReadController(Controller):
+    """Any key reads a fulfillment (staff: their stores' only); only staff and admins act on it."""
+
+    path = "/v1/fulfillments"
+    tags = ["fulfillment"]
+
+    @get("/{fulfillment_id:uuid}", operation_id="getFulfillment", summary="One fulfillment order",
+         guards=[ANY_KEY], responses=problems(401, 403, 404))
+    async def get(self, fulfillment_id: uuid.UUID, actor: Actor, db: Database) -> FulfillmentView:
+        return await get_fulfillment(db, fulfillment_id, actor)
+
+
 class FulfillmentController(Controller):
     path = "/v1/fulfillments"
     tags = ["fulfillment"]
@@ -73,11 +85,6 @@ class FulfillmentController(Controller):
                    settings: LifecycleSettings, apply: steps.Apply | None, if_match: str | None) -> FulfillmentView:
         return await steps.transition(db, fulfillment_id, action, actor, clock, settings, apply,
                                           expected_version=parse_if_match(if_match))
-
-    @get("/{fulfillment_id:uuid}", operation_id="getFulfillment", summary="One fulfillment order",
-         guards=[ANY_KEY], responses=problems(401, 403, 404))
-    async def get(self, fulfillment_id: uuid.UUID, actor: Actor, db: Database) -> FulfillmentView:
-        return await get_fulfillment(db, fulfillment_id, actor)
 
     @post("/{fulfillment_id:uuid}/accept", operation_id="acceptFulfillment", summary="Accept",
           status_code=200, responses=TRANSITION_PROBLEMS)

@@ -20,6 +20,8 @@ class HealthStatus(msgspec.Struct, kw_only=True):
 class HealthController(Controller):
     path = "/health"
     tags = ["health"]
+    # Public (auth.PUBLIC_PATHS): an empty requirement overrides the document's global bearer one.
+    security = [{}]
 
     @get("/live", operation_id="live", summary="The process is up")
     async def live(self) -> HealthStatus:

@@ -23,6 +23,7 @@ from orchestrator.domain.errors import InsufficientStock, InvalidRequest
 from orchestrator.domain.fulfillment import Method
 from orchestrator.domain.geo import Coordinates
 from orchestrator.domain.idempotency import request_fingerprint
+from orchestrator.domain.money import check_subtotal
 from orchestrator.services import fulfillment, order_queries, orders
 from orchestrator.services.clock import Clock
 from orchestrator.services.commands import CustomerDetails, IdempotencyClaim, NewLine, PlaceOrder
@@ -59,6 +60,7 @@ def to_command(data: CreateOrder, channel: str) -> PlaceOrder:
     destination = None
     if f.address and f.address.lat is not None and f.address.lon is not None:
         destination = Coordinates(f.address.lat, f.address.lon)
+    check_subtotal((line.quantity, line.unit_price) for line in data.lines)
     return PlaceOrder(
         channel=channel,
         channel_order_ref=data.channel_order_ref,
@@ -174,7 +176,7 @@ class OrderController(Controller):
 
     @post("/{order_id:uuid}/arrival", operation_id="recordArrival",
           summary="The customer has arrived (curbside or at the counter)",
-          guards=[CHANNELS], status_code=200, responses=problems(400, 401, 403, 404, 409))
+          guards=[CHANNELS], status_code=200, responses=problems(400, 401, 403, 404, 409, 422))
     async def arrival(self, order_id: uuid.UUID, data: ArrivalIn, actor: Actor, db: Database,
                       clock: Clock) -> list[FulfillmentView]:
         return await fulfillment.record_arrival(db, order_id, actor, clock, data.parking_spot, data.vehicle)

@@ -6,15 +6,19 @@ error statuses.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import asyncpg
 import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DBAPIError
 
+from orchestrator.db.engine import sqlstate
 from orchestrator.domain import errors as e
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -131,13 +135,31 @@ def _looks_malformed(exc: ValidationException) -> bool:
     return "malformed" in text.lower() or "JSON is" in text or "invalid json" in text.lower()
 
 
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+_MISSING_PARAM = re.compile(r"Missing required (\w+) parameter '([^']+)'")
+
+
+def _field_of(item: dict[str, Any]) -> str | None:
+    """The field a validation message is about, as the client spells it: litestar names the
+    request body ``data`` and puts a missing field's name only in the message."""
+    key = str(item["key"]) if item.get("key") else None
+    missing = _MISSING_FIELD.search(str(item.get("message", "")))
+    if missing:
+        key = missing.group(1) if key in (None, "data") else f"{key}.{missing.group(1)}"
+    return key
+
+
 def on_validation_error(request: Request, exc: ValidationException) -> Response[Problem]:
     extra = exc.extra if isinstance(exc.extra, list) else []
     errors = [
-        FieldError(field=str(item.get("key")) if item.get("key") else None, message=str(item.get("message", "")))
+        FieldError(field=_field_of(item), message=str(item.get("message", "")))
         for item in extra
         if isinstance(item, dict)
     ]
+    param = _MISSING_PARAM.search(str(exc.detail or ""))
+    if param and not errors:
+        message = f"missing required {param.group(1)} parameter"
+        errors = [FieldError(field=param.group(2), message=message)]
     status = 400 if _looks_malformed(exc) else 422
     slug, title = HTTP_TITLES[status]
     detail = "the request body is not valid JSON" if status == 400 else "the request does not match the schema"
@@ -171,16 +193,36 @@ def on_unexpected_error(request: Request, exc: Exception) -> Response[Problem]:
     )
 
 
+# What PostgreSQL cannot store, whatever the schema allowed: NUL characters in text (22021)
+# and ``\u0000`` in jsonb (22P05).
+UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
+
+def on_database_error(request: Request, exc: Exception) -> Response[Problem]:
+    if sqlstate(exc) not in UNSTORABLE_TEXT_SQLSTATES:
+        return on_unexpected_error(request, exc)
+    slug, title = HTTP_TITLES[400]
+    return problem_response(
+        Problem(type=problem_type(slug), title=title, status=400,
+                detail="text may not contain NUL (\\u0000) characters", instance=request.url.path)
+    )
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     e.DomainError: on_domain_error,
     ValidationException: on_validation_error,
     HTTPException: on_http_error,
+    DBAPIError: on_database_error,
+    asyncpg.PostgresError: on_database_error,
     Exception: on_unexpected_error,
 }
 
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI documentation of the problem responses an operation can give."""
+    """OpenAPI documentation of the problem responses an operation can give.
+
+    400 is always among them: litestar documents a 400 of its own for every operation with
+    parameters, in a shape (``application/json``) this API never sends, unless we do."""
     described = {
         400: "Malformed JSON or parameters",
         401: "Missing or invalid API key",
@@ -197,7 +239,7 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     return {
         s: ResponseSpec(data_container=Problem, description=described.get(s, "Problem"),
                         media_type=PROBLEM_MEDIA_TYPE, generate_examples=False)
-        for s in statuses
+        for s in sorted({400, *statuses})
     }
 
 

@@ -8,10 +8,12 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from orchestrator.domain.money import MAX_AMOUNT
+
 Sku = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^\S+$", description="stock keeping unit")]
 Code = Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Quantity = Annotated[int, Meta(gt=0, le=100_000)]
-Minor = Annotated[int, Meta(ge=0, le=10**12, description="money in minor units (cents)")]
+Minor = Annotated[int, Meta(ge=0, le=MAX_AMOUNT, description="money in minor units (cents)")]
 Lat = Annotated[float, Meta(ge=-90, le=90)]
 Lon = Annotated[float, Meta(ge=-180, le=180)]
 Reason = Annotated[str, Meta(min_length=1, max_length=500)]

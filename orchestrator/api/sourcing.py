@@ -16,6 +16,7 @@ from orchestrator.db.engine import Database
 from orchestrator.domain.access import Actor
 from orchestrator.domain.fulfillment import Method
 from orchestrator.domain.geo import Coordinates
+from orchestrator.domain.money import MAX_AMOUNT
 from orchestrator.domain.sourcing import LineDemand, SourcingRequest
 from orchestrator.services import sourcing_admin
 from orchestrator.services.clock import Clock
@@ -26,7 +27,7 @@ Channel = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 
 class ProfileIn(msgspec.Struct, kw_only=True):
     pickup_policy: Literal["suggest", "transfer"] = "suggest"
-    min_split_line_value: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
+    min_split_line_value: Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)] = 0
     suggestion_limit: Annotated[int, msgspec.Meta(ge=0, le=50)] = 5
 
 

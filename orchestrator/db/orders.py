@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Index, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from orchestrator.db.columns import created_at, jsonb, timestamp
@@ -39,7 +39,7 @@ class Order(SQLModel, table=True):
     channel_order_ref: str = Field(max_length=200)
     customer_id: uuid.UUID = Field(foreign_key="customers.id")
     currency: str = Field(max_length=3)
-    subtotal: int
+    subtotal: int = Field(sa_type=BigInteger)
     status: str = Field(max_length=30, index=True)
     attention_reason: str | None = None
     fulfillment_method: str = Field(max_length=20)
@@ -66,7 +66,7 @@ class OrderLine(SQLModel, table=True):
     product_id: int = Field(foreign_key="products.id")
     sku: str = Field(max_length=64)
     quantity: int
-    unit_price: int
+    unit_price: int = Field(sa_type=BigInteger)
     quantity_cancelled: int = 0
     quantity_fulfilled: int = 0
     quantity_returned: int = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index
+from sqlalchemy import BigInteger, Index
 from sqlmodel import Field, SQLModel
 
 from orchestrator.db.columns import created_at, jsonb
@@ -17,7 +17,7 @@ class SourcingProfileVersion(SQLModel, table=True):
     channel: str = Field(primary_key=True, max_length=80)
     version: int = Field(primary_key=True)
     pickup_policy: str = Field(max_length=20)
-    min_split_line_value: int = 0
+    min_split_line_value: int = Field(default=0, sa_type=BigInteger)
     suggestion_limit: int = 5
     created_by: str | None = Field(default=None, max_length=120)
     created_at: datetime = created_at()

@@ -15,10 +15,15 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orchestrator.db.engine import fetch
 from orchestrator.domain.fulfillment import OPEN_STATES
 from orchestrator.domain.geo import Coordinates
 from orchestrator.domain.inventory import MovementKind, StockKey, StockPosition
 from orchestrator.domain.sourcing import Candidate
+
+
+class MissingStockLevel(LookupError):
+    """A change named a (location, product) without a stock row; no ledger row was written for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,16 +39,13 @@ class StockChange:
     reference: str | None = None
 
 
-_LOCK = text(
-    """
-    SELECT s.location_id, s.product_id, s.on_hand, s.reserved, s.safety_stock
-    FROM stock_levels s
-    JOIN unnest(CAST(:locations AS int[]), CAST(:products AS int[])) AS k(l, p)
-      ON s.location_id = k.l AND s.product_id = k.p
-    ORDER BY s.location_id, s.product_id
-    FOR UPDATE OF s
-    """
-)
+_LOCK = """
+SELECT s.location_id, s.product_id, s.on_hand, s.reserved, s.safety_stock
+FROM stock_levels s
+JOIN unnest($1::int[], $2::int[]) AS k(l, p) ON s.location_id = k.l AND s.product_id = k.p
+ORDER BY s.location_id, s.product_id
+FOR UPDATE OF s
+"""
 
 
 async def lock_stock(session: AsyncSession, keys: Iterable[StockKey]) -> dict[StockKey, StockPosition]:
@@ -51,9 +53,7 @@ async def lock_stock(session: AsyncSession, keys: Iterable[StockKey]) -> dict[St
     ordered = sorted(set(keys))
     if not ordered:
         return {}
-    rows = await session.execute(
-        _LOCK, {"locations": [k[0] for k in ordered], "products": [k[1] for k in ordered]}
-    )
+    rows = await fetch(session, _LOCK, [k[0] for k in ordered], [k[1] for k in ordered])
     return {(r[0], r[1]): StockPosition(r[2], r[3], r[4]) for r in rows}
 
 
@@ -67,15 +67,18 @@ _APPLY = text(
         FROM unnest(CAST(:l AS int[]), CAST(:p AS int[]), CAST(:dh AS int[]), CAST(:dr AS int[]))
              AS d(location_id, product_id, on_hand_delta, reserved_delta)
         WHERE s.location_id = d.location_id AND s.product_id = d.product_id
-        RETURNING 1
+        RETURNING s.location_id, s.product_id
     )
     INSERT INTO inventory_movements
         (location_id, product_id, kind, on_hand_delta, reserved_delta, reason, actor, reference)
     SELECT m.location_id, m.product_id, m.kind, m.on_hand_delta, m.reserved_delta, m.reason,
            CAST(:actor AS text), m.reference
     FROM unnest(CAST(:ml AS int[]), CAST(:mp AS int[]), CAST(:mk AS text[]), CAST(:mdh AS int[]),
-                CAST(:mdr AS int[]), CAST(:mr AS text[]), CAST(:mref AS text[]))
-         AS m(location_id, product_id, kind, on_hand_delta, reserved_delta, reason, reference)
+                CAST(:mdr AS int[]), CAST(:mr AS text[]), CAST(:mref AS text[])) WITH ORDINALITY
+         AS m(location_id, product_id, kind, on_hand_delta, reserved_delta, reason, reference, n)
+    -- Only rows whose level moved: a ledger row without its level would break the sums.
+    JOIN levels v ON v.location_id = m.location_id AND v.product_id = m.product_id
+    ORDER BY m.n
     RETURNING (SELECT count(*) FROM levels)
     """
 )
@@ -93,7 +96,7 @@ async def apply_stock_changes(
         totals[(c.location_id, c.product_id)][0] += c.on_hand_delta
         totals[(c.location_id, c.product_id)][1] += c.reserved_delta
     keys = sorted(totals)
-    await session.execute(
+    result = await session.execute(
         _APPLY,
         {
             "l": [k[0] for k in keys],
@@ -110,6 +113,10 @@ async def apply_stock_changes(
             "mref": [c.reference for c in changes],
         },
     )
+    moved = result.scalar() or 0
+    if moved != len(keys):
+        raise MissingStockLevel(f"{len(keys) - moved} of {len(keys)} stock levels do not exist; "
+                                "ensure_stock_row first")
 
 
 _ENSURE = text(
@@ -127,42 +134,61 @@ async def ensure_stock_row(session: AsyncSession, location_id: int, product_id: 
 
 _OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN_STATES))
 
-_CANDIDATES = text(
-    f"""
-    SELECT l.id, l.code, l.lat, l.lon, l.capabilities, l.daily_capacity,
-           CASE WHEN l.daily_capacity IS NULL THEN 0 ELSE (
-               SELECT count(*) FROM fulfillment_orders f
-               WHERE f.location_id = l.id AND f.status IN ({_OPEN})
-           ) END AS open_fulfillments,
-           a.product_ids, a.available
-    FROM (
-        SELECT s.location_id,
-               array_agg(s.product_id) AS product_ids,
-               array_agg(s.on_hand - s.reserved - s.safety_stock) AS available
-        FROM stock_levels s
-        WHERE s.product_id = ANY(CAST(:products AS int[]))
-          AND s.on_hand - s.reserved - s.safety_stock > 0
-          AND (CAST(:only AS int[]) IS NULL OR s.location_id = ANY(CAST(:only AS int[])))
-        GROUP BY s.location_id
-    ) a
-    JOIN locations l ON l.id = a.location_id
-    WHERE l.active
-    """
+# One row per location holding any requested unit: its stock as two arrays, the units of the
+# basket it could serve ("coverage"), ranked by coverage and then nearness so that at 1,000
+# stores only the few hundred that can matter are sent back.
+_CANDIDATES = f"""
+WITH need AS (
+    SELECT * FROM unnest($1::int[], $2::int[]) AS n(product_id, quantity)
+), stock AS (
+    SELECT s.location_id,
+           array_agg(s.product_id) AS product_ids,
+           array_agg(s.on_hand - s.reserved - s.safety_stock) AS available,
+           sum(least(s.on_hand - s.reserved - s.safety_stock, n.quantity)) AS coverage
+    FROM stock_levels s JOIN need n ON n.product_id = s.product_id
+    WHERE s.product_id = ANY($1::int[])  -- spelled out so the planner uses the product index
+      AND s.on_hand - s.reserved - s.safety_stock > 0
+      {{where}}
+    GROUP BY s.location_id
 )
+SELECT l.id, l.code, l.lat, l.lon, l.capabilities, l.daily_capacity,
+       CASE WHEN l.daily_capacity IS NULL THEN 0 ELSE (
+           SELECT count(*) FROM fulfillment_orders f
+           WHERE f.location_id = l.id AND f.status IN ({_OPEN})
+       ) END AS open_fulfillments,
+       a.product_ids, a.available
+FROM stock a
+JOIN locations l ON l.id = a.location_id
+WHERE l.active
+ORDER BY a.coverage DESC,
+         CASE WHEN $3::float8 IS NULL OR l.lat IS NULL THEN 0
+              ELSE (l.lat - $3) ^ 2 + ((l.lon - $4) * cos(radians($3))) ^ 2 END,
+         l.code
+LIMIT $5
+"""
+# Every location, or only the listed ones ($6): two statements so each keeps a plan that fits.
+_CANDIDATES_ANYWHERE = _CANDIDATES.replace("{where}", "")
+_CANDIDATES_AT = _CANDIDATES.replace("{where}", "AND s.location_id = ANY($6::int[])")
 
 
 async def sourcing_candidates(
     session: AsyncSession,
     sku_by_product: dict[int, str],
     *,
+    need: dict[int, int] | None = None,
+    near: Coordinates | None = None,
+    limit: int | None = None,
     only_locations: Sequence[int] | None = None,
 ) -> tuple[list[Candidate], dict[str, int]]:
-    """Every active location holding any available unit of the requested products, and the
-    location ids by code."""
-    rows = await session.execute(
-        _CANDIDATES,
-        {"products": list(sku_by_product), "only": list(only_locations) if only_locations else None},
-    )
+    """Active locations holding any available unit of the requested products — the ``limit``
+    best-covering, nearest first among equals — and the location ids by code."""
+    products = list(sku_by_product)
+    quantities = [need.get(p, 1) if need else 1 for p in products]
+    params = [products, quantities, near.lat if near else None, near.lon if near else None, limit]
+    if only_locations:
+        rows = await fetch(session, _CANDIDATES_AT, *params, list(only_locations))
+    else:
+        rows = await fetch(session, _CANDIDATES_ANYWHERE, *params)
     candidates, ids = [], {}
     for location_id, code, lat, lon, caps, capacity, open_count, product_ids, available in rows:
         candidates.append(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from orchestrator.domain.errors import InvalidRequest
 
 # ISO 4217 codes in use; checked so a typo ("EUE") is a 422, not a silent new currency.
@@ -25,3 +27,19 @@ def check_currency(code: str) -> str:
 
 def line_total(quantity: int, unit_price: int) -> int:
     return quantity * unit_price
+
+
+# A single price or threshold: a trillion minor units is beyond any retail basket line.
+MAX_AMOUNT = 10**12
+# Amount columns are 64-bit integers.
+MAX_SUBTOTAL = 2**63 - 1
+
+
+def check_subtotal(lines: Iterable[tuple[int, int]]) -> int:
+    """An order's subtotal from (quantity, unit price) pairs; a 422, not a database error, when
+    it is more than an amount column holds."""
+    subtotal = sum(line_total(quantity, unit_price) for quantity, unit_price in lines)
+    if subtotal > MAX_SUBTOTAL:
+        raise InvalidRequest(f"the order's subtotal exceeds {MAX_SUBTOTAL} minor units",
+                             field="lines")
+    return subtotal

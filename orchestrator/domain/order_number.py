@@ -16,7 +16,7 @@ def new_order_number() -> str:
 
 def normalise_order_number(text: str) -> str:
     """What a customer reads out over the phone: case and the misread letters forgiven."""
-    cleaned = text.strip().upper().replace("O", "0").replace("I", "1").replace("L", "1")
+    cleaned = "".join(text.split()).upper().replace("O", "0").replace("I", "1").replace("L", "1")
     if len(cleaned) == 7 and "-" not in cleaned:
         cleaned = f"{cleaned[:3]}-{cleaned[3:]}"
     return cleaned

@@ -37,11 +37,13 @@ def derive_order_status(
     customer_facing = [f for f in fulfillments if f.method is not Method.TRANSFER]
     if needs_attention:
         return OrderStatus.NEEDS_ATTENTION
-    live = [f for f in customer_facing if f.status not in CLOSED_WITHOUT_FULFILLING]
+    # A fulfillment closed after part of it was handed over (the rest expired or was cancelled)
+    # did reach the customer: it counts as done, never as "nothing will reach the customer".
+    live = [f for f in customer_facing if f.status not in CLOSED_WITHOUT_FULFILLING or f.handed_over]
     if not live:
         # Every fulfillment closed without fulfilling: nothing will reach the customer.
         return OrderStatus.CANCELLED
-    done = [f for f in live if f.status in FULFILLED_STATES]
+    done = [f for f in live if f.status in FULFILLED_STATES or f.status in CLOSED_WITHOUT_FULFILLING]
     if len(done) == len(live):
         return OrderStatus.COMPLETED
     if done or any(f.handed_over for f in live):

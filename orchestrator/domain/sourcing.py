@@ -10,7 +10,6 @@ excluded, at capacity, or lack the capability; availability is already net of sa
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -39,9 +38,10 @@ class SourcingProfile:
     pickup_policy: PickupPolicy = PickupPolicy.SUGGEST
     min_split_line_value: int = 0
     suggestion_limit: int = 5
-    # Pairs are searched exhaustively among this many best-covering candidates before the
-    # greedy cover; bounds the work at 1,000 stores.
+    # Pairs are searched exhaustively among this many best-covering candidates, and the greedy
+    # cover looks at this many: bounds the work at 1,000 stores.
     pair_search_width: int = 40
+    greedy_width: int = 150
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +127,9 @@ class _Scorer:
         self.line_sku = {line.line_key: line.sku for line in request.lines}
         self.price = {line.line_key: line.unit_price for line in request.lines}
         self._distance: dict[str, float | None] = {}
+        self._covered_demand: _Demand | None = None
+        self._per_sku: dict[str, int] = {}
+        self._coverage: dict[str, int] = {}
 
     def distance(self, c: Candidate) -> float | None:
         if c.code not in self._distance:
@@ -153,7 +156,31 @@ class _Scorer:
         return None
 
     def coverage(self, c: Candidate, demand: _Demand) -> int:
-        return sum(min(q, c.available.get(self.line_sku[k], 0)) for k, q in demand.items())
+        """Units of ``demand`` that ``c`` could serve; lines of one sku share that sku's stock."""
+        if demand is self._covered_demand:
+            cached = self._coverage.get(c.code)
+            if cached is None:
+                cached = self._coverage[c.code] = self._count(c, self._per_sku)
+            return cached
+        return self._count(c, self.per_sku(demand))
+
+    def remember(self, demand: _Demand) -> None:
+        """Coverage of this demand is asked for again and again (ranking, scoring): memoise it."""
+        self._covered_demand = demand
+        self._per_sku = self.per_sku(demand)
+        self._coverage = {}
+
+    def per_sku(self, demand: _Demand) -> dict[str, int]:
+        per_sku: dict[str, int] = {}
+        for k, q in demand.items():
+            per_sku[self.line_sku[k]] = per_sku.get(self.line_sku[k], 0) + q
+        return per_sku
+
+    @staticmethod
+    def _count(c: Candidate, per_sku: dict[str, int]) -> int:
+        available = c.available
+        return sum(min(q, max(0, available.get(sku, 0))) for sku, q in per_sku.items())
+
 
 
 def plan_sourcing(
@@ -256,45 +283,63 @@ def _cover(
     eligible: Sequence[Candidate], demand: _Demand, scorer: _Scorer, profile: SourcingProfile
 ) -> tuple[list[Allocation], _Demand]:
     """Fewest locations first: one location, else the best pair, else a greedy cover."""
+    scorer.remember(demand)
+    need = scorer.per_sku(demand)
+    total = sum(need.values())
     useful = [c for c in eligible if scorer.coverage(c, demand) > 0]
     useful.sort(key=scorer.preference)
     for c in useful:
-        allocations, remaining = _allocate([c], demand, scorer, profile, allow_split=False)
-        if not remaining:
-            return allocations, remaining
+        if scorer.coverage(c, demand) == total:
+            allocations, remaining = _allocate([c], demand, scorer, profile, allow_split=False)
+            if not remaining:
+                return allocations, remaining
 
     widest = sorted(useful, key=lambda c: (-scorer.coverage(c, demand), scorer.preference(c)))
-    widest = widest[: profile.pair_search_width]
-    best: tuple[tuple[float, int], list[Allocation]] | None = None
-    for a, b in itertools.combinations(widest, 2):
-        first, second = sorted((a, b), key=scorer.preference)
+    pairs = widest[: profile.pair_search_width]
+    skus = list(need)
+    needs = [need[sku] for sku in skus]
+    stock = [[max(0, c.available.get(sku, 0)) for sku in skus] for c in pairs]
+    feasible: list[tuple[tuple[int, float, int], Candidate, Candidate]] = []
+    for i, a in enumerate(pairs):
+        for j in range(i + 1, len(pairs)):
+            b = pairs[j]
+            if scorer.coverage(a, demand) + scorer.coverage(b, demand) < total:
+                break  # sorted by coverage: no later partner can make up the difference
+            if all(x + y >= q for x, y, q in zip(stock[i], stock[j], needs, strict=True)):
+                first, second = sorted((a, b), key=scorer.preference)
+                feasible.append((_pair_key(scorer, first, second), first, second))
+    # Nearest pair first; the minimum split value can still rule a pair out.
+    for _, first, second in sorted(feasible, key=lambda f: f[0]):
         allocations, remaining = _allocate([first, second], demand, scorer, profile, allow_split=True)
-        if remaining:
-            continue
-        da, db = scorer.distance(first), scorer.distance(second)
-        headroom = (first.headroom or 0) + (second.headroom or 0)
-        key = ((da or 0.0) + (db or 0.0), -headroom)
-        if best is None or key < best[0]:
-            best = (key, allocations)
-    if best is not None:
-        return best[1], {}
-    return _greedy(useful, demand, scorer, profile)
+        if not remaining:
+            return allocations, remaining
+    return _greedy(widest[: profile.greedy_width], demand, scorer, profile)
+
+
+def _pair_key(scorer: _Scorer, first: Candidate, second: Candidate) -> tuple[int, float, int]:
+    """As in preference(): an unknown distance ranks last, no capacity limit is most headroom."""
+    distances = [d for d in (scorer.distance(first), scorer.distance(second)) if d is not None]
+    headroom = sum(10**9 if h is None else h for h in (first.headroom, second.headroom))
+    return (2 - len(distances), sum(distances), -headroom)
 
 
 def _greedy(
-    useful: Sequence[Candidate], demand: _Demand, scorer: _Scorer, profile: SourcingProfile
+    ranked: Sequence[Candidate], demand: _Demand, scorer: _Scorer, profile: SourcingProfile
 ) -> tuple[list[Allocation], _Demand]:
-    """Repeatedly take the location serving the most remaining units (ties: preference)."""
+    """Repeatedly take the location serving the most remaining units (ties: preference).
+    The widest ``greedy_width`` locations are tried first; the rest only if units remain, so a
+    long tail of small stores is never ignored when it is needed."""
     remaining = dict(demand)
     allocations: list[Allocation] = []
-    left = list(useful)
-    while remaining and left:
-        pick = min(left, key=lambda c: (-scorer.coverage(c, remaining), scorer.preference(c)))
-        if scorer.coverage(pick, remaining) == 0:
-            break
-        left.remove(pick)
-        placed, remaining = _allocate([pick], remaining, scorer, profile, allow_split=True)
-        allocations.extend(placed)
+    width = profile.greedy_width
+    for left in (list(ranked[:width]), list(ranked[width:])):
+        while remaining and left:
+            pick = min(left, key=lambda c: (-scorer.coverage(c, remaining), scorer.preference(c)))
+            if scorer.coverage(pick, remaining) == 0:
+                break
+            left.remove(pick)
+            placed, remaining = _allocate([pick], remaining, scorer, profile, allow_split=True)
+            allocations.extend(placed)
     return allocations, remaining
 
 
@@ -306,29 +351,46 @@ def _allocate(
     *,
     allow_split: bool,
 ) -> tuple[list[Allocation], _Demand]:
-    """Serve ``demand`` from ``ordered`` locations in turn. With ``allow_split`` a line may be
-    shared between locations, but no part may be worth less than the profile's minimum."""
+    """Serve ``demand`` from ``ordered`` locations. Whole lines first, each from the first
+    location (in order) that holds all of it; with ``allow_split`` what is left may then be
+    shared between locations, no part worth less than the profile's minimum."""
     remaining = dict(demand)
     allocations: list[Allocation] = []
+    used: dict[tuple[str, str], int] = {}  # (location, sku): lines of one sku share its stock
+
+    def left_at(c: Candidate, sku: str) -> int:
+        return max(0, c.available.get(sku, 0)) - used.get((c.code, sku), 0)
+
+    def place(c: Candidate, key: str, sku: str, take: int) -> None:
+        allocations.append(Allocation(c.code, key, sku, take))
+        used[(c.code, sku)] = used.get((c.code, sku), 0) + take
+        if take == remaining[key]:
+            del remaining[key]
+        else:
+            remaining[key] -= take
+
+    for key, wanted in list(remaining.items()):
+        sku = scorer.line_sku[key]
+        whole = next((c for c in ordered if left_at(c, sku) >= wanted), None)
+        if whole is not None:
+            place(whole, key, sku, wanted)
+    if not allow_split:
+        return allocations, remaining
     floor = profile.min_split_line_value
     for c in ordered:
         for key, wanted in list(remaining.items()):
             sku = scorer.line_sku[key]
-            have = c.available.get(sku, 0)
-            if have <= 0:
+            take = min(left_at(c, sku), wanted)
+            if take <= 0:
                 continue
-            take = min(have, wanted)
-            if take < wanted:
-                if not allow_split:
-                    continue
+            if take < wanted and floor:
                 price = scorer.price[key]
-                if floor and (take * price < floor or (wanted - take) * price < floor):
+                # Leave a remainder worth the minimum too, taking fewer units if need be.
+                keep = -(-floor // price) if price else 0
+                take = min(take, wanted - keep)
+                if take <= 0 or take * price < floor:
                     continue
-            allocations.append(Allocation(c.code, key, sku, take))
-            if take == wanted:
-                del remaining[key]
-            else:
-                remaining[key] = wanted - take
+            place(c, key, sku, take)
     return allocations, remaining
 
 

@@ -6,10 +6,10 @@ import math
 from dataclasses import dataclass
 
 import msgspec
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from orchestrator.db.catalogue import Product
-from orchestrator.db.engine import UnitOfWork
+from orchestrator.db.engine import UnitOfWork, fetch
 from orchestrator.domain.errors import UnknownSku
 from orchestrator.domain.geo import Coordinates, distance_km
 
@@ -31,23 +31,47 @@ class AvailabilityQuery:
     limit: int = 100
 
 
-# Grouped in the database: one row per location, the per-sku numbers as two arrays.
-_AVAILABLE = text(
-    """
-    SELECT l.code, l.name, l.lat, l.lon,
-           array_agg(s.product_id) AS product_ids,
+# Grouped in the database: one row per location, the per-sku numbers as two arrays. Two
+# statements, not one with "$3 IS NULL OR ...": a prepared statement's generic plan could not
+# use the (location, product) key for the listed locations.
+_SELECT = """
+SELECT l.code, l.name, l.lat, l.lon,
+       array_agg(s.product_id) AS product_ids,
+       array_agg(GREATEST(s.on_hand - s.reserved - s.safety_stock, 0)) AS available
+FROM stock_levels s
+JOIN locations l ON l.id = s.location_id
+"""
+_AVAILABLE = _SELECT + """
+WHERE s.product_id = ANY($1::int[])
+  AND s.on_hand - s.reserved - s.safety_stock > 0
+  AND l.active AND $2::text = ANY(l.capabilities)
+GROUP BY l.id
+"""
+# Locations already chosen (and filtered) by _NEAREST: driven from the id list, one key lookup
+# per location, with no filter on locations for the planner to misjudge.
+_AVAILABLE_AT = """
+SELECT l.code, l.name, l.lat, l.lon, x.product_ids, x.available
+FROM unnest($2::int[]) AS ids(id)
+JOIN locations l ON l.id = ids.id
+CROSS JOIN LATERAL (
+    SELECT array_agg(s.product_id) AS product_ids,
            array_agg(GREATEST(s.on_hand - s.reserved - s.safety_stock, 0)) AS available
     FROM stock_levels s
-    JOIN locations l ON l.id = s.location_id
-    WHERE s.product_id = ANY(CAST(:products AS int[]))
+    WHERE s.location_id = l.id AND s.product_id = ANY($1::int[])
       AND s.on_hand - s.reserved - s.safety_stock > 0
-      AND l.active
-      AND CAST(:capability AS text) = ANY(l.capabilities)
-      AND (CAST(:min_lat AS float8) IS NULL OR l.lat BETWEEN :min_lat AND :max_lat)
-      AND (CAST(:min_lon AS float8) IS NULL OR l.lon BETWEEN :min_lon AND :max_lon)
-    GROUP BY l.id
-    """
-)
+) x
+WHERE x.product_ids IS NOT NULL
+"""
+
+# Near a point, locations are taken nearest first in batches and only their stock is read: a
+# "near me" basket touches a few hundred stock rows, not every store's.
+_NEAREST = """
+SELECT id FROM locations
+WHERE active AND $1::text = ANY(capabilities) AND lat IS NOT NULL AND lon IS NOT NULL
+  AND ($4::float8 IS NULL OR (lat BETWEEN $4 AND $5 AND lon BETWEEN $6 AND $7))
+ORDER BY (lat - $2) ^ 2 + ((lon - $3) * cos(radians($2))) ^ 2, code
+LIMIT $8 OFFSET $9
+"""
 
 
 def bounding_box(center: Coordinates, radius_km: float) -> tuple[float, float, float, float] | None:
@@ -64,35 +88,48 @@ def bounding_box(center: Coordinates, radius_km: float) -> tuple[float, float, f
 
 async def availability(uow: UnitOfWork, query: AvailabilityQuery) -> list[LocationAvailability]:
     session = uow.session
-    rows = await session.execute(select(Product.sku, Product.id).where(Product.sku.in_(query.skus)))
-    products = dict(rows.tuples().all())
+    rows = await session.execute(select(Product.sku, Product.id).where(Product.sku.in_(query.skus), Product.active))
+    products = dict(rows.all())
     unknown = [s for s in query.skus if s not in products]
     if unknown:
         raise UnknownSku(f"unknown sku: {', '.join(unknown)}", field="skus", skus=unknown)
     sku_of = {pid: sku for sku, pid in products.items()}
-    box = bounding_box(query.near, query.radius_km) if query.near and query.radius_km is not None else None
-    result = await session.execute(
-        _AVAILABLE,
-        {
-            "products": list(sku_of),
-            "capability": query.method,
-            "min_lat": box[0] if box else None,
-            "max_lat": box[1] if box else None,
-            "min_lon": box[2] if box else None,
-            "max_lon": box[3] if box else None,
-        },
-    )
-    found = []
-    for code, name, lat, lon, product_ids, available in result:
+    if query.near is None:
+        rows = await fetch(session, _AVAILABLE, list(sku_of), query.method)
+        found = sorted(_rows_to_view(rows, query, sku_of), key=lambda a: a.location)
+        return found[: query.limit]
+    box = bounding_box(query.near, query.radius_km) if query.radius_km is not None else None
+    # Most of the nearest stores hold something of a basket: a little over the limit is enough.
+    batch = query.limit + max(10, query.limit // 4)
+    found: list[LocationAvailability] = []
+    offset = 0
+    while len(found) < query.limit:
+        ids = [r[0] for r in await fetch(
+            session, _NEAREST,
+            query.method, query.near.lat, query.near.lon, *(box or (None, None, None, None)), batch, offset,
+        )]
+        if ids:
+            rows = await fetch(session, _AVAILABLE_AT, list(sku_of), ids)
+            found.extend(_rows_to_view(rows, query, sku_of))
+        if len(ids) < batch:
+            break
+        offset += batch
+    found.sort(key=lambda a: (a.distance_km if a.distance_km is not None else math.inf, a.location))
+    return found[: query.limit]
+
+
+def _rows_to_view(rows, query: AvailabilityQuery, sku_of: dict[int, str]) -> list[LocationAvailability]:  # type: ignore[no-untyped-def]
+    out = []
+    for code, name, lat, lon, product_ids, available in rows:
         d = None
         if query.near is not None and lat is not None and lon is not None:
             d = distance_km(query.near, Coordinates(lat, lon))
-        if query.radius_km is not None and query.near is not None and (d is None or d > query.radius_km):
+        if query.radius_km is not None and (d is None or d > query.radius_km):
             continue
         per_sku = dict.fromkeys(query.skus, 0)
         for pid, qty in zip(product_ids, available, strict=True):
             per_sku[sku_of[pid]] = qty
-        found.append(
+        out.append(
             LocationAvailability(
                 location=code,
                 name=name,
@@ -101,8 +138,4 @@ async def availability(uow: UnitOfWork, query: AvailabilityQuery) -> list[Locati
                 covers_all=all(per_sku.values()),
             )
         )
-    if query.near is not None:
-        found.sort(key=lambda a: (a.distance_km if a.distance_km is not None else math.inf, a.location))
-    else:
-        found.sort(key=lambda a: a.location)
-    return found[: query.limit]
+    return out

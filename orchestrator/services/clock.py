@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, runtime_checkable
 
 
-@runtime_checkable
-class Clock(Protocol):
-    def now(self) -> datetime: ...
+class Clock:
+    """The time now. A plain base class rather than a Protocol: handlers receive it by
+    injection, and an isinstance check against a runtime Protocol costs on every request."""
+
+    def now(self) -> datetime:
+        raise NotImplementedError
 
 
-class SystemClock:
+class SystemClock(Clock):
     def now(self) -> datetime:
         return datetime.now(UTC)
 
 
-class ManualClock:
+class ManualClock(Clock):
     """A clock that only moves when told to; used by tests and simulations."""
 
     def __init__(self, start: datetime | None = None) -> None:

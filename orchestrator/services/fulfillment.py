@@ -147,14 +147,10 @@ async def transition(
 def _may_act(actor: Actor, aggregate: OrderAggregate, fo: FulfillmentOrder, action: Action) -> bool:
     if not actor.is_staff:
         return True
-    if aggregate.codes[fo.location_id] in actor.locations:
-        return True
-    # The receiving store books a transfer in.
-    return (
-        action is Action.DELIVER
-        and fo.destination_location_id is not None
-        and aggregate.codes[fo.destination_location_id] in actor.locations
-    )
+    if action is Action.DELIVER and fo.destination_location_id is not None:
+        # The receiving store books a transfer in; the sending store cannot confirm its arrival.
+        return aggregate.codes[fo.destination_location_id] in actor.locations
+    return aggregate.codes[fo.location_id] in actor.locations
 
 
 async def _record(session, aggregate: OrderAggregate, step: Step) -> None:

@@ -71,7 +71,7 @@ async def list_stock(uow: UnitOfWork, code: str, actor: Actor, *, after: str | N
     if skus:
         query = query.where(Product.sku.in_(skus))
     rows = await uow.session.execute(query)
-    return [stock_view(code, sku, level) for level, sku in rows.tuples()]
+    return [stock_view(code, sku, level) for level, sku in rows]
 
 
 async def movements(uow: UnitOfWork, code: str, sku: str, actor: Actor, *, before: int | None,
@@ -166,6 +166,20 @@ _IMPORT_CHECKS = text(
     """
 )
 
+# Every imported level gets a row before the rows are locked: a level first created by a
+# concurrent receipt is then waited for and counted, not overwritten unseen by the upsert.
+_IMPORT_ENSURE = text(
+    """
+    INSERT INTO stock_levels (location_id, product_id, on_hand, reserved, safety_stock, updated_at)
+    SELECT l.id, p.id, 0, 0, 0, now()
+    FROM inventory_import s
+    JOIN locations l ON l.code = s.location
+    JOIN products p ON p.sku = s.sku
+    ORDER BY l.id, p.id
+    ON CONFLICT (location_id, product_id) DO NOTHING
+    """
+)
+
 _IMPORT_LOCK = text(
     """
     SELECT format('%s/%s: on_hand %s is below the %s units reserved', i.location, i.sku, i.on_hand,
@@ -237,6 +251,7 @@ async def import_inventory(db: Database, chunks: AsyncIterable[bytes], actor: Ac
         rows = await session.scalar(text("SELECT count(*) FROM inventory_import"))
         errors = list((await session.execute(_IMPORT_CHECKS)).scalars())
         if not errors:
+            await session.execute(_IMPORT_ENSURE)
             errors = list((await session.execute(_IMPORT_LOCK)).scalars())
         if errors:
             return ImportReport(int(rows or 0), 0, errors)

@@ -22,6 +22,7 @@ from orchestrator.db.orders import (
 )
 from orchestrator.db.engine import Database
 from orchestrator.domain.access import Actor
+from orchestrator.domain.customer import normalise_email
 from orchestrator.domain.order_number import normalise_order_number
 from orchestrator.domain.errors import InvalidRequest, NotFound
 from orchestrator.domain.fulfillment import Method, Status, allowed_actions
@@ -41,7 +42,7 @@ async def location_codes(session: AsyncSession, ids: set[int]) -> dict[int, str]
     if not ids:
         return {}
     rows = await session.execute(select(Location.id, Location.code).where(Location.id.in_(ids)))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def fulfillment_view(
@@ -263,7 +264,7 @@ async def list_order_ids(
     query = select(Order.id, Order.created_at)
     if flt.customer_email:
         query = query.join(Customer, Customer.id == Order.customer_id).where(
-            Customer.email == flt.customer_email.strip().lower()
+            Customer.email == normalise_email(flt.customer_email)
         )
     if flt.channel:
         query = query.where(Order.channel == flt.channel)

@@ -103,6 +103,10 @@ class Sourced:
     products: dict[str, int]  # sku → product id
 
 
+# Ship plans consider the best-covering few hundred locations (see ``sourcing_candidates``).
+CANDIDATE_LIMIT = 300
+
+
 async def source(
     session: AsyncSession,
     request: SourcingRequest,
@@ -114,14 +118,19 @@ async def source(
     """Plan against current availability. A pickup first looks at the chosen store alone (the
     common case, one small query) and only widens to every store when it falls short."""
     by_product = {pid: sku for sku, pid in products.items()}
+    need: dict[int, int] = defaultdict(int)
+    for line in request.lines:
+        need[products[line.sku]] += line.quantity
     if store is not None:
-        candidates, ids = await sourcing_candidates(session, by_product, only_locations=[store.id])
+        candidates, ids = await sourcing_candidates(session, by_product, need=need, only_locations=[store.id])
         candidates = _with_store(candidates, store)
         ids[store.code] = store.id
         plan = plan_sourcing(request, candidates, profile)
         if plan.complete:
             return Sourced(plan, ids, products)
-    candidates, ids = await sourcing_candidates(session, by_product)
+    origin = store.coordinates if store is not None else request.destination
+    candidates, ids = await sourcing_candidates(session, by_product, need=need, near=origin,
+                                                limit=CANDIDATE_LIMIT)
     if store is not None:
         candidates = _with_store(candidates, store)
         ids[store.code] = store.id
@@ -272,15 +281,23 @@ def _line_row(fo_id: uuid.UUID, line_id: uuid.UUID, product_id: int, sku: str, q
     }
 
 
-async def reserve(session: AsyncSession, rows: Materialised, actor: str) -> None:
-    """Lock the planned stock rows (canonical order), re-check, then reserve and write the ledger."""
+async def reserve_check(session: AsyncSession, rows: Materialised) -> None:
+    """Lock the planned stock rows (canonical order) and re-check them against the plan."""
     wanted: dict[tuple[int, int], int] = defaultdict(int)
+    sku_of: dict[int, str] = {}
+    for line in rows.lines:
+        sku_of[line["product_id"]] = line["sku"]
     for change in rows.changes:
         wanted[(change.location_id, change.product_id)] += change.reserved_delta
     positions = await lock_stock(session, wanted)
-    short = find_shortfalls(positions, wanted, {k[1]: str(k[1]) for k in wanted})
+    short = find_shortfalls(positions, wanted, sku_of)
     if short:
         raise StockMoved(short)
+
+
+async def reserve(session: AsyncSession, rows: Materialised, actor: str) -> None:
+    """Lock, re-check, then reserve and write the ledger."""
+    await reserve_check(session, rows)
     await apply_stock_changes(session, rows.changes, actor)
 
 

@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, insert, select
+from sqlalchemy import String, cast, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.db.catalogue import Product
 from orchestrator.db.engine import Database, UnitOfWork
+from orchestrator.db.orders import OrderEvent
 from orchestrator.db.sourcing import SourcingDecision, SourcingProfileVersion
 from orchestrator.domain.access import Actor
 from orchestrator.domain.errors import InvalidRequest, UnknownLocation, UnknownSku
@@ -93,9 +94,18 @@ async def put_profile(db: Database, channel: str, fields: dict[str, Any], actor:
 async def decisions(db: Database, order_id: uuid.UUID, actor: Actor) -> list[DecisionView]:
     async with db.unit_of_work() as uow:
         await load_order(uow.session, order_id, actor)
+        # Newest first by the timeline event that announced each decision (its seq is strictly
+        # increasing per order); timestamps alone tie under a frozen clock or skew across hosts.
+        announced = (
+            select(func.max(OrderEvent.seq))
+            .where(OrderEvent.order_id == order_id,
+                   OrderEvent.data["decision_id"].astext == cast(SourcingDecision.id, String))
+            .correlate(SourcingDecision)
+            .scalar_subquery()
+        )
         rows = await uow.session.execute(
             select(SourcingDecision).where(SourcingDecision.order_id == order_id)
-            .order_by(SourcingDecision.created_at.desc(), SourcingDecision.id)
+            .order_by(announced.desc().nulls_last(), SourcingDecision.created_at.desc(), SourcingDecision.id)
         )
         return [
             DecisionView(id=d.id, trigger=d.trigger, rule=d.rule, profile_channel=d.profile_channel,
@@ -112,7 +122,7 @@ async def simulate(db: Database, request: SourcingRequest, channel: str) -> Simu
         skus = sorted({line.sku for line in request.lines})
         products = dict((await session.execute(
             select(Product.sku, Product.id).where(Product.sku.in_(skus))
-        )).tuples().all())
+        )).all())
         unknown = [s for s in skus if s not in products]
         if unknown:
             raise UnknownSku(f"unknown sku: {', '.join(unknown)}", field="lines", skus=unknown)

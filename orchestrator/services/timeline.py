@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,15 +28,12 @@ class OrderRef:
     channel: str
 
 
-async def write_events(
-    session: AsyncSession,
-    order: OrderRef,
-    first_seq: int,
-    drafts: Sequence[OrderEventDraft],
-    actor: Actor,
-    now: datetime,
-) -> None:
-    events, messages = [], []
+def event_rows(
+    order: OrderRef, first_seq: int, drafts: Sequence[OrderEventDraft], actor: Actor, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(timeline rows, outbox rows) for ``drafts``, numbered from ``first_seq``."""
+    events: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
     for offset, draft in enumerate(drafts):
         event_id = uuid.uuid4()
         seq = first_seq + offset
@@ -71,6 +69,18 @@ async def write_events(
                 "attempts": 0,
             }
         )
+    return events, messages
+
+
+async def write_events(
+    session: AsyncSession,
+    order: OrderRef,
+    first_seq: int,
+    drafts: Sequence[OrderEventDraft],
+    actor: Actor,
+    now: datetime,
+) -> None:
+    events, messages = event_rows(order, first_seq, drafts, actor, now)
     if events:
         await session.execute(insert(OrderEvent), events)
         await session.execute(insert(OutboxMessage), messages)
