@@ -31,8 +31,10 @@ async def seed(url: str, hot_units: int = 50) -> None:
         await conn.executemany(
             "INSERT INTO locations (code, name, kind, address, lat, lon, timezone, capabilities, pickup_hold_days,"
             " active, created_at) VALUES ($1, $2, 'store', '{}', $3, $4, 'UTC', $5, 7, true, now())",
-            [(f"B-{i:03d}", f"Bench store {i}", 40 + i * 0.05, -74 + i * 0.05, ["pickup", "curbside", "ship"])
-             for i in range(STORES)],
+            [
+                (f"B-{i:03d}", f"Bench store {i}", 40 + i * 0.05, -74 + i * 0.05, ["pickup", "curbside", "ship"])
+                for i in range(STORES)
+            ],
         )
         await conn.executemany(
             "INSERT INTO products (sku, name, active, created_at) VALUES ($1, $2, true, now())",
@@ -102,8 +104,9 @@ async def http_load(server, clients: int, duration: float) -> tuple[Tally, float
         while time.perf_counter() < stop:
             body = json.dumps(order_body(rng))
             started = time.perf_counter()
-            async with session.post(f"{base}/v1/orders", data=body,
-                                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex}) as r:
+            async with session.post(
+                f"{base}/v1/orders", data=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}
+            ) as r:
                 await r.read()
                 tally.add(r.status, time.perf_counter() - started)
 
@@ -133,11 +136,14 @@ async def open_loop(server, clients: int, rate: float, duration: float) -> Tally
     slots = asyncio.Semaphore(clients)
 
     async def one(due: float, body: str, session: aiohttp.ClientSession) -> None:
-        async with slots:
-            async with session.post(f"{server.base}/v1/orders", data=body,
-                                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex}) as r:
-                await r.read()
-                tally.add(r.status, time.perf_counter() - due)
+        async with (
+            slots,
+            session.post(
+                f"{server.base}/v1/orders", data=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}
+            ) as r,
+        ):
+            await r.read()
+            tally.add(r.status, time.perf_counter() - due)
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
         start = time.perf_counter()
@@ -153,42 +159,42 @@ async def open_loop(server, clients: int, rate: float, duration: float) -> Tally
 
 BASELINE_SQL = {
     "lock": "SELECT s.location_id, s.product_id, s.on_hand - s.reserved - s.safety_stock FROM stock_levels s"
-            " WHERE s.location_id = $1 AND s.product_id = ANY($2::int[]) ORDER BY s.product_id FOR UPDATE",
+    " WHERE s.location_id = $1 AND s.product_id = ANY($2::int[]) ORDER BY s.product_id FOR UPDATE",
     "reserve": "UPDATE stock_levels SET reserved = reserved + q.q FROM unnest($2::int[], $3::int[]) q(p, q)"
-               " WHERE location_id = $1 AND product_id = q.p",
+    " WHERE location_id = $1 AND product_id = q.p",
     "ledger": "INSERT INTO inventory_movements (location_id, product_id, kind, on_hand_delta, reserved_delta,"
-              " reason, reference) SELECT $1, p, 'reservation', 0, q, 'order placed', $4"
-              " FROM unnest($2::int[], $3::int[]) x(p, q)",
+    " reason, reference) SELECT $1, p, 'reservation', 0, q, 'order placed', $4"
+    " FROM unnest($2::int[], $3::int[]) x(p, q)",
     "customer": "INSERT INTO customers (id, email, name, created_at) VALUES ($1, $2, 'Bench', now())"
-                " ON CONFLICT (email) WHERE email IS NOT NULL DO UPDATE SET name = EXCLUDED.name RETURNING id",
+    " ON CONFLICT (email) WHERE email IS NOT NULL DO UPDATE SET name = EXCLUDED.name RETURNING id",
     "order": "INSERT INTO orders (id, number, channel, channel_order_ref, customer_id, currency, subtotal, status,"
-             " fulfillment_method, pickup_location_id, sourcing_profile_version, version, last_event_seq,"
-             " created_at, updated_at) VALUES ($1, $2, 'raw', $3, $4, 'USD', $5, 'received', 'pickup', $6, 0, 1, 2,"
-             " now(), now())",
+    " fulfillment_method, pickup_location_id, sourcing_profile_version, version, last_event_seq,"
+    " created_at, updated_at) VALUES ($1, $2, 'raw', $3, $4, 'USD', $5, 'received', 'pickup', $6, 0, 1, 2,"
+    " now(), now())",
     "lines": "INSERT INTO order_lines (id, order_id, line_no, product_id, sku, quantity, unit_price,"
-             " quantity_cancelled, quantity_fulfilled, quantity_returned, quantity_unsourced)"
-             " SELECT i, $1, n, p, s, q, 1999, 0, 0, 0, 0 FROM unnest($2::uuid[], $3::int[], $4::int[], $5::text[],"
-             " $6::int[]) x(i, n, p, s, q)",
+    " quantity_cancelled, quantity_fulfilled, quantity_returned, quantity_unsourced)"
+    " SELECT i, $1, n, p, s, q, 1999, 0, 0, 0, 0 FROM unnest($2::uuid[], $3::int[], $4::int[], $5::text[],"
+    " $6::int[]) x(i, n, p, s, q)",
     "decision": "INSERT INTO sourcing_decisions (id, order_id, trigger, rule, profile_channel, profile_version,"
-                " request, candidates, plan, unfilled, created_at) VALUES ($1, $2, 'placement', 'pickup_at_store',"
-                " 'raw', 0, '{}', '[]', '[]', '{}', now())",
+    " request, candidates, plan, unfilled, created_at) VALUES ($1, $2, 'placement', 'pickup_at_store',"
+    " 'raw', 0, '{}', '[]', '[]', '{}', now())",
     "fo": "INSERT INTO fulfillment_orders (id, order_id, location_id, method, status, version,"
-          " sourcing_decision_id, pickup_failed_attempts, created_at) VALUES ($1, $2, $3, 'pickup', 'pending', 1,"
-          " $4, 0, now())",
+    " sourcing_decision_id, pickup_failed_attempts, created_at) VALUES ($1, $2, $3, 'pickup', 'pending', 1,"
+    " $4, 0, now())",
     "fo_lines": "INSERT INTO fulfillment_order_lines (id, fulfillment_order_id, order_line_id, product_id, sku,"
-                " quantity, quantity_picked, quantity_handed_over, quantity_cancelled)"
-                " SELECT i, $1, o, p, s, q, 0, 0, 0 FROM unnest($2::uuid[], $3::uuid[], $4::int[], $5::text[],"
-                " $6::int[]) x(i, o, p, s, q)",
+    " quantity, quantity_picked, quantity_handed_over, quantity_cancelled)"
+    " SELECT i, $1, o, p, s, q, 0, 0, 0 FROM unnest($2::uuid[], $3::uuid[], $4::int[], $5::text[],"
+    " $6::int[]) x(i, o, p, s, q)",
     "reservations": "INSERT INTO reservations (id, fulfillment_order_line_id, location_id, product_id, quantity,"
-                    " status, created_at) SELECT i, f, $1, p, q, 'active', now()"
-                    " FROM unnest($2::uuid[], $3::uuid[], $4::int[], $5::int[]) x(i, f, p, q)",
+    " status, created_at) SELECT i, f, $1, p, q, 'active', now()"
+    " FROM unnest($2::uuid[], $3::uuid[], $4::int[], $5::int[]) x(i, f, p, q)",
     "events": "INSERT INTO order_events (id, order_id, seq, type, actor_kind, actor_id, data, occurred_at)"
-              " VALUES ($1, $3, 1, 'order.placed', 'channel', 'raw', '{}', now()),"
-              " ($2, $3, 2, 'order.sourced', 'channel', 'raw', '{}', now())",
+    " VALUES ($1, $3, 1, 'order.placed', 'channel', 'raw', '{}', now()),"
+    " ($2, $3, 2, 'order.sourced', 'channel', 'raw', '{}', now())",
     "outbox": "INSERT INTO outbox (event_id, type, order_id, payload, created_at, attempts)"
-              " VALUES ($1, 'order.placed', $3, '{}', now(), 0), ($2, 'order.sourced', $3, '{}', now(), 0)",
+    " VALUES ($1, 'order.placed', $3, '{}', now(), 0), ($2, 'order.sourced', $3, '{}', now(), 0)",
     "idem": "INSERT INTO idempotency_keys (principal, key, fingerprint, status_code, response_body, created_at)"
-            " VALUES ('raw', $1, 'x', 201, $2, now())",
+    " VALUES ('raw', $1, 'x', 201, $2, now())",
 }
 
 
@@ -203,7 +209,7 @@ async def baseline(url: str, clients: int, duration: float) -> tuple[Tally, floa
     async def one(conn: asyncpg.Connection, rng: random.Random) -> None:
         body = order_body(rng)
         loc = locations[rng.randrange(len(locations))]
-        lines = sorted(((products[ln["sku"]], ln["quantity"], ln["sku"]) for ln in body["lines"]))
+        lines = sorted((products[ln["sku"]], ln["quantity"], ln["sku"]) for ln in body["lines"])
         pids = [p for p, _, _ in lines]
         qtys = [q for _, q, _ in lines]
         order_id, fo_id, decision = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -215,16 +221,26 @@ async def baseline(url: str, clients: int, duration: float) -> tuple[Tally, floa
             await conn.execute(BASELINE_SQL["reserve"], loc, pids, qtys)
             await conn.execute(BASELINE_SQL["ledger"], loc, pids, qtys, str(order_id))
             customer = await conn.fetchval(BASELINE_SQL["customer"], uuid.uuid4(), body["customer"]["email"])
-            await conn.execute(BASELINE_SQL["order"], order_id, uuid.uuid4().hex[:8], body["channel_order_ref"],
-                               customer, sum(q * 1999 for q in qtys), loc)
-            await conn.execute(BASELINE_SQL["lines"], order_id, line_ids, [1, 2, 3], pids,
-                               [s for _, _, s in lines], qtys)
+            await conn.execute(
+                BASELINE_SQL["order"],
+                order_id,
+                uuid.uuid4().hex[:8],
+                body["channel_order_ref"],
+                customer,
+                sum(q * 1999 for q in qtys),
+                loc,
+            )
+            await conn.execute(
+                BASELINE_SQL["lines"], order_id, line_ids, [1, 2, 3], pids, [s for _, _, s in lines], qtys
+            )
             await conn.execute(BASELINE_SQL["decision"], decision, order_id)
             await conn.execute(BASELINE_SQL["fo"], fo_id, order_id, loc, decision)
-            await conn.execute(BASELINE_SQL["fo_lines"], fo_id, fo_line_ids, line_ids, pids,
-                               [s for _, _, s in lines], qtys)
-            await conn.execute(BASELINE_SQL["reservations"], loc, [uuid.uuid4() for _ in lines], fo_line_ids,
-                               pids, qtys)
+            await conn.execute(
+                BASELINE_SQL["fo_lines"], fo_id, fo_line_ids, line_ids, pids, [s for _, _, s in lines], qtys
+            )
+            await conn.execute(
+                BASELINE_SQL["reservations"], loc, [uuid.uuid4() for _ in lines], fo_line_ids, pids, qtys
+            )
             await conn.execute(BASELINE_SQL["events"], uuid.uuid4(), uuid.uuid4(), order_id)
             await conn.execute(BASELINE_SQL["outbox"], uuid.uuid4(), uuid.uuid4(), order_id)
             await conn.execute(BASELINE_SQL["idem"], uuid.uuid4().hex, b"{}")
@@ -250,11 +266,16 @@ async def hot_sku(base: str, url: str, requests: int = 500, units: int = 50) -> 
     headers = {"Authorization": "Bearer bench-channel-key", "Content-Type": "application/json"}
 
     async def one(i: int, session: aiohttp.ClientSession) -> int:
-        body = {"channel_order_ref": f"hot-{i}", "customer": {"email": f"hot{i}@example.com"},
-                "lines": [{"sku": "HOT", "quantity": 1, "unit_price": 100}], "currency": "USD",
-                "fulfillment": {"method": "pickup", "location": "B-000"}}
-        async with session.post(f"{base}/v1/orders", data=json.dumps(body),
-                                headers={**headers, "Idempotency-Key": f"hot-{i}"}) as r:
+        body = {
+            "channel_order_ref": f"hot-{i}",
+            "customer": {"email": f"hot{i}@example.com"},
+            "lines": [{"sku": "HOT", "quantity": 1, "unit_price": 100}],
+            "currency": "USD",
+            "fulfillment": {"method": "pickup", "location": "B-000"},
+        }
+        async with session.post(
+            f"{base}/v1/orders", data=json.dumps(body), headers={**headers, "Idempotency-Key": f"hot-{i}"}
+        ) as r:
             await r.read()
             return r.status
 
@@ -266,18 +287,27 @@ async def hot_sku(base: str, url: str, requests: int = 500, units: int = 50) -> 
     try:
         level = await conn.fetchrow(
             "SELECT on_hand, reserved FROM stock_levels s JOIN products p ON p.id = s.product_id"
-            " JOIN locations l ON l.id = s.location_id WHERE p.sku = 'HOT' AND l.code = 'B-000'")
+            " JOIN locations l ON l.id = s.location_id WHERE p.sku = 'HOT' AND l.code = 'B-000'"
+        )
         active = await conn.fetchval(
             "SELECT coalesce(sum(r.quantity), 0) FROM reservations r JOIN products p ON p.id = r.product_id"
-            " WHERE p.sku = 'HOT' AND r.status = 'active'")
+            " WHERE p.sku = 'HOT' AND r.status = 'active'"
+        )
     finally:
         await conn.close()
     counts: dict[int, int] = {}
     for s in statuses:
         counts[s] = counts.get(s, 0) + 1
-    return {"statuses": counts, "created": counts.get(201, 0), "oversold": max(0, counts.get(201, 0) - units),
-            "server_errors": sum(v for k, v in counts.items() if k >= 500), "on_hand": level["on_hand"],
-            "reserved": level["reserved"], "active_reservations": active, "seconds": round(elapsed, 2)}
+    return {
+        "statuses": counts,
+        "created": counts.get(201, 0),
+        "oversold": max(0, counts.get(201, 0) - units),
+        "server_errors": sum(v for k, v in counts.items() if k >= 500),
+        "on_hand": level["on_hand"],
+        "reserved": level["reserved"],
+        "active_reservations": active,
+        "seconds": round(elapsed, 2),
+    }
 
 
 def report(name: str, tally: Tally, elapsed: float) -> dict:
@@ -299,10 +329,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--baseline-duration", type=float, default=15.0)
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="HTTP and baseline alternate this many times (this VM's speed drifts)")
-    parser.add_argument("--rate", type=float, default=250.0,
-                        help="open-loop arrival rate (orders/s) for the latency figures")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="HTTP and baseline alternate this many times (this VM's speed drifts)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=250.0, help="open-loop arrival rate (orders/s) for the latency figures"
+    )
     parser.add_argument("--skip-hot", action="store_true")
     args = parser.parse_args()
 
@@ -333,9 +365,11 @@ def main() -> None:
     print(f"ratio HTTP / raw baseline: {h['per_second'] / b['per_second']:.2f}")
     print(f"server CPU per request: {server_cpu / max(1, len(http.latencies)) * 1000:.2f} ms")
     if hot:
-        print(f"hot sku: {hot['created']} created of 500 for 50 units; oversold {hot['oversold']}; "
-              f"5xx {hot['server_errors']}; reserved {hot['reserved']} = active reservations "
-              f"{hot['active_reservations']}; {hot['seconds']} s")
+        print(
+            f"hot sku: {hot['created']} created of 500 for 50 units; oversold {hot['oversold']}; "
+            f"5xx {hot['server_errors']}; reserved {hot['reserved']} = active reservations "
+            f"{hot['active_reservations']}; {hot['seconds']} s"
+        )
 
 
 if __name__ == "__main__":

@@ -47,11 +47,15 @@ async def seed(url: str, stores: int, skus: int) -> None:
                    CASE WHEN i % 10 = 0 THEN ARRAY['pickup'] ELSE ARRAY['pickup', 'curbside', 'ship'] END,
                    CASE WHEN i % 7 = 0 THEN 0 ELSE 100 END, 7, true, now()
             FROM generate_series(1, $1) i
-            """, stores)
+            """,
+            stores,
+        )
         await conn.execute(
             "INSERT INTO products (sku, name, active, created_at)"
             " SELECT format('S-%s', lpad(i::text, 5, '0')), format('Sku %s', i), true, now()"
-            " FROM generate_series(1, $1) i", skus)
+            " FROM generate_series(1, $1) i",
+            skus,
+        )
         # Every store holds every sku (1M rows); a third of them at zero, the rest 1-8 units.
         await conn.execute(
             """
@@ -59,7 +63,8 @@ async def seed(url: str, stores: int, skus: int) -> None:
             SELECT l.id, p.id, CASE WHEN random() < 0.33 THEN 0 ELSE 1 + (random() * 7)::int END, 0,
                    CASE WHEN random() < 0.05 THEN 1 ELSE 0 END
             FROM locations l CROSS JOIN products p
-            """)
+            """
+        )
         await conn.execute("UPDATE stock_levels SET safety_stock = 0 WHERE safety_stock > on_hand")
         await conn.execute("VACUUM ANALYZE stock_levels")  # what autovacuum does for a live table
         rows = await conn.fetchval("SELECT count(*) FROM stock_levels")
@@ -71,8 +76,9 @@ async def seed(url: str, stores: int, skus: int) -> None:
 def random_order(rng: random.Random, skus: int, lines: int = 20) -> SourcingRequest:
     chosen = rng.sample(range(1, skus + 1), lines)
     return SourcingRequest(
-        lines=tuple(LineDemand(str(i), f"S-{s:05d}", rng.randint(1, 3), rng.randint(500, 5000))
-                    for i, s in enumerate(chosen)),
+        lines=tuple(
+            LineDemand(str(i), f"S-{s:05d}", rng.randint(1, 3), rng.randint(500, 5000)) for i, s in enumerate(chosen)
+        ),
         method=Method.SHIP,
         destination=Coordinates(25 + rng.random() * 23, -124 + rng.random() * 57),
     )
@@ -84,8 +90,9 @@ async def measure(url: str, orders: int, skus: int) -> dict:
     profile = SourcingProfile()
     end_to_end, engine, avail, avail_radius, splits = [], [], [], [], []
     async with db.unit_of_work() as uow:
-        products = dict((await uow.session.execute(
-            __import__("sqlalchemy").text("SELECT sku, id FROM products"))).all())
+        products = dict(
+            (await uow.session.execute(__import__("sqlalchemy").text("SELECT sku, id FROM products"))).all()
+        )
         for i in range(orders + 20):
             request = random_order(rng, skus)
             wanted = {line.sku: products[line.sku] for line in request.lines}
@@ -94,9 +101,11 @@ async def measure(url: str, orders: int, skus: int) -> dict:
             e2e = time.perf_counter() - started
             # The engine alone, on the candidates intake just loaded.
             from orchestrator.db.stock import sourcing_candidates
+
             need = {wanted[line.sku]: line.quantity for line in request.lines}
-            candidates, _ = await sourcing_candidates(uow.session, {v: k for k, v in wanted.items()}, need=need,
-                                                      near=request.destination, limit=None)
+            candidates, _ = await sourcing_candidates(
+                uow.session, {v: k for k, v in wanted.items()}, need=need, near=request.destination, limit=None
+            )
             started = time.perf_counter()
             plan = plan_sourcing(request, candidates, profile)
             pure = time.perf_counter() - started
@@ -150,13 +159,18 @@ def split_quality(scenarios: int = 300) -> dict:
     for _ in range(scenarios):
         skus = [f"X{i}" for i in range(8)]
         candidates = [
-            Candidate(f"C{i}", Coordinates(40 + rng.random(), -74 + rng.random()), frozenset({"ship"}),
-                      {s: rng.choice([0, 0, 1, 2, 3]) for s in skus})
+            Candidate(
+                f"C{i}",
+                Coordinates(40 + rng.random(), -74 + rng.random()),
+                frozenset({"ship"}),
+                {s: rng.choice([0, 0, 1, 2, 3]) for s in skus},
+            )
             for i in range(10)
         ]
         request = SourcingRequest(
             lines=tuple(LineDemand(str(i), s, rng.randint(1, 3), 1000) for i, s in enumerate(rng.sample(skus, 6))),
-            method=Method.SHIP, destination=Coordinates(40.5, -73.5),
+            method=Method.SHIP,
+            destination=Coordinates(40.5, -73.5),
         )
         best = optimum_locations(request, candidates)
         plan = plan_sourcing(request, candidates, SourcingProfile())
@@ -169,8 +183,12 @@ def split_quality(scenarios: int = 300) -> dict:
         if got > best:
             worse += 1
             extra += got - best
-    return {"scenarios_feasible": total, "engine_above_optimum": worse, "extra_locations_total": extra,
-            "share_optimal": round(1 - worse / max(1, total), 4)}
+    return {
+        "scenarios_feasible": total,
+        "engine_above_optimum": worse,
+        "extra_locations_total": extra,
+        "share_optimal": round(1 - worse / max(1, total), 4),
+    }
 
 
 def main() -> None:
@@ -185,16 +203,26 @@ def main() -> None:
         figures = asyncio.run(measure(url, args.orders, args.skus))
     print(json.dumps({"latency": figures, "split_quality": quality}, indent=2))
     print()
-    print(f"engine alone, 20 lines x {args.stores} stores   p50 {figures['engine_ms']['p50']} ms"
-          f"  p99 {figures['engine_ms']['p99']} ms")
-    print(f"sourcing incl. candidate query             p50 {figures['sourcing_with_candidate_query_ms']['p50']} ms"
-          f"  p99 {figures['sourcing_with_candidate_query_ms']['p99']} ms   (target p99 <= 20 ms)")
-    print(f"availability, 20 skus, nearest 100 stores p50 {figures['availability_20_skus_nearest_100_ms']['p50']}"
-          f" ms  p99 {figures['availability_20_skus_nearest_100_ms']['p99']} ms   (target p99 <= 10 ms)")
-    print(f"availability, 20-sku basket, 50 km radius p50 {figures['availability_20_skus_within_50km_ms']['p50']}"
-          f" ms  p99 {figures['availability_20_skus_within_50km_ms']['p99']} ms")
-    print(f"split count vs exhaustive optimum: optimal in {quality['share_optimal']:.1%} of "
-          f"{quality['scenarios_feasible']} feasible scenarios; {quality['extra_locations_total']} extra locations")
+    print(
+        f"engine alone, 20 lines x {args.stores} stores   p50 {figures['engine_ms']['p50']} ms"
+        f"  p99 {figures['engine_ms']['p99']} ms"
+    )
+    print(
+        f"sourcing incl. candidate query             p50 {figures['sourcing_with_candidate_query_ms']['p50']} ms"
+        f"  p99 {figures['sourcing_with_candidate_query_ms']['p99']} ms   (target p99 <= 20 ms)"
+    )
+    print(
+        f"availability, 20 skus, nearest 100 stores p50 {figures['availability_20_skus_nearest_100_ms']['p50']}"
+        f" ms  p99 {figures['availability_20_skus_nearest_100_ms']['p99']} ms   (target p99 <= 10 ms)"
+    )
+    print(
+        f"availability, 20-sku basket, 50 km radius p50 {figures['availability_20_skus_within_50km_ms']['p50']}"
+        f" ms  p99 {figures['availability_20_skus_within_50km_ms']['p99']} ms"
+    )
+    print(
+        f"split count vs exhaustive optimum: optimal in {quality['share_optimal']:.1%} of "
+        f"{quality['scenarios_feasible']} feasible scenarios; {quality['extra_locations_total']} extra locations"
+    )
 
 
 if __name__ == "__main__":

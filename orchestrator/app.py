@@ -61,8 +61,9 @@ def create_app(
         owned_redis = redis is None
         if settings.database_url is None and db is None:
             raise RuntimeError("ORCHESTRATOR_DATABASE_URL is not set (or run `orchestrator dev`)")
-        database = db or Database(settings.database_url or "", pool_size=settings.db_pool_size,
-                                  max_overflow=settings.db_max_overflow)
+        database = db or Database(
+            settings.database_url or "", pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
         client = redis or Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
         app.state.db = database
         app.state.redis = client
@@ -78,12 +79,10 @@ def create_app(
             if owned_redis:
                 await client.aclose()
 
-    prometheus = PrometheusConfig(app_name="orchestrator", prefix="orchestrator", group_path=True,
-                                  exclude=["/metrics"])
+    prometheus = PrometheusConfig(app_name="orchestrator", prefix="orchestrator", group_path=True, exclude=["/metrics"])
     lifecycle = LifecycleSettings(
         secret=settings.secret_key.get_secret_value(),
-        guard=PickupGuard(settings.pickup_max_failed_attempts,
-                          timedelta(minutes=settings.pickup_lockout_minutes)),
+        guard=PickupGuard(settings.pickup_max_failed_attempts, timedelta(minutes=settings.pickup_lockout_minutes)),
     )
     return Litestar(
         route_handlers=[
@@ -115,9 +114,11 @@ def create_app(
             description=API_DESCRIPTION,
             path="/schema",
             render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
-            components=Components(security_schemes={
-                "apiKey": SecurityScheme(type="http", scheme="bearer", description="API key"),
-            }),
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(type="http", scheme="bearer", description="API key"),
+                }
+            ),
             security=[{"apiKey": []}],
         ),
         debug=False,

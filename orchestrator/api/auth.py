@@ -41,9 +41,7 @@ def allow(*roles: Role) -> Callable[[ASGIConnection, BaseRouteHandler], Awaitabl
             return
         actor: Actor = connection.user
         if actor.kind not in names:
-            raise PermissionDeniedException(
-                f"a {actor.kind} key may not do this; allowed: {', '.join(sorted(names))}"
-            )
+            raise PermissionDeniedException(f"a {actor.kind} key may not do this; allowed: {', '.join(sorted(names))}")
 
     return guard
 
@@ -52,7 +50,3 @@ ADMIN = allow(Role.ADMIN)
 ANY_KEY = allow(Role.ADMIN, Role.CHANNEL, Role.STAFF)
 CHANNELS = allow(Role.ADMIN, Role.CHANNEL)
 STAFF = allow(Role.ADMIN, Role.STAFF)
-
-
-async def provide_actor(request) -> Actor:  # type: ignore[no-untyped-def]
-    return request.user

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from orchestrator.api.auth import ANY_KEY
+from orchestrator.api.dependencies import DB
 from orchestrator.api.problems import problems
-from orchestrator.db.engine import Database
 from orchestrator.domain.errors import InvalidRequest
 from orchestrator.domain.geo import Coordinates
 from orchestrator.services.availability import AvailabilityQuery, LocationAvailability, availability
@@ -28,19 +28,23 @@ class AvailabilityController(Controller):
     path = "/v1/availability"
     tags = ["inventory"]
 
-    @get("/", operation_id="getAvailability",
-         summary="Available units per location for a basket (on_hand − reserved − safety stock)",
-         description="Only active locations with the method's capability and some stock are listed; "
-                     "nearest first when `near` is given.",
-         guards=[ANY_KEY], responses=problems(400, 401, 403, 422))
+    @get(
+        "/",
+        operation_id="getAvailability",
+        summary="Available units per location for a basket (on_hand − reserved − safety stock)",
+        description="Only active locations with the method's capability and some stock are listed; "
+        "nearest first when `near` is given.",
+        guards=[ANY_KEY],
+        responses=problems(400, 401, 403, 422),
+    )
     async def get_availability(
         self,
-        db: Database,
-        skus: Annotated[str, Parameter(description="comma-separated skus", min_length=1, max_length=6500)],
-        method: Literal["pickup", "curbside", "ship"] = "pickup",
-        near: Annotated[str | None, Parameter(description="lat,lon", max_length=60)] = None,
-        radius_km: Annotated[float | None, Parameter(gt=0, le=20_000)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        db: DB,
+        skus: Annotated[str, QueryParameter(description="comma-separated skus", min_length=1, max_length=6500)],
+        method: FromQuery[Literal["pickup", "curbside", "ship"]] = "pickup",
+        near: Annotated[str | None, QueryParameter(description="lat,lon", max_length=60)] = None,
+        radius_km: Annotated[float | None, QueryParameter(gt=0, le=20_000)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[LocationAvailability]:
         center = None
         if near is not None:

@@ -1,10 +1,16 @@
-"""What controllers receive by injection: the database, the clock, settings, the actor."""
+"""What controllers receive by injection: the database, the clock, settings, the actor.
+
+Handlers declare each one explicitly with the aliases below (``db: DB``, ``actor: ActorDep``, ...);
+the parameter's name picks the provider from ``DEPENDENCIES``.
+"""
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from orchestrator.config import Settings
 from orchestrator.db.engine import Database
@@ -41,6 +47,13 @@ DEPENDENCIES = {
     "lifecycle": Provide(_lifecycle, sync_to_thread=False),
     "actor": Provide(_actor, sync_to_thread=False),
 }
+
+# Name-based injection markers; the handler parameter must carry the matching DEPENDENCIES key.
+DB: TypeAlias = NamedDependency[Database]
+ClockDep: TypeAlias = NamedDependency[Clock]
+SettingsDep: TypeAlias = NamedDependency[Settings]
+LifecycleDep: TypeAlias = NamedDependency[LifecycleSettings]
+ActorDep: TypeAlias = NamedDependency[Actor]
 
 
 def parse_if_match(value: str | None) -> int | None:

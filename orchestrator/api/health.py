@@ -10,7 +10,6 @@ from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy import text
 
 
-
 class HealthStatus(msgspec.Struct, kw_only=True):
     status: str
     database: str | None = None
@@ -27,8 +26,12 @@ class HealthController(Controller):
     async def live(self) -> HealthStatus:
         return HealthStatus(status="ok")
 
-    @get("/ready", operation_id="ready", summary="Database and Redis answer",
-         responses={503: ResponseSpec(HealthStatus, description="A dependency is down")})
+    @get(
+        "/ready",
+        operation_id="ready",
+        summary="Database and Redis answer",
+        responses={503: ResponseSpec(HealthStatus, description="A dependency is down")},
+    )
     async def ready(self, state: State) -> Response[HealthStatus]:
         database = redis = "ok"
         try:

@@ -9,15 +9,21 @@ import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.exceptions import PermissionDeniedException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from orchestrator import metrics
 from orchestrator.api.auth import ANY_KEY, CHANNELS
-from orchestrator.api.dependencies import etag, parse_if_match
+from orchestrator.api.dependencies import (
+    DB,
+    ActorDep,
+    ClockDep,
+    LifecycleDep,
+    SettingsDep,
+    etag,
+    parse_if_match,
+)
 from orchestrator.api.problems import problems
 from orchestrator.api.schemas import CancelOrder, CreateOrder
-from orchestrator.config import Settings
-from orchestrator.db.engine import Database
 from orchestrator.domain.access import Actor
 from orchestrator.domain.errors import InsufficientStock, InvalidRequest
 from orchestrator.domain.fulfillment import Method
@@ -25,18 +31,21 @@ from orchestrator.domain.geo import Coordinates
 from orchestrator.domain.idempotency import request_fingerprint
 from orchestrator.domain.money import check_subtotal
 from orchestrator.services import fulfillment, order_queries, orders
-from orchestrator.services.clock import Clock
 from orchestrator.services.commands import CustomerDetails, IdempotencyClaim, NewLine, PlaceOrder
 from orchestrator.services.views import FulfillmentView, OrderEventView, OrderView, Page
 
 IdempotencyKey = Annotated[
     str,
-    Parameter(header="Idempotency-Key", min_length=1, max_length=255,
-              description="Unique per intended order; a retry with the same key returns the first answer"),
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Unique per intended order; a retry with the same key returns the first answer",
+    ),
 ]
 IfMatch = Annotated[
     str | None,
-    Parameter(header="If-Match", required=False, description="ETag (version) the change is based on"),
+    HeaderParameter(name="If-Match", required=False, description="ETag (version) the change is based on"),
 ]
 
 
@@ -103,20 +112,31 @@ class OrderController(Controller):
         ),
         guards=[CHANNELS],
         status_code=201,
-        responses={200: ResponseSpec(OrderView, description="The order already existed for this channel reference"),
-                   **problems(400, 401, 403, 409, 413, 422)},
+        responses={
+            200: ResponseSpec(OrderView, description="The order already existed for this channel reference"),
+            **problems(400, 401, 403, 409, 413, 422),
+        },
     )
     async def create_order(
-        self, request: Request, data: CreateOrder, actor: Actor, db: Database, clock: Clock,
-        settings: Settings, idempotency_key: IdempotencyKey,
+        self,
+        request: Request,
+        data: JSONBody[CreateOrder],
+        actor: ActorDep,
+        db: DB,
+        clock: ClockDep,
+        settings: SettingsDep,
+        idempotency_key: IdempotencyKey,
     ) -> Response[OrderView]:
         channel = channel_for(actor, data.channel)
         body: Any = msgspec.to_builtins(data)
-        claim = IdempotencyClaim(actor.label, idempotency_key,
-                                 request_fingerprint("POST", "/v1/orders", body))
+        claim = IdempotencyClaim(actor.label, idempotency_key, request_fingerprint("POST", "/v1/orders", body))
         try:
             placement = await orders.place_order(
-                db, to_command(data, channel), actor, clock, claim=claim,
+                db,
+                to_command(data, channel),
+                actor,
+                clock,
+                claim=claim,
                 phone_region=settings.default_phone_region,
             )
         except InsufficientStock:
@@ -128,55 +148,98 @@ class OrderController(Controller):
         headers = {"ETag": etag(meta.version), "Location": f"/v1/orders/{meta.id}"}
         if placement.replayed:
             headers["Idempotent-Replayed"] = "true"
-        return Response(placement.body, status_code=placement.status_code, media_type=MediaType.JSON,
-                        headers=headers)
+        return Response(placement.body, status_code=placement.status_code, media_type=MediaType.JSON, headers=headers)
 
-    @get("/", operation_id="listOrders", summary="Orders from every channel, newest first",
-         guards=[ANY_KEY], responses=problems(400, 401, 403, 422))
+    @get(
+        "/",
+        operation_id="listOrders",
+        summary="Orders from every channel, newest first",
+        guards=[ANY_KEY],
+        responses=problems(400, 401, 403, 422),
+    )
     async def list_orders(
-        self, actor: Actor, db: Database,
-        customer_email: str | None = None,
-        channel: str | None = None,
-        status: str | None = None,
-        cursor: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        self,
+        actor: ActorDep,
+        db: DB,
+        customer_email: FromQuery[str | None] = None,
+        channel: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> OrderPage:
         flt = order_queries.OrderFilter(customer_email, channel, status, cursor, limit)
         items, next_cursor = await order_queries.list_orders(db, flt, actor)
         return OrderPage(items=items, next_cursor=next_cursor)
 
-    @get("/{order_id:uuid}", operation_id="getOrder", summary="One order, as every channel sees it",
-         guards=[ANY_KEY], responses=problems(401, 403, 404))
-    async def get_order(self, order_id: uuid.UUID, actor: Actor, db: Database) -> Response[OrderView]:
+    @get(
+        "/{order_id:uuid}",
+        operation_id="getOrder",
+        summary="One order, as every channel sees it",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def get_order(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> Response[OrderView]:
         return order_response(await order_queries.get_order(db, order_id, actor))
 
-    @get("/by-number/{number:str}", operation_id="getOrderByNumber",
-         summary="An order by its short number (as read out by a customer)",
-         guards=[ANY_KEY], responses=problems(401, 403, 404))
-    async def get_by_number(self, number: str, actor: Actor, db: Database) -> Response[OrderView]:
+    @get(
+        "/by-number/{number:str}",
+        operation_id="getOrderByNumber",
+        summary="An order by its short number (as read out by a customer)",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def get_by_number(self, number: FromPath[str], actor: ActorDep, db: DB) -> Response[OrderView]:
         return order_response(await order_queries.get_order_by_number(db, number, actor))
 
-    @get("/{order_id:uuid}/events", operation_id="getOrderTimeline",
-         summary="The order's timeline, oldest first", guards=[ANY_KEY], responses=problems(401, 403, 404))
-    async def events(self, order_id: uuid.UUID, actor: Actor, db: Database) -> list[OrderEventView]:
+    @get(
+        "/{order_id:uuid}/events",
+        operation_id="getOrderTimeline",
+        summary="The order's timeline, oldest first",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def events(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> list[OrderEventView]:
         return await order_queries.order_events(db, order_id, actor)
 
-    @post("/{order_id:uuid}/cancel", operation_id="cancelOrder",
-          summary="Cancel what is not yet with the customer; releases stock",
-          guards=[CHANNELS], status_code=200, responses=problems(400, 401, 403, 404, 409, 412, 422))
+    @post(
+        "/{order_id:uuid}/cancel",
+        operation_id="cancelOrder",
+        summary="Cancel what is not yet with the customer; releases stock",
+        guards=[CHANNELS],
+        status_code=200,
+        responses=problems(400, 401, 403, 404, 409, 412, 422),
+    )
     async def cancel(
-        self, order_id: uuid.UUID, actor: Actor, db: Database, clock: Clock,
-        lifecycle: fulfillment.LifecycleSettings, if_match: IfMatch = None, data: CancelOrder | None = None,
+        self,
+        order_id: FromPath[uuid.UUID],
+        actor: ActorDep,
+        db: DB,
+        clock: ClockDep,
+        lifecycle: LifecycleDep,
+        if_match: IfMatch = None,
+        data: JSONBody[CancelOrder | None] = None,
     ) -> Response[OrderView]:
         reason = data.reason if data else "cancelled on request"
         aggregate = await fulfillment.cancel_order(
-            db, order_id, actor, clock, lifecycle, reason=reason, expected_version=parse_if_match(if_match),
+            db,
+            order_id,
+            actor,
+            clock,
+            lifecycle,
+            reason=reason,
+            expected_version=parse_if_match(if_match),
         )
         return order_response(aggregate.view())
 
-    @post("/{order_id:uuid}/arrival", operation_id="recordArrival",
-          summary="The customer has arrived (curbside or at the counter)",
-          guards=[CHANNELS], status_code=200, responses=problems(400, 401, 403, 404, 409, 422))
-    async def arrival(self, order_id: uuid.UUID, data: ArrivalIn, actor: Actor, db: Database,
-                      clock: Clock) -> list[FulfillmentView]:
+    @post(
+        "/{order_id:uuid}/arrival",
+        operation_id="recordArrival",
+        summary="The customer has arrived (curbside or at the counter)",
+        guards=[CHANNELS],
+        status_code=200,
+        responses=problems(400, 401, 403, 404, 409, 422),
+    )
+    async def arrival(
+        self, order_id: FromPath[uuid.UUID], data: JSONBody[ArrivalIn], actor: ActorDep, db: DB, clock: ClockDep
+    ) -> list[FulfillmentView]:
         return await fulfillment.record_arrival(db, order_id, actor, clock, data.parking_spot, data.vehicle)

@@ -73,6 +73,7 @@ PROBLEM_TABLE: list[tuple[type[e.DomainError], int, str, str]] = [
     (e.LocationLacksCapability, 422, "location-lacks-capability", "Location lacks the capability"),
     (e.InvalidRequest, 422, "invalid-request", "Invalid request"),
     (e.NotFound, 404, "not-found", "Not found"),
+    (e.DomainError, 400, "bad-request", "Bad request"),
 ]
 
 HTTP_TITLES = {
@@ -99,18 +100,16 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 
 
 def domain_problem(exc: e.DomainError, instance: str | None) -> Problem:
-    for cls, status, slug, title in PROBLEM_TABLE:
-        if isinstance(exc, cls):
-            break
-    else:  # pragma: no cover - every DomainError subclass is in the table
-        status, slug, title = 400, "bad-request", "Bad request"
+    # The first (most specific) row that matches; DomainError itself is the table's last row.
+    _, status, slug, title = next(row for row in PROBLEM_TABLE if isinstance(exc, row[0]))
     problem = Problem(type=problem_type(slug), title=title, status=status, detail=exc.detail, instance=instance)
     context = {k: v for k, v in exc.context.items() if v is not None}
     if isinstance(exc, e.InvalidRequest) and exc.field:
         problem.errors = [FieldError(field=exc.field, message=exc.detail)]
     if isinstance(exc, e.InsufficientStock):
-        problem.shortfalls = [Shortfall(sku=s.sku, requested=s.requested, available=s.available)
-                              for s in exc.shortfalls]
+        problem.shortfalls = [
+            Shortfall(sku=s.sku, requested=s.requested, available=s.available) for s in exc.shortfalls
+        ]
         problem.suggested_locations = exc.suggestions
     if isinstance(exc, e.IllegalTransition):
         problem.state = exc.state
@@ -164,8 +163,14 @@ def on_validation_error(request: Request, exc: ValidationException) -> Response[
     slug, title = HTTP_TITLES[status]
     detail = "the request body is not valid JSON" if status == 400 else "the request does not match the schema"
     return problem_response(
-        Problem(type=problem_type(slug), title=title, status=status, detail=detail,
-                instance=request.url.path, errors=errors or None)
+        Problem(
+            type=problem_type(slug),
+            title=title,
+            status=status,
+            detail=detail,
+            instance=request.url.path,
+            errors=errors or None,
+        )
     )
 
 
@@ -188,8 +193,13 @@ def on_unexpected_error(request: Request, exc: Exception) -> Response[Problem]:
     log.exception("unhandled error", path=request.url.path, error=repr(exc))
     slug, title = HTTP_TITLES[500]
     return problem_response(
-        Problem(type=problem_type(slug), title=title, status=HTTP_500_INTERNAL_SERVER_ERROR,
-                detail="an unexpected error occurred; it has been logged", instance=request.url.path)
+        Problem(
+            type=problem_type(slug),
+            title=title,
+            status=HTTP_500_INTERNAL_SERVER_ERROR,
+            detail="an unexpected error occurred; it has been logged",
+            instance=request.url.path,
+        )
     )
 
 
@@ -203,8 +213,13 @@ def on_database_error(request: Request, exc: Exception) -> Response[Problem]:
         return on_unexpected_error(request, exc)
     slug, title = HTTP_TITLES[400]
     return problem_response(
-        Problem(type=problem_type(slug), title=title, status=400,
-                detail="text may not contain NUL (\\u0000) characters", instance=request.url.path)
+        Problem(
+            type=problem_type(slug),
+            title=title,
+            status=400,
+            detail="text may not contain NUL (\\u0000) characters",
+            instance=request.url.path,
+        )
     )
 
 
@@ -237,8 +252,12 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
         503: "A dependency is down",
     }
     return {
-        s: ResponseSpec(data_container=Problem, description=described.get(s, "Problem"),
-                        media_type=PROBLEM_MEDIA_TYPE, generate_examples=False)
+        s: ResponseSpec(
+            data_container=Problem,
+            description=described.get(s, "Problem"),
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
         for s in sorted({400, *statuses})
     }
 

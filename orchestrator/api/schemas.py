@@ -56,9 +56,7 @@ class CreateOrder(msgspec.Struct, kw_only=True):
     lines: Annotated[list[LineIn], Meta(min_length=1, max_length=200)]
     currency: Annotated[str, Meta(pattern=r"^[A-Za-z]{3}$", description="ISO 4217")]
     fulfillment: FulfillmentIn
-    channel: Annotated[str, Meta(min_length=1, max_length=80)] | None = msgspec.field(
-        default=None
-    )
+    channel: Annotated[str, Meta(min_length=1, max_length=80)] | None = msgspec.field(default=None)
 
 
 class CancelOrder(msgspec.Struct, kw_only=True):

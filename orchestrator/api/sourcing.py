@@ -8,18 +8,17 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, get, post, put
 from litestar.exceptions import PermissionDeniedException
+from litestar.params import FromPath, JSONBody
 
 from orchestrator.api.auth import ADMIN, ANY_KEY, CHANNELS
+from orchestrator.api.dependencies import DB, ActorDep, ClockDep
 from orchestrator.api.problems import problems
 from orchestrator.api.schemas import Code, LineIn
-from orchestrator.db.engine import Database
-from orchestrator.domain.access import Actor
 from orchestrator.domain.fulfillment import Method
 from orchestrator.domain.geo import Coordinates
 from orchestrator.domain.money import MAX_AMOUNT
 from orchestrator.domain.sourcing import LineDemand, SourcingRequest
 from orchestrator.services import sourcing_admin
-from orchestrator.services.clock import Clock
 from orchestrator.services.sourcing_admin import DecisionView, ProfileView, SimulationView
 
 Channel = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
@@ -45,19 +44,28 @@ class SourcingProfileController(Controller):
     path = "/v1/sourcing-profiles"
     tags = ["sourcing"]
 
-    @get("/{channel:str}", operation_id="getSourcingProfile",
-         summary="The channel's current sourcing profile (version 0: the defaults)",
-         guards=[CHANNELS], responses=problems(401, 403))
-    async def get_profile(self, channel: str, actor: Actor, db: Database) -> ProfileView:
+    @get(
+        "/{channel:str}",
+        operation_id="getSourcingProfile",
+        summary="The channel's current sourcing profile (version 0: the defaults)",
+        guards=[CHANNELS],
+        responses=problems(401, 403),
+    )
+    async def get_profile(self, channel: FromPath[str], actor: ActorDep, db: DB) -> ProfileView:
         if not actor.is_admin and actor.channel != channel:
             raise PermissionDeniedException("a channel key reads only its own profile")
         return await sourcing_admin.get_profile(db, channel)
 
-    @put("/{channel:str}", operation_id="putSourcingProfile",
-         summary="Change the channel's sourcing rules; each change is a new version",
-         guards=[ADMIN], responses=problems(400, 401, 403, 422))
-    async def put_profile(self, channel: str, data: ProfileIn, actor: Actor, db: Database,
-                          clock: Clock) -> ProfileView:
+    @put(
+        "/{channel:str}",
+        operation_id="putSourcingProfile",
+        summary="Change the channel's sourcing rules; each change is a new version",
+        guards=[ADMIN],
+        responses=problems(400, 401, 403, 422),
+    )
+    async def put_profile(
+        self, channel: FromPath[str], data: JSONBody[ProfileIn], actor: ActorDep, db: DB, clock: ClockDep
+    ) -> ProfileView:
         return await sourcing_admin.put_profile(db, channel, msgspec.structs.asdict(data), actor, clock.now())
 
 
@@ -65,16 +73,25 @@ class SourcingController(Controller):
     path = "/v1"
     tags = ["sourcing"]
 
-    @get("/orders/{order_id:uuid}/sourcing", operation_id="getOrderSourcing",
-         summary="Why these locations: every sourcing decision for the order, newest first",
-         guards=[ANY_KEY], responses=problems(401, 403, 404))
-    async def decisions(self, order_id: uuid.UUID, actor: Actor, db: Database) -> list[DecisionView]:
+    @get(
+        "/orders/{order_id:uuid}/sourcing",
+        operation_id="getOrderSourcing",
+        summary="Why these locations: every sourcing decision for the order, newest first",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def decisions(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> list[DecisionView]:
         return await sourcing_admin.decisions(db, order_id, actor)
 
-    @post("/sourcing/simulate", operation_id="simulateSourcing",
-          summary="What would happen: the engine over a hypothetical order, nothing reserved",
-          guards=[ADMIN], status_code=200, responses=problems(400, 401, 403, 422))
-    async def simulate(self, data: SimulateIn, db: Database) -> SimulationView:
+    @post(
+        "/sourcing/simulate",
+        operation_id="simulateSourcing",
+        summary="What would happen: the engine over a hypothetical order, nothing reserved",
+        guards=[ADMIN],
+        status_code=200,
+        responses=problems(400, 401, 403, 422),
+    )
+    async def simulate(self, data: JSONBody[SimulateIn], db: DB) -> SimulationView:
         destination = Coordinates(data.lat, data.lon) if data.lat is not None and data.lon is not None else None
         request = SourcingRequest(
             lines=tuple(LineDemand(str(i + 1), ln.sku, ln.quantity, ln.unit_price) for i, ln in enumerate(data.lines)),

@@ -48,8 +48,12 @@ class StockLevel(SQLModel, table=True):
         CheckConstraint("reserved >= 0 AND reserved <= on_hand", name="reserved_within_on_hand"),
         CheckConstraint("safety_stock >= 0", name="safety_stock_not_negative"),
         # Availability by sku across locations reads only this index.
-        Index("ix_stock_levels_product", "product_id", "location_id",
-              postgresql_include=["on_hand", "reserved", "safety_stock"]),
+        Index(
+            "ix_stock_levels_product",
+            "product_id",
+            "location_id",
+            postgresql_include=["on_hand", "reserved", "safety_stock"],
+        ),
     )
 
     location_id: int = Field(foreign_key="locations.id", primary_key=True)
@@ -66,9 +70,7 @@ class InventoryMovement(SQLModel, table=True):
     __tablename__ = "inventory_movements"
     __table_args__ = (Index("ix_inventory_movements_stock", "location_id", "product_id", "id"),)
 
-    id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
-    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     location_id: int = Field(foreign_key="locations.id")
     product_id: int = Field(foreign_key="products.id")
     kind: str = Field(max_length=20)
@@ -78,5 +80,3 @@ class InventoryMovement(SQLModel, table=True):
     actor: str | None = Field(default=None, max_length=120)
     reference: str | None = Field(default=None, max_length=120, index=True)
     created_at: datetime = created_at()
-
-

@@ -16,8 +16,11 @@ def utcnow() -> datetime:
 
 
 def created_at() -> Any:
-    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True),
-                 sa_column_kwargs={"server_default": func.now(), "nullable": False})
+    return Field(
+        default_factory=utcnow,
+        sa_type=DateTime(timezone=True),
+        sa_column_kwargs={"server_default": func.now(), "nullable": False},
+    )
 
 
 def timestamp(*, nullable: bool = True, index: bool = False) -> Any:

@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
-
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -27,7 +26,7 @@ def _json_text(value: object) -> str:
 def asyncpg_url(url: str) -> str:
     for plain in ("postgresql://", "postgres://"):
         if url.startswith(plain):
-            return "postgresql+asyncpg://" + url[len(plain):]
+            return "postgresql+asyncpg://" + url[len(plain) :]
     return url
 
 

@@ -128,9 +128,17 @@ def reservation_totals(changes: Sequence[StockChange]) -> tuple[list[int], list[
 
 
 def movements_json(changes: Sequence[StockChange]) -> str:
-    return encode([
-        {"location_id": c.location_id, "product_id": c.product_id, "kind": c.kind.value,
-         "on_hand_delta": c.on_hand_delta, "reserved_delta": c.reserved_delta, "reason": c.reason,
-         "reference": c.reference}
-        for c in changes
-    ])
+    return encode(
+        [
+            {
+                "location_id": c.location_id,
+                "product_id": c.product_id,
+                "kind": c.kind.value,
+                "on_hand_delta": c.on_hand_delta,
+                "reserved_delta": c.reserved_delta,
+                "reason": c.reason,
+                "reference": c.reference,
+            }
+            for c in changes
+        ]
+    )

@@ -79,11 +79,19 @@ class FulfillmentOrder(SQLModel, table=True):
     __table_args__ = (
         Index("ix_fulfillment_orders_order", "order_id"),
         Index("ix_fulfillment_orders_location_status", "location_id", "status"),
-        Index("ix_fulfillment_orders_pickup_deadline", "pickup_deadline",
-              postgresql_where=text("status = 'ready_for_pickup'")),
+        Index(
+            "ix_fulfillment_orders_pickup_deadline",
+            "pickup_deadline",
+            postgresql_where=text("status = 'ready_for_pickup'"),
+        ),
         # Unique among the store's open pickups: a code can only ever open one order's goods.
-        Index("uq_fulfillment_orders_open_pickup_code", "location_id", "pickup_code_digest",
-              unique=True, postgresql_where=text("status = 'ready_for_pickup'")),
+        Index(
+            "uq_fulfillment_orders_open_pickup_code",
+            "location_id",
+            "pickup_code_digest",
+            unique=True,
+            postgresql_where=text("status = 'ready_for_pickup'"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -120,8 +128,7 @@ class FulfillmentOrderLine(SQLModel, table=True):
         Index("ix_fulfillment_order_lines_fo", "fulfillment_order_id"),
         CheckConstraint("quantity >= 0", name="quantity_not_negative"),
         CheckConstraint(
-            "quantity_picked + quantity_cancelled <= quantity "
-            "AND quantity_handed_over <= quantity_picked",
+            "quantity_picked + quantity_cancelled <= quantity AND quantity_handed_over <= quantity_picked",
             name="quantities_consistent",
         ),
     )
@@ -141,8 +148,7 @@ class Reservation(SQLModel, table=True):
     __tablename__ = "reservations"
     __table_args__ = (
         Index("ix_reservations_line", "fulfillment_order_line_id"),
-        Index("ix_reservations_active_stock", "location_id", "product_id",
-              postgresql_where=text("status = 'active'")),
+        Index("ix_reservations_active_stock", "location_id", "product_id", postgresql_where=text("status = 'active'")),
         CheckConstraint("quantity > 0", name="quantity_positive"),
     )
 

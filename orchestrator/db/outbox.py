@@ -13,9 +13,7 @@ from orchestrator.db.columns import created_at, jsonb, timestamp
 
 class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
-    __table_args__ = (
-        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
-    )
+    __table_args__ = (Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),)
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     # Stable across redeliveries: consumers deduplicate on it (delivery is at-least-once).

@@ -84,9 +84,7 @@ _APPLY = text(
 )
 
 
-async def apply_stock_changes(
-    session: AsyncSession, changes: Sequence[StockChange], actor: str | None
-) -> None:
+async def apply_stock_changes(session: AsyncSession, changes: Sequence[StockChange], actor: str | None) -> None:
     """Move the levels and write the ledger in one statement. Callers hold the row locks
     (``lock_stock``) and have checked the rules; the table's CHECK constraints are the backstop."""
     if not changes:
@@ -115,8 +113,7 @@ async def apply_stock_changes(
     )
     moved = result.scalar() or 0
     if moved != len(keys):
-        raise MissingStockLevel(f"{len(keys) - moved} of {len(keys)} stock levels do not exist; "
-                                "ensure_stock_row first")
+        raise MissingStockLevel(f"{len(keys) - moved} of {len(keys)} stock levels do not exist; ensure_stock_row first")
 
 
 _ENSURE = text(

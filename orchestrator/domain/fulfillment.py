@@ -95,8 +95,6 @@ SYSTEM_ACTIONS = frozenset({A.EXPIRE, A.REMIND})
 OPEN_STATES = frozenset({S.PENDING, S.ACCEPTED, S.PICKING, S.READY_FOR_PICKUP, S.PACKED})
 FULFILLED_STATES = frozenset({S.PICKED_UP, S.SHIPPED, S.DELIVERED})
 CLOSED_WITHOUT_FULFILLING = frozenset({S.REJECTED, S.EXPIRED, S.CANCELLED})
-# States in which the location still holds the picked goods on its premises.
-PICKED_STATES = frozenset({S.PICKING, S.READY_FOR_PICKUP, S.PACKED})
 
 
 def allowed_actions(state: Status, method: Method) -> list[str]:

@@ -64,8 +64,7 @@ MAX_ON_HAND = 10**9
 def check_new_on_hand(on_hand: int, reserved: int) -> None:
     """A count or adjustment may not leave fewer units than are already promised to orders."""
     if on_hand > MAX_ON_HAND:
-        raise InvalidRequest(f"on_hand {on_hand} would exceed the maximum of {MAX_ON_HAND}",
-                             field="delta")
+        raise InvalidRequest(f"on_hand {on_hand} would exceed the maximum of {MAX_ON_HAND}", field="delta")
     if on_hand < 0:
         raise StockWouldGoNegative("on_hand cannot go below zero", on_hand=on_hand)
     if on_hand < reserved:

@@ -31,9 +31,7 @@ class FulfillmentSummary:
     handed_over: int = 0  # units already with the customer (partial pickups)
 
 
-def derive_order_status(
-    fulfillments: Iterable[FulfillmentSummary], *, needs_attention: bool = False
-) -> OrderStatus:
+def derive_order_status(fulfillments: Iterable[FulfillmentSummary], *, needs_attention: bool = False) -> OrderStatus:
     customer_facing = [f for f in fulfillments if f.method is not Method.TRANSFER]
     if needs_attention:
         return OrderStatus.NEEDS_ATTENTION

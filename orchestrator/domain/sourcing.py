@@ -182,10 +182,7 @@ class _Scorer:
         return sum(min(q, max(0, available.get(sku, 0))) for sku, q in per_sku.items())
 
 
-
-def plan_sourcing(
-    request: SourcingRequest, candidates: Iterable[Candidate], profile: SourcingProfile
-) -> SourcingPlan:
+def plan_sourcing(request: SourcingRequest, candidates: Iterable[Candidate], profile: SourcingProfile) -> SourcingPlan:
     """Decide where every line comes from, or report what cannot be served and who could."""
     pool = list(candidates)
     demand: _Demand = {}
@@ -219,14 +216,11 @@ def _plan_pickup(
             scored = _score(pool, scorer, capability, demand, chosen={store.code})
             return SourcingPlan(Rule.PICKUP_AT_STORE, tuple(local), scored)
         if profile.pickup_policy is PickupPolicy.TRANSFER:
-            sources = [
-                c for c in pool if c.code != store.code and scorer.ineligible_reason(c, "ship") is None
-            ]
+            sources = [c for c in pool if c.code != store.code and scorer.ineligible_reason(c, "ship") is None]
             moved, still_short = _cover(sources, remaining, scorer, profile)
             if not still_short:
                 transfers = [
-                    Allocation(a.location, a.line_key, a.sku, a.quantity, transfer_to=store.code)
-                    for a in moved
+                    Allocation(a.location, a.line_key, a.sku, a.quantity, transfer_to=store.code) for a in moved
                 ]
                 chosen = {store.code} | {a.location for a in moved}
                 scored = _score(pool, scorer, capability, demand, chosen=chosen)
@@ -263,18 +257,13 @@ def _plan_transfer(
     scorer = _Scorer(request, origin)
     if not demand:
         return SourcingPlan(Rule.NOTHING_TO_SOURCE, (), ())
-    sources = [
-        c
-        for c in pool
-        if c.code != request.pickup_location and scorer.ineligible_reason(c, "ship") is None
-    ]
+    sources = [c for c in pool if c.code != request.pickup_location and scorer.ineligible_reason(c, "ship") is None]
     moved, remaining = _cover(sources, demand, scorer, profile)
     scored = _score(pool, scorer, "ship", demand, chosen={a.location for a in moved})
     if remaining:
         return SourcingPlan(Rule.PICKUP_WITH_TRANSFER, (), scored, unfilled=remaining)
     transfers = tuple(
-        Allocation(a.location, a.line_key, a.sku, a.quantity, transfer_to=request.pickup_location)
-        for a in moved
+        Allocation(a.location, a.line_key, a.sku, a.quantity, transfer_to=request.pickup_location) for a in moved
     )
     return SourcingPlan(Rule.PICKUP_WITH_TRANSFER, transfers, scored)
 

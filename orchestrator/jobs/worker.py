@@ -42,10 +42,12 @@ async def schedule_pickup_timers(ctx: dict[str, Any], messages: list[OutboxMessa
             continue
         fo_id = m.payload["data"]["fulfillment_id"]
         deadline = datetime.fromisoformat(m.payload["data"]["pickup_deadline"])
-        await ctx["redis"].enqueue_job("remind_pickup", fo_id, _job_id=f"remind:{fo_id}:{deadline.isoformat()}",
-                                       _defer_until=deadline - ahead)
-        await ctx["redis"].enqueue_job("expire_pickup", fo_id, _job_id=f"expire:{fo_id}:{deadline.isoformat()}",
-                                       _defer_until=deadline)
+        await ctx["redis"].enqueue_job(
+            "remind_pickup", fo_id, _job_id=f"remind:{fo_id}:{deadline.isoformat()}", _defer_until=deadline - ahead
+        )
+        await ctx["redis"].enqueue_job(
+            "expire_pickup", fo_id, _job_id=f"expire:{fo_id}:{deadline.isoformat()}", _defer_until=deadline
+        )
 
 
 async def drain_outbox(ctx: dict[str, Any]) -> int:
@@ -57,8 +59,13 @@ async def drain_outbox(ctx: dict[str, Any]) -> int:
 
     async with ctx["relay_lock"]:
         return await relay_outbox(
-            ctx["db"], ctx["redis"], stream=settings.events_stream, maxlen=settings.events_stream_maxlen,
-            batch=settings.outbox_batch_size, claim_seconds=settings.outbox_claim_seconds, after_publish=after,
+            ctx["db"],
+            ctx["redis"],
+            stream=settings.events_stream,
+            maxlen=settings.events_stream_maxlen,
+            batch=settings.outbox_batch_size,
+            claim_seconds=settings.outbox_claim_seconds,
+            after_publish=after,
         )
 
 
@@ -68,8 +75,9 @@ async def expire_pickup(ctx: dict[str, Any], fulfillment_id: str) -> bool:
 
 async def remind_pickup(ctx: dict[str, Any], fulfillment_id: str) -> bool:
     ahead = timedelta(hours=ctx["settings"].pickup_reminder_hours)
-    return await pickup_timers.remind_if_due(ctx["db"], uuid.UUID(fulfillment_id), ctx["clock"],
-                                             ctx["lifecycle"], ahead)
+    return await pickup_timers.remind_if_due(
+        ctx["db"], uuid.UUID(fulfillment_id), ctx["clock"], ctx["lifecycle"], ahead
+    )
 
 
 async def sweep_timers(ctx: dict[str, Any]) -> tuple[int, int]:

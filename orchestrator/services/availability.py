@@ -41,12 +41,15 @@ SELECT l.code, l.name, l.lat, l.lon,
 FROM stock_levels s
 JOIN locations l ON l.id = s.location_id
 """
-_AVAILABLE = _SELECT + """
+_AVAILABLE = (
+    _SELECT
+    + """
 WHERE s.product_id = ANY($1::int[])
   AND s.on_hand - s.reserved - s.safety_stock > 0
   AND l.active AND $2::text = ANY(l.capabilities)
 GROUP BY l.id
 """
+)
 # Locations already chosen (and filtered) by _NEAREST: driven from the id list, one key lookup
 # per location, with no filter on locations for the planner to misjudge.
 _AVAILABLE_AT = """
@@ -104,10 +107,19 @@ async def availability(uow: UnitOfWork, query: AvailabilityQuery) -> list[Locati
     found: list[LocationAvailability] = []
     offset = 0
     while len(found) < query.limit:
-        ids = [r[0] for r in await fetch(
-            session, _NEAREST,
-            query.method, query.near.lat, query.near.lon, *(box or (None, None, None, None)), batch, offset,
-        )]
+        ids = [
+            r[0]
+            for r in await fetch(
+                session,
+                _NEAREST,
+                query.method,
+                query.near.lat,
+                query.near.lon,
+                *(box or (None, None, None, None)),
+                batch,
+                offset,
+            )
+        ]
         if ids:
             rows = await fetch(session, _AVAILABLE_AT, list(sku_of), ids)
             found.extend(_rows_to_view(rows, query, sku_of))

@@ -20,8 +20,9 @@ CAPABILITIES = frozenset({"pickup", "curbside", "ship"})
 def check_capabilities(capabilities: list[str]) -> list[str]:
     unknown = sorted(set(capabilities) - CAPABILITIES)
     if unknown:
-        raise InvalidRequest(f"unknown capabilities: {', '.join(unknown)}; use {sorted(CAPABILITIES)}",
-                             field="capabilities")
+        raise InvalidRequest(
+            f"unknown capabilities: {', '.join(unknown)}; use {sorted(CAPABILITIES)}", field="capabilities"
+        )
     return sorted(set(capabilities))
 
 
@@ -34,8 +35,9 @@ async def get_location(uow: UnitOfWork, code: str, actor: Actor) -> Location:
     return loc
 
 
-async def list_locations(uow: UnitOfWork, actor: Actor, *, after: str | None, limit: int,
-                         capability: str | None = None) -> list[Location]:
+async def list_locations(
+    uow: UnitOfWork, actor: Actor, *, after: str | None, limit: int, capability: str | None = None
+) -> list[Location]:
     query = select(Location).order_by(Location.code).limit(limit + 1)
     if after:
         query = query.where(Location.code > after)
@@ -58,8 +60,7 @@ async def create_location(uow: UnitOfWork, fields: dict[str, Any], now: datetime
     return loc
 
 
-async def update_location(uow: UnitOfWork, code: str, changes: dict[str, Any], actor: Actor,
-                          now: datetime) -> Location:
+async def update_location(uow: UnitOfWork, code: str, changes: dict[str, Any], actor: Actor, now: datetime) -> Location:
     loc = await get_location(uow, code, actor)
     if "capabilities" in changes:
         changes["capabilities"] = check_capabilities(changes["capabilities"])

@@ -11,10 +11,9 @@ from sqlalchemy import func, insert, select
 
 from orchestrator.db.catalogue import Location, Product
 from orchestrator.db.engine import Database
-from orchestrator.domain.access import Role
+from orchestrator.domain.access import Actor, Role
 from orchestrator.services.api_keys import create_key
 from orchestrator.services.inventory import import_inventory
-from orchestrator.domain.access import Actor
 
 # (code suffix, city, lat, lon, timezone)
 CITIES = [
@@ -47,10 +46,42 @@ WAREHOUSES = [
     ("DC-EAST", "East distribution centre (Edison, NJ)", 40.5187, -74.4121, "America/New_York"),
     ("DC-WEST", "West distribution centre (Ontario, CA)", 34.0633, -117.6509, "America/Los_Angeles"),
 ]
-ADJECTIVES = ["Classic", "Everyday", "Trail", "Studio", "Urban", "Coastal", "Alpine", "Heritage",
-              "Weekend", "Essential", "Merino", "Canvas"]
-NOUNS = ["Tee", "Hoodie", "Jacket", "Sneaker", "Backpack", "Beanie", "Chino", "Sweater", "Parka",
-         "Tote", "Cap", "Scarf", "Boot", "Short", "Polo", "Legging", "Sock", "Belt", "Vest", "Glove"]
+ADJECTIVES = [
+    "Classic",
+    "Everyday",
+    "Trail",
+    "Studio",
+    "Urban",
+    "Coastal",
+    "Alpine",
+    "Heritage",
+    "Weekend",
+    "Essential",
+    "Merino",
+    "Canvas",
+]
+NOUNS = [
+    "Tee",
+    "Hoodie",
+    "Jacket",
+    "Sneaker",
+    "Backpack",
+    "Beanie",
+    "Chino",
+    "Sweater",
+    "Parka",
+    "Tote",
+    "Cap",
+    "Scarf",
+    "Boot",
+    "Short",
+    "Polo",
+    "Legging",
+    "Sock",
+    "Belt",
+    "Vest",
+    "Glove",
+]
 CHANNELS = ["web", "app", "marketplace:shopify", "marketplace:amazon", "pos"]
 PRODUCT_COUNT = 240
 
@@ -60,25 +91,49 @@ def demo_locations() -> list[dict]:
     for suffix, name, lat, lon, tz in CITIES:
         n = int(suffix)
         caps = ["pickup"] + (["curbside"] if n % 3 else []) + (["ship"] if n % 4 != 0 else [])
-        rows.append({
-            "code": f"STORE-{suffix}", "name": name, "kind": "store", "lat": lat, "lon": lon, "timezone": tz,
-            "capabilities": caps, "daily_capacity": 40 + (n * 7) % 60, "pickup_hold_days": 5 + n % 3,
-            "address": {"city": name.split(" — ")[0], "country": "US"}, "active": True,
-        })
+        rows.append(
+            {
+                "code": f"STORE-{suffix}",
+                "name": name,
+                "kind": "store",
+                "lat": lat,
+                "lon": lon,
+                "timezone": tz,
+                "capabilities": caps,
+                "daily_capacity": 40 + (n * 7) % 60,
+                "pickup_hold_days": 5 + n % 3,
+                "address": {"city": name.split(" — ")[0], "country": "US"},
+                "active": True,
+            }
+        )
     for code, name, lat, lon, tz in WAREHOUSES:
-        rows.append({
-            "code": code, "name": name, "kind": "warehouse", "lat": lat, "lon": lon, "timezone": tz,
-            "capabilities": ["ship"], "daily_capacity": 2000, "pickup_hold_days": 7,
-            "address": {"country": "US"}, "active": True,
-        })
+        rows.append(
+            {
+                "code": code,
+                "name": name,
+                "kind": "warehouse",
+                "lat": lat,
+                "lon": lon,
+                "timezone": tz,
+                "capabilities": ["ship"],
+                "daily_capacity": 2000,
+                "pickup_hold_days": 7,
+                "address": {"country": "US"},
+                "active": True,
+            }
+        )
     return rows
 
 
 def demo_products() -> list[dict]:
     rng = random.Random(7)
     return [
-        {"sku": f"SKU-{i:05d}", "name": f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} #{i}",
-         "gtin": f"{400638133393 + i:013d}", "active": True}
+        {
+            "sku": f"SKU-{i:05d}",
+            "name": f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} #{i}",
+            "gtin": f"{400638133393 + i:013d}",
+            "active": True,
+        }
         for i in range(1, PRODUCT_COUNT + 1)
     ]
 
@@ -97,7 +152,7 @@ def demo_stock_csv(locations: list[dict], products: list[dict]) -> bytes:
 
 async def _chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
     for i in range(0, len(data), size):
-        yield data[i:i + size]
+        yield data[i : i + size]
 
 
 async def load_demo_data(db: Database, now: datetime) -> dict[str, str] | None:
@@ -111,8 +166,9 @@ async def load_demo_data(db: Database, now: datetime) -> dict[str, str] | None:
         await uow.session.execute(insert(Location), [{**x, "created_at": now, "updated_at": now} for x in locations])
         await uow.session.execute(insert(Product), [{**x, "created_at": now, "updated_at": now} for x in products])
         await uow.commit()
-    report = await import_inventory(db, _chunks(demo_stock_csv(locations, products)),
-                                    Actor(kind="system", id="demo-data"))
+    report = await import_inventory(
+        db, _chunks(demo_stock_csv(locations, products)), Actor(kind="system", id="demo-data")
+    )
     if report.errors:
         raise RuntimeError(f"demo stock did not load: {report.errors}")
     keys: dict[str, str] = {}
@@ -122,7 +178,8 @@ async def load_demo_data(db: Database, now: datetime) -> dict[str, str] | None:
             keys[f"channel {channel}"] = token
     for loc in locations:
         async with db.unit_of_work() as uow:
-            token, _ = await create_key(uow, role=Role.STAFF, name=f"demo staff {loc['code']}",
-                                        locations=[loc["code"]], now=now)
+            token, _ = await create_key(
+                uow, role=Role.STAFF, name=f"demo staff {loc['code']}", locations=[loc["code"]], now=now
+            )
             keys[f"staff {loc['code']}"] = token
     return keys

@@ -103,9 +103,7 @@ async def transition(
 ) -> FulfillmentView:
     async def attempt(uow: UnitOfWork) -> FulfillmentView:
         session = uow.session
-        order_id = await session.scalar(
-            select(FulfillmentOrder.order_id).where(FulfillmentOrder.id == fulfillment_id)
-        )
+        order_id = await session.scalar(select(FulfillmentOrder.order_id).where(FulfillmentOrder.id == fulfillment_id))
         if order_id is None:
             raise NotFound(f"fulfillment {fulfillment_id} not found")
         aggregate = await load_order(session, order_id, ADMIN_VIEW, lock=True)
@@ -116,8 +114,16 @@ async def transition(
             raise VersionMismatch(expected_version, fo.version)
         target = next_state(Status(fo.status), Method(fo.method), action)
         now = clock.now()
-        step = Step(aggregate, fo, aggregate.fulfillment_lines.get(fo.id, []), target, actor, now,
-                    StockLedger(session, str(order_id), now), settings)
+        step = Step(
+            aggregate,
+            fo,
+            aggregate.fulfillment_lines.get(fo.id, []),
+            target,
+            actor,
+            now,
+            StockLedger(session, str(order_id), now),
+            settings,
+        )
         if apply is not None:
             await apply(step)
         if step.commit_before_raise is None:
@@ -158,8 +164,11 @@ async def _record(session, aggregate: OrderAggregate, step: Step) -> None:
     needs_attention = any(line.quantity_unsourced for line in aggregate.lines)
     status = derive_order_status(
         [
-            FulfillmentSummary(Status(f.status), Method(f.method),
-                               sum(ln.quantity_handed_over for ln in aggregate.fulfillment_lines.get(f.id, [])))
+            FulfillmentSummary(
+                Status(f.status),
+                Method(f.method),
+                sum(ln.quantity_handed_over for ln in aggregate.fulfillment_lines.get(f.id, [])),
+            )
             for f in aggregate.fulfillments
         ],
         needs_attention=needs_attention,
@@ -173,8 +182,13 @@ async def _record(session, aggregate: OrderAggregate, step: Step) -> None:
         if draft.type == "order.needs_attention":
             attention = draft.data.get("reason", attention)
     order.version = await record_change(
-        session, OrderRef(order.id, order.number, order.channel), step.drafts, step.actor, step.now,
-        status=status.value, attention_reason=attention,
+        session,
+        OrderRef(order.id, order.number, order.channel),
+        step.drafts,
+        step.actor,
+        step.now,
+        status=status.value,
+        attention_reason=attention,
     )
     order.status = status.value
     order.attention_reason = attention
@@ -218,7 +232,8 @@ async def _close_and_resource(step: Step, reason: str) -> None:
 
 def _transfers_feeding(step: Step) -> list[FulfillmentOrder]:
     return [
-        f for f in step.aggregate.fulfillments
+        f
+        for f in step.aggregate.fulfillments
         if f.feeds_fulfillment_id == step.fo.id and Status(f.status) in OPEN_STATES | {Status.SHIPPED}
     ]
 
@@ -234,9 +249,17 @@ async def _cancel_fulfillment(step: Step, fo: FulfillmentOrder, reason: str) -> 
     fo.closed_at = step.now
     fo.close_reason = reason
     fo.updated_at = step.now
-    step.drafts.append(OrderEventDraft("fulfillment.cancelled", {
-        "fulfillment_id": str(fo.id), "location": step.aggregate.codes[fo.location_id],
-        "method": fo.method, "reason": reason}))
+    step.drafts.append(
+        OrderEventDraft(
+            "fulfillment.cancelled",
+            {
+                "fulfillment_id": str(fo.id),
+                "location": step.aggregate.codes[fo.location_id],
+                "method": fo.method,
+                "reason": reason,
+            },
+        )
+    )
 
 
 def pick_lines(picks: dict[uuid.UUID, int]) -> Apply:
@@ -254,12 +277,12 @@ def pick_lines(picks: dict[uuid.UUID, int]) -> Apply:
             line = by_id[line_id]
             # Only units reserved here can be picked; units still travelling on a transfer cannot.
             here = sum(
-                r.quantity for r in (await step.ledger.reservations([line.id]))[line.id]
+                r.quantity
+                for r in (await step.ledger.reservations([line.id]))[line.id]
                 if r.status == "active" and r.location_id == step.fo.location_id
             )
             if found < 0 or found > here:
-                raise InvalidRequest(f"line {line_id}: picked {found}, but {here} are to pick here",
-                                     field="lines")
+                raise InvalidRequest(f"line {line_id}: picked {found}, but {here} are to pick here", field="lines")
             if found:
                 await step.ledger.consume(step.fo, line, found, kind)
                 line.quantity_picked += found
@@ -290,8 +313,10 @@ def _all_picked(step: Step) -> None:
 
 async def mark_ready(step: Step) -> None:
     waiting = [
-        str(f.id) for f in step.aggregate.fulfillments
-        if f.feeds_fulfillment_id == step.fo.id and Status(f.status) is not Status.DELIVERED
+        str(f.id)
+        for f in step.aggregate.fulfillments
+        if f.feeds_fulfillment_id == step.fo.id
+        and Status(f.status) is not Status.DELIVERED
         and Status(f.status) not in {Status.CANCELLED, Status.REJECTED}
     ]
     if waiting:
@@ -392,11 +417,14 @@ def hand_over(code: str | None, override_reason: str | None, units: dict[uuid.UU
                 fo.pickup_failed_attempts = failures
                 fo.pickup_locked_until = locked_until
                 step.target = Status(fo.status)
-                step.say("fulfillment.pickup_code_rejected", {"locked_until": locked_until.isoformat() if locked_until else None})
+                step.say(
+                    "fulfillment.pickup_code_rejected",
+                    {"locked_until": locked_until.isoformat() if locked_until else None},
+                )
                 error = (
-                    PickupLocked("too many wrong pickup codes; pickup locked",
-                                 locked_until=locked_until.isoformat())
-                    if locked_until else WrongPickupCode("wrong pickup code", field="code")
+                    PickupLocked("too many wrong pickup codes; pickup locked", locked_until=locked_until.isoformat())
+                    if locked_until
+                    else WrongPickupCode("wrong pickup code", field="code")
                 )
                 step.commit_before_raise = error
                 return
@@ -416,7 +444,9 @@ def hand_over(code: str | None, override_reason: str | None, units: dict[uuid.UU
         fo.pickup_failed_attempts = 0
         left = sum(ln.quantity_picked - ln.quantity_handed_over for ln in step.lines)
         data = {
-            "handed_over": [{"sku": ln.sku, "quantity": wanted.get(ln.id, 0)} for ln in step.lines if wanted.get(ln.id)],
+            "handed_over": [
+                {"sku": ln.sku, "quantity": wanted.get(ln.id, 0)} for ln in step.lines if wanted.get(ln.id)
+            ],
             "override_reason": override_reason,
         }
         if left:
@@ -457,8 +487,10 @@ async def expire(step: Step) -> None:
     await cancel_with(reason)(step)
     step.drafts.pop()  # the cancellation event; expiry says it in its own words
     step.fo.close_reason = reason
-    step.say("fulfillment.expired", {"reason": reason,
-                                     "pickup_deadline": step.fo.pickup_deadline.isoformat() if step.fo.pickup_deadline else None})
+    step.say(
+        "fulfillment.expired",
+        {"reason": reason, "pickup_deadline": step.fo.pickup_deadline.isoformat() if step.fo.pickup_deadline else None},
+    )
 
 
 async def record_arrival(
@@ -470,10 +502,7 @@ async def record_arrival(
         session = uow.session
         aggregate = await load_order(session, order_id, actor, lock=True)
         now = clock.now()
-        waiting = [
-            f for f in aggregate.fulfillments
-            if Method(f.method).is_pickup and Status(f.status) in OPEN_STATES
-        ]
+        waiting = [f for f in aggregate.fulfillments if Method(f.method).is_pickup and Status(f.status) in OPEN_STATES]
         if not waiting:
             raise Conflict("this order has no open pickup to arrive for")
         for fo in waiting:
@@ -483,18 +512,29 @@ async def record_arrival(
             fo.updated_at = now
         await session.flush()
         order = aggregate.order
-        draft = OrderEventDraft("order.customer_arrived", {
-            "parking_spot": parking_spot, "vehicle": vehicle,
-            "fulfillments": [str(f.id) for f in waiting],
-            "locations": sorted({aggregate.codes[f.location_id] for f in waiting}),
-        })
+        draft = OrderEventDraft(
+            "order.customer_arrived",
+            {
+                "parking_spot": parking_spot,
+                "vehicle": vehicle,
+                "fulfillments": [str(f.id) for f in waiting],
+                "locations": sorted({aggregate.codes[f.location_id] for f in waiting}),
+            },
+        )
         order.version = await record_change(
-            session, OrderRef(order.id, order.number, order.channel), [draft], actor, now,
-            status=order.status, attention_reason=order.attention_reason,
+            session,
+            OrderRef(order.id, order.number, order.channel),
+            [draft],
+            actor,
+            now,
+            status=order.status,
+            attention_reason=order.attention_reason,
         )
         await uow.commit()
-        return [fulfillment_view(f, aggregate.fulfillment_lines.get(f.id, []), aggregate.codes, order.number)
-                for f in waiting]
+        return [
+            fulfillment_view(f, aggregate.fulfillment_lines.get(f.id, []), aggregate.codes, order.number)
+            for f in waiting
+        ]
 
     return await db.run(attempt, also_retry=(StockMoved,))
 
@@ -521,22 +561,34 @@ async def cancel_order(
         if order.status == "cancelled":
             raise OrderNotCancellable("the order is already cancelled", status=order.status)
         delivered = [
-            str(f.id) for f in aggregate.fulfillments
-            if Status(f.status) in FULFILLED_STATES and f.method != Method.TRANSFER
+            str(f.id)
+            for f in aggregate.fulfillments
+            if Status(f.status) in FULFILLED_STATES
+            and f.method != Method.TRANSFER
             or any(ln.quantity_handed_over for ln in aggregate.fulfillment_lines.get(f.id, []))
             and f.method != Method.TRANSFER
         ]
         if delivered:
-            raise OrderNotCancellable("part of the order is already with the customer",
-                                      fulfillments=delivered, status=order.status)
+            raise OrderNotCancellable(
+                "part of the order is already with the customer", fulfillments=delivered, status=order.status
+            )
         now = clock.now()
         ledger = StockLedger(session, str(order.id), now)
         drafts: list[OrderEventDraft] = []
         for fo in list(aggregate.fulfillments):
             if fo.method == Method.TRANSFER or Status(fo.status) not in OPEN_STATES:
                 continue
-            step = Step(aggregate, fo, aggregate.fulfillment_lines.get(fo.id, []), Status.CANCELLED,
-                        actor, now, ledger, settings, drafts)
+            step = Step(
+                aggregate,
+                fo,
+                aggregate.fulfillment_lines.get(fo.id, []),
+                Status.CANCELLED,
+                actor,
+                now,
+                ledger,
+                settings,
+                drafts,
+            )
             await cancel_with(reason)(step)
             fo.status = Status.CANCELLED.value
             fo.version += 1
@@ -548,8 +600,7 @@ async def cancel_order(
         drafts.append(OrderEventDraft("order.cancelled", {"reason": reason}))
         await ledger.apply(actor.label)
         await session.flush()
-        summary = Step(aggregate, aggregate.fulfillments[0], [], Status.CANCELLED, actor, now, ledger,
-                       settings, drafts)
+        summary = Step(aggregate, aggregate.fulfillments[0], [], Status.CANCELLED, actor, now, ledger, settings, drafts)
         await _record(session, aggregate, summary)
         await uow.commit()
         return aggregate

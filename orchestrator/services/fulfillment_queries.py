@@ -19,10 +19,13 @@ from orchestrator.services.views import FulfillmentView
 async def get_fulfillment(db: Database, fulfillment_id: uuid.UUID, actor: Actor) -> FulfillmentView:
     async with db.unit_of_work() as uow:
         session = uow.session
-        row = (await session.execute(
-            select(FulfillmentOrder, Order.number).join(Order, Order.id == FulfillmentOrder.order_id)
-            .where(FulfillmentOrder.id == fulfillment_id)
-        )).one_or_none()
+        row = (
+            await session.execute(
+                select(FulfillmentOrder, Order.number)
+                .join(Order, Order.id == FulfillmentOrder.order_id)
+                .where(FulfillmentOrder.id == fulfillment_id)
+            )
+        ).one_or_none()
         if row is None:
             raise NotFound(f"fulfillment {fulfillment_id} not found")
         fo, number = row
@@ -61,28 +64,36 @@ async def fulfillment_queue(
         incoming = (
             (FulfillmentOrder.destination_location_id == location_id)
             & (FulfillmentOrder.status == Status.SHIPPED.value)
-            if status is None or Status.SHIPPED.value in statuses else false()
+            if status is None or Status.SHIPPED.value in statuses
+            else false()
         )
         waiting_outside = case(
-            (FulfillmentOrder.arrived_at.is_not(None)
-             & FulfillmentOrder.status.in_([s.value for s in OPEN_STATES]), 0),
+            (FulfillmentOrder.arrived_at.is_not(None) & FulfillmentOrder.status.in_([s.value for s in OPEN_STATES]), 0),
             else_=1,
         )
-        rows = (await session.execute(
-            select(FulfillmentOrder, Order.number)
-            .join(Order, Order.id == FulfillmentOrder.order_id)
-            .where(or_((FulfillmentOrder.location_id == location_id) & FulfillmentOrder.status.in_(statuses),
-                       incoming))
-            .order_by(waiting_outside, FulfillmentOrder.arrived_at.asc().nulls_last(),
-                      FulfillmentOrder.pickup_deadline.asc().nulls_last(),
-                      FulfillmentOrder.created_at, FulfillmentOrder.id)
-            .offset(offset)
-            .limit(limit + 1)
-        )).all()
+        rows = (
+            await session.execute(
+                select(FulfillmentOrder, Order.number)
+                .join(Order, Order.id == FulfillmentOrder.order_id)
+                .where(
+                    or_((FulfillmentOrder.location_id == location_id) & FulfillmentOrder.status.in_(statuses), incoming)
+                )
+                .order_by(
+                    waiting_outside,
+                    FulfillmentOrder.arrived_at.asc().nulls_last(),
+                    FulfillmentOrder.pickup_deadline.asc().nulls_last(),
+                    FulfillmentOrder.created_at,
+                    FulfillmentOrder.id,
+                )
+                .offset(offset)
+                .limit(limit + 1)
+            )
+        ).all()
         page = rows[:limit]
         lines = await fulfillment_lines(session, [fo.id for fo, _ in page])
-        ids = {fo.location_id for fo, _ in page} | {fo.destination_location_id for fo, _ in page
-                                                     if fo.destination_location_id}
+        ids = {fo.location_id for fo, _ in page} | {
+            fo.destination_location_id for fo, _ in page if fo.destination_location_id
+        }
         codes = await location_codes(session, ids)
         views = [fulfillment_view(fo, lines.get(fo.id, []), codes, number) for fo, number in page]
         return views, (str(offset + limit) if len(rows) > limit else None)

@@ -44,9 +44,15 @@ def stock_view(code: str, sku: str, level: StockLevel | None) -> StockView:
     if level is None:
         return StockView(location=code, sku=sku, on_hand=0, reserved=0, safety_stock=0, available=0)
     position = StockPosition(level.on_hand, level.reserved, level.safety_stock)
-    return StockView(location=code, sku=sku, on_hand=level.on_hand, reserved=level.reserved,
-                     safety_stock=level.safety_stock, available=position.available,
-                     updated_at=level.updated_at)
+    return StockView(
+        location=code,
+        sku=sku,
+        on_hand=level.on_hand,
+        reserved=level.reserved,
+        safety_stock=level.safety_stock,
+        available=position.available,
+        updated_at=level.updated_at,
+    )
 
 
 async def read_stock(uow: UnitOfWork, code: str, sku: str, actor: Actor) -> StockView:
@@ -56,8 +62,9 @@ async def read_stock(uow: UnitOfWork, code: str, sku: str, actor: Actor) -> Stoc
     return stock_view(code, sku, level)
 
 
-async def list_stock(uow: UnitOfWork, code: str, actor: Actor, *, after: str | None, limit: int,
-                     skus: list[str] | None = None) -> list[StockView]:
+async def list_stock(
+    uow: UnitOfWork, code: str, actor: Actor, *, after: str | None, limit: int, skus: list[str] | None = None
+) -> list[StockView]:
     loc = await get_location(uow, code, actor)
     query = (
         select(StockLevel, Product.sku)
@@ -74,8 +81,9 @@ async def list_stock(uow: UnitOfWork, code: str, actor: Actor, *, after: str | N
     return [stock_view(code, sku, level) for level, sku in rows]
 
 
-async def movements(uow: UnitOfWork, code: str, sku: str, actor: Actor, *, before: int | None,
-                    limit: int) -> list[MovementView]:
+async def movements(
+    uow: UnitOfWork, code: str, sku: str, actor: Actor, *, before: int | None, limit: int
+) -> list[MovementView]:
     loc = await get_location(uow, code, actor)
     product = await get_product(uow, sku)
     query = (
@@ -88,8 +96,16 @@ async def movements(uow: UnitOfWork, code: str, sku: str, actor: Actor, *, befor
         query = query.where(InventoryMovement.id < before)
     rows = await uow.session.execute(query)
     return [
-        MovementView(id=m.id, kind=m.kind, on_hand_delta=m.on_hand_delta, reserved_delta=m.reserved_delta,
-                     reason=m.reason, actor=m.actor, reference=m.reference, created_at=m.created_at)
+        MovementView(
+            id=m.id,
+            kind=m.kind,
+            on_hand_delta=m.on_hand_delta,
+            reserved_delta=m.reserved_delta,
+            reason=m.reason,
+            actor=m.actor,
+            reference=m.reference,
+            created_at=m.created_at,
+        )
         for m in rows.scalars()
     ]
 
@@ -106,8 +122,9 @@ class StockUpdate:
     reference: str | None = None
 
 
-async def change_stock(db: Database, code: str, sku: str, update: StockUpdate, actor: Actor,
-                       now: datetime) -> StockView:
+async def change_stock(
+    db: Database, code: str, sku: str, update: StockUpdate, actor: Actor, now: datetime
+) -> StockView:
     reason = check_reason(update.reason)
     if update.safety_stock is not None and update.safety_stock < 0:
         raise InvalidRequest("safety_stock cannot be negative", field="safety_stock")
@@ -124,14 +141,25 @@ async def change_stock(db: Database, code: str, sku: str, update: StockUpdate, a
         if target != position.on_hand:
             await apply_stock_changes(
                 session,
-                [StockChange(loc.id, product.id, update.kind, target - position.on_hand, 0, reason,  # type: ignore[arg-type]
-                             update.reference)],
+                [
+                    StockChange(
+                        loc.id,
+                        product.id,
+                        update.kind,
+                        target - position.on_hand,
+                        0,
+                        reason,  # type: ignore[arg-type]
+                        update.reference,
+                    )
+                ],
                 actor.label,
             )
         if update.safety_stock is not None:
             await session.execute(
-                text("UPDATE stock_levels SET safety_stock = :s, updated_at = :now "
-                     "WHERE location_id = :l AND product_id = :p"),
+                text(
+                    "UPDATE stock_levels SET safety_stock = :s, updated_at = :now "
+                    "WHERE location_id = :l AND product_id = :p"
+                ),
                 {"s": update.safety_stock, "now": now, "l": loc.id, "p": product.id},
             )
         level = await session.get(StockLevel, key, populate_existing=True)
@@ -235,15 +263,20 @@ async def import_inventory(db: Database, chunks: AsyncIterable[bytes], actor: Ac
     reference = f"import:{uuid.uuid4()}"
     async with db.unit_of_work() as uow:
         session = uow.session
-        await session.execute(text(
-            "CREATE TEMP TABLE inventory_import (location text NOT NULL, sku text NOT NULL, "
-            "on_hand integer NOT NULL, line bigint GENERATED ALWAYS AS IDENTITY (START 2)) ON COMMIT DROP"
-        ))
+        await session.execute(
+            text(
+                "CREATE TEMP TABLE inventory_import (location text NOT NULL, sku text NOT NULL, "
+                "on_hand integer NOT NULL, line bigint GENERATED ALWAYS AS IDENTITY (START 2)) ON COMMIT DROP"
+            )
+        )
         raw = await (await session.connection()).get_raw_connection()
         try:
             await raw.driver_connection.copy_to_table(  # type: ignore[union-attr]
-                "inventory_import", source=chunks, columns=["location", "sku", "on_hand"],
-                format="csv", header=True,
+                "inventory_import",
+                source=chunks,
+                columns=["location", "sku", "on_hand"],
+                format="csv",
+                header=True,
             )
         except Exception as exc:  # asyncpg reports CSV faults as data errors of many kinds
             message = str(exc).splitlines()[0]

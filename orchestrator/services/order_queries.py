@@ -12,6 +12,7 @@ from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db.catalogue import Location
+from orchestrator.db.engine import Database
 from orchestrator.db.orders import (
     Customer,
     FulfillmentOrder,
@@ -20,12 +21,11 @@ from orchestrator.db.orders import (
     OrderEvent,
     OrderLine,
 )
-from orchestrator.db.engine import Database
 from orchestrator.domain.access import Actor
 from orchestrator.domain.customer import normalise_email
-from orchestrator.domain.order_number import normalise_order_number
 from orchestrator.domain.errors import InvalidRequest, NotFound
 from orchestrator.domain.fulfillment import Method, Status, allowed_actions
+from orchestrator.domain.order_number import normalise_order_number
 from orchestrator.services.views import (
     ArrivalView,
     CustomerView,
@@ -160,7 +160,8 @@ async def load_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> 
     orders = {o.id: o for o in (await session.execute(select(Order).where(Order.id.in_(order_ids)))).scalars()}
     fulfillments: dict[uuid.UUID, list[FulfillmentOrder]] = {}
     rows = await session.execute(
-        select(FulfillmentOrder).where(FulfillmentOrder.order_id.in_(order_ids))
+        select(FulfillmentOrder)
+        .where(FulfillmentOrder.order_id.in_(order_ids))
         .order_by(FulfillmentOrder.created_at, FulfillmentOrder.id)
     )
     for fo in rows.scalars():
@@ -173,9 +174,10 @@ async def load_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> 
         lines.setdefault(line.order_id, []).append(line)
     fo_lines = await fulfillment_lines(session, [f.id for fos in fulfillments.values() for f in fos])
     customers = {
-        c.id: c for c in (await session.execute(
-            select(Customer).where(Customer.id.in_({o.customer_id for o in orders.values()}))
-        )).scalars()
+        c.id: c
+        for c in (
+            await session.execute(select(Customer).where(Customer.id.in_({o.customer_id for o in orders.values()})))
+        ).scalars()
     }
     ids: set[int] = set()
     for fos in fulfillments.values():
@@ -186,8 +188,14 @@ async def load_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> 
     ids |= {o.pickup_location_id for o in orders.values() if o.pickup_location_id}
     codes = await location_codes(session, ids)
     return [
-        OrderAggregate(orders[i], customers[orders[i].customer_id], lines.get(i, []), fulfillments.get(i, []),
-                       {f.id: fo_lines.get(f.id, []) for f in fulfillments.get(i, [])}, codes)
+        OrderAggregate(
+            orders[i],
+            customers[orders[i].customer_id],
+            lines.get(i, []),
+            fulfillments.get(i, []),
+            {f.id: fo_lines.get(f.id, []) for f in fulfillments.get(i, [])},
+            codes,
+        )
         for i in order_ids
         if i in orders
     ]
@@ -208,9 +216,7 @@ async def fulfillment_lines(
     return out
 
 
-async def load_order(
-    session: AsyncSession, order_id: uuid.UUID, actor: Actor, *, lock: bool = False
-) -> OrderAggregate:
+async def load_order(session: AsyncSession, order_id: uuid.UUID, actor: Actor, *, lock: bool = False) -> OrderAggregate:
     """The whole order, or NotFound (also when a staff key may not see it). With ``lock`` the
     order row and then its fulfillment rows are locked: the order-first lock order."""
     if lock:
@@ -218,8 +224,10 @@ async def load_order(
         if locked is None:
             raise NotFound(f"order {order_id} not found")
         await session.execute(
-            select(FulfillmentOrder.id).where(FulfillmentOrder.order_id == order_id)
-            .order_by(FulfillmentOrder.id).with_for_update()
+            select(FulfillmentOrder.id)
+            .where(FulfillmentOrder.order_id == order_id)
+            .order_by(FulfillmentOrder.id)
+            .with_for_update()
         )
     found = await load_orders(session, [order_id])
     if not found or not found[0].visible_to(actor):
@@ -257,9 +265,7 @@ class OrderFilter:
     limit: int = 50
 
 
-async def list_order_ids(
-    session: AsyncSession, flt: OrderFilter, actor: Actor
-) -> tuple[list[uuid.UUID], str | None]:
+async def list_order_ids(session: AsyncSession, flt: OrderFilter, actor: Actor) -> tuple[list[uuid.UUID], str | None]:
     """Newest first; keyset pagination on (created_at, id)."""
     query = select(Order.id, Order.created_at)
     if flt.customer_email:
@@ -276,8 +282,12 @@ async def list_order_ids(
     if actor.is_staff:
         mine = (
             select(FulfillmentOrder.order_id)
-            .join(Location, or_(Location.id == FulfillmentOrder.location_id,
-                                Location.id == FulfillmentOrder.destination_location_id))
+            .join(
+                Location,
+                or_(
+                    Location.id == FulfillmentOrder.location_id, Location.id == FulfillmentOrder.destination_location_id
+                ),
+            )
             .where(and_(Location.code.in_(sorted(actor.locations))))
         )
         query = query.where(Order.id.in_(mine))
@@ -311,9 +321,7 @@ async def order_events(db: Database, order_id: uuid.UUID, actor: Actor) -> list[
 
 async def _order_events(session: AsyncSession, order_id: uuid.UUID, actor: Actor) -> list[OrderEventView]:
     await load_order(session, order_id, actor)  # existence and staff scoping
-    rows = await session.execute(
-        select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.seq)
-    )
+    rows = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.seq))
     return [
         OrderEventView(
             id=e.id,

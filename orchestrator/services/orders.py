@@ -114,24 +114,44 @@ async def place_order(
         raise InsufficientStock(exc.shortfalls) from None
 
 
-async def _place(uow: UnitOfWork, cmd: PlaceOrder, customer: CustomerDetails, currency: str, actor: Actor,
-                 clock: Clock, claim: IdempotencyClaim | None) -> Placement:
+async def _place(
+    uow: UnitOfWork,
+    cmd: PlaceOrder,
+    customer: CustomerDetails,
+    currency: str,
+    actor: Actor,
+    clock: Clock,
+    claim: IdempotencyClaim | None,
+) -> Placement:
     session = uow.session
     now = clock.now()
     skus = sorted({line.sku for line in cmd.lines})
-    held, stored, existing, products_json, store_json, profile_json, who = (await fetch(
-        session, sql.INTAKE,
-        lock_id(claim.principal, claim.key) if claim else 0, claim.principal if claim else None,
-        claim.key if claim else None, cmd.channel, cmd.channel_order_ref, skus,
-        cmd.location if cmd.method.is_pickup else None, cmd.channel,
-        customer.email, customer.phone, uuid.uuid4(), customer.name, now,
-    ))[0]
+    held, stored, existing, products_json, store_json, profile_json, who = (
+        await fetch(
+            session,
+            sql.INTAKE,
+            lock_id(claim.principal, claim.key) if claim else 0,
+            claim.principal if claim else None,
+            claim.key if claim else None,
+            cmd.channel,
+            cmd.channel_order_ref,
+            skus,
+            cmd.location if cmd.method.is_pickup else None,
+            cmd.channel,
+            customer.email,
+            customer.phone,
+            uuid.uuid4(),
+            customer.name,
+            now,
+        )
+    )[0]
     if not held:
         raise IdempotencyKeyInFlight("a request with this Idempotency-Key is still being processed")
     if stored is not None:
         if claim is None or stored[0] != claim.fingerprint:
-            raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body",
-                                       field="Idempotency-Key")
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
+            )
         return Placement(stored[1], bytes(stored[2]), replayed=True)
 
     if existing is not None:
@@ -168,13 +188,25 @@ async def _remember(session: AsyncSession, claim: IdempotencyClaim, status: int,
         session,
         "INSERT INTO idempotency_keys (principal, key, fingerprint, status_code, response_body, created_at)"
         " VALUES ($1, $2, $3, $4, $5, $6) RETURNING 1",
-        claim.principal, claim.key, claim.fingerprint, status, body, now,
+        claim.principal,
+        claim.key,
+        claim.fingerprint,
+        status,
+        body,
+        now,
     )
 
 
-async def _create(session: AsyncSession, cmd: PlaceOrder, context: IntakeContext, customer: CustomerDetails,
-                  currency: str, actor: Actor, now: datetime,
-                  claim: IdempotencyClaim | None) -> tuple[OrderView, bytes]:
+async def _create(
+    session: AsyncSession,
+    cmd: PlaceOrder,
+    context: IntakeContext,
+    customer: CustomerDetails,
+    currency: str,
+    actor: Actor,
+    now: datetime,
+    claim: IdempotencyClaim | None,
+) -> tuple[OrderView, bytes]:
     products = context.products
     unknown = sorted({ln.sku for ln in cmd.lines if ln.sku not in products})
     if unknown:
@@ -194,12 +226,23 @@ async def _create(session: AsyncSession, cmd: PlaceOrder, context: IntakeContext
     if not sourced.plan.complete:
         raise shortfalls_of(sourced, request)
 
-    decision = decision_row(order_id=order_id, trigger="placement", channel=cmd.channel, profile=profile,
-                            request=request, plan=sourced.plan, now=now)
+    decision = decision_row(
+        order_id=order_id,
+        trigger="placement",
+        channel=cmd.channel,
+        profile=profile,
+        request=request,
+        plan=sourced.plan,
+        now=now,
+    )
     rows = materialise(
-        sourced, order_id=order_id, method=cmd.method,
+        sourced,
+        order_id=order_id,
+        method=cmd.method,
         order_lines={str(line_ids[i]): (line_ids[i], products[ln.sku], ln.sku) for i, ln in enumerate(cmd.lines)},
-        ship_address=cmd.address, decision_id=decision["id"], now=now,
+        ship_address=cmd.address,
+        decision_id=decision["id"],
+        now=now,
     )
     if not locked:
         await reserve_check(session, rows)
@@ -208,28 +251,61 @@ async def _create(session: AsyncSession, cmd: PlaceOrder, context: IntakeContext
     number = new_order_number()
     subtotal = sum(line.quantity * line.unit_price for line in cmd.lines)
     drafts = [
-        OrderEventDraft("order.placed", {
-            "number": number, "channel": cmd.channel, "channel_order_ref": cmd.channel_order_ref,
-            "subtotal": subtotal, "currency": currency, "method": cmd.method.value,
-            "lines": [{"sku": ln.sku, "quantity": ln.quantity} for ln in cmd.lines],
-        }),
-        OrderEventDraft("order.sourced", {
-            "decision_id": str(decision["id"]), "rule": sourced.plan.rule.value,
-            "locations": sourced.plan.locations, "fulfillment_orders": [str(i) for i in rows.fulfillment_ids()],
-        }),
+        OrderEventDraft(
+            "order.placed",
+            {
+                "number": number,
+                "channel": cmd.channel,
+                "channel_order_ref": cmd.channel_order_ref,
+                "subtotal": subtotal,
+                "currency": currency,
+                "method": cmd.method.value,
+                "lines": [{"sku": ln.sku, "quantity": ln.quantity} for ln in cmd.lines],
+            },
+        ),
+        OrderEventDraft(
+            "order.sourced",
+            {
+                "decision_id": str(decision["id"]),
+                "rule": sourced.plan.rule.value,
+                "locations": sourced.plan.locations,
+                "fulfillment_orders": [str(i) for i in rows.fulfillment_ids()],
+            },
+        ),
     ]
     order_row = {
-        "id": order_id, "number": number, "channel": cmd.channel, "channel_order_ref": cmd.channel_order_ref,
-        "customer_id": who.id, "currency": currency, "subtotal": subtotal, "status": OrderStatus.RECEIVED.value,
-        "attention_reason": None, "fulfillment_method": cmd.method.value,
-        "pickup_location_id": store.id if store else None, "ship_address": cmd.address,
-        "sourcing_profile_version": profile.version, "version": 1, "last_event_seq": len(drafts),
-        "created_at": now, "updated_at": now,
+        "id": order_id,
+        "number": number,
+        "channel": cmd.channel,
+        "channel_order_ref": cmd.channel_order_ref,
+        "customer_id": who.id,
+        "currency": currency,
+        "subtotal": subtotal,
+        "status": OrderStatus.RECEIVED.value,
+        "attention_reason": None,
+        "fulfillment_method": cmd.method.value,
+        "pickup_location_id": store.id if store else None,
+        "ship_address": cmd.address,
+        "sourcing_profile_version": profile.version,
+        "version": 1,
+        "last_event_seq": len(drafts),
+        "created_at": now,
+        "updated_at": now,
     }
     line_rows = [
-        {"id": line_ids[i], "order_id": order_id, "line_no": i + 1, "product_id": products[ln.sku], "sku": ln.sku,
-         "quantity": ln.quantity, "unit_price": ln.unit_price, "quantity_cancelled": 0, "quantity_fulfilled": 0,
-         "quantity_returned": 0, "quantity_unsourced": 0}
+        {
+            "id": line_ids[i],
+            "order_id": order_id,
+            "line_no": i + 1,
+            "product_id": products[ln.sku],
+            "sku": ln.sku,
+            "quantity": ln.quantity,
+            "unit_price": ln.unit_price,
+            "quantity_cancelled": 0,
+            "quantity_fulfilled": 0,
+            "quantity_returned": 0,
+            "quantity_unsourced": 0,
+        }
         for i, ln in enumerate(cmd.lines)
     ]
     events, messages = event_rows(OrderRef(order_id, number, cmd.channel), 1, drafts, actor, now)
@@ -238,19 +314,39 @@ async def _create(session: AsyncSession, cmd: PlaceOrder, context: IntakeContext
     locations, product_ids, quantities = sql.reservation_totals(rows.changes)
     idempotency = None
     if claim is not None:
-        idempotency = sql.encode({"principal": claim.principal, "key": claim.key,
-                                  "fingerprint": claim.fingerprint, "status_code": 201})
+        idempotency = sql.encode(
+            {"principal": claim.principal, "key": claim.key, "fingerprint": claim.fingerprint, "status_code": 201}
+        )
     await fetch(
-        session, sql.WRITE_ORDER,
-        sql.encode([order_row]), sql.encode(line_rows), sql.encode([decision]), sql.encode(rows.fulfillments),
-        sql.encode(rows.lines), sql.encode(rows.reservations), sql.encode(events), sql.encode(messages),
-        idempotency, now, locations, product_ids, quantities, actor.label, sql.movements_json(rows.changes), body,
+        session,
+        sql.WRITE_ORDER,
+        sql.encode([order_row]),
+        sql.encode(line_rows),
+        sql.encode([decision]),
+        sql.encode(rows.fulfillments),
+        sql.encode(rows.lines),
+        sql.encode(rows.reservations),
+        sql.encode(events),
+        sql.encode(messages),
+        idempotency,
+        now,
+        locations,
+        product_ids,
+        quantities,
+        actor.label,
+        sql.movements_json(rows.changes),
+        body,
     )
     return view, body
 
 
-async def _source(session: AsyncSession, request: SourcingRequest, profile: SourcingProfile,
-                  products: dict[str, int], store: SiteRow | None) -> tuple[Sourced, bool]:
+async def _source(
+    session: AsyncSession,
+    request: SourcingRequest,
+    profile: SourcingProfile,
+    products: dict[str, int],
+    store: SiteRow | None,
+) -> tuple[Sourced, bool]:
     """A pickup locks the store's rows first and plans on the locked numbers: no race, one query.
     Anything else (ship, or a store that falls short) plans on a snapshot and re-checks under lock."""
     if store is not None:
@@ -280,13 +376,17 @@ def _pickup_store(cmd: PlaceOrder, row: dict[str, Any] | None) -> SiteRow:
     capabilities = frozenset(row["capabilities"])
     if cmd.method.capability not in capabilities:
         raise LocationLacksCapability(
-            f"{cmd.location} does not offer {cmd.method.value}", field="fulfillment.location",
+            f"{cmd.location} does not offer {cmd.method.value}",
+            field="fulfillment.location",
             capabilities=sorted(capabilities),
         )
     return SiteRow(
-        id=row["id"], code=row["code"],
+        id=row["id"],
+        code=row["code"],
         coordinates=Coordinates(row["lat"], row["lon"]) if row["lat"] is not None and row["lon"] is not None else None,
-        capabilities=capabilities, daily_capacity=row["daily_capacity"], active=row["active"],
+        capabilities=capabilities,
+        daily_capacity=row["daily_capacity"],
+        active=row["active"],
         pickup_hold_days=row["pickup_hold_days"],
     )
 
@@ -294,8 +394,12 @@ def _pickup_store(cmd: PlaceOrder, row: dict[str, Any] | None) -> SiteRow:
 def _profile(row: dict[str, Any] | None) -> SourcingProfile:
     if row is None:
         return SourcingProfile()
-    return SourcingProfile(version=row["version"], pickup_policy=PickupPolicy(row["pickup_policy"]),
-                           min_split_line_value=row["min_split_line_value"], suggestion_limit=row["suggestion_limit"])
+    return SourcingProfile(
+        version=row["version"],
+        pickup_policy=PickupPolicy(row["pickup_policy"]),
+        min_split_line_value=row["min_split_line_value"],
+        suggestion_limit=row["suggestion_limit"],
+    )
 
 
 async def _customer(session: AsyncSession, details: CustomerDetails) -> Any:
@@ -313,12 +417,19 @@ def _row(table: type, values: dict[str, Any]) -> Any:
     return SimpleNamespace(**{**_COLUMNS[table], **values})
 
 
-_COLUMNS = {t: {c.name: None for c in t.__table__.columns}  # type: ignore[attr-defined]
-            for t in (Order, OrderLine, FulfillmentOrder, FulfillmentOrderLine)}
+_COLUMNS = {
+    t: {c.name: None for c in t.__table__.columns}  # type: ignore[attr-defined]
+    for t in (Order, OrderLine, FulfillmentOrder, FulfillmentOrderLine)
+}
 
 
-def _view(order_row: dict[str, Any], customer: Any, line_rows: list[dict[str, Any]], rows: Materialised,
-          location_ids: dict[str, int]) -> OrderView:
+def _view(
+    order_row: dict[str, Any],
+    customer: Any,
+    line_rows: list[dict[str, Any]],
+    rows: Materialised,
+    location_ids: dict[str, int],
+) -> OrderView:
     """The new order as it will read back, built from the rows about to be written."""
     fo_lines: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for line in rows.lines:

@@ -62,8 +62,12 @@ async def publish(redis: Redis, stream: str, maxlen: int, messages: list[OutboxM
         for m in messages:
             pipe.xadd(
                 stream,
-                {"id": m.event_id, "type": m.type, "order_id": m.order_id or "",
-                 "payload": json.dumps(m.payload, separators=(",", ":"))},
+                {
+                    "id": m.event_id,
+                    "type": m.type,
+                    "order_id": m.order_id or "",
+                    "payload": json.dumps(m.payload, separators=(",", ":")),
+                },
                 maxlen=maxlen,
                 approximate=True,
             )

@@ -40,8 +40,9 @@ async def expire_if_due(db: Database, fulfillment_id: uuid.UUID, clock: Clock, s
     return True
 
 
-async def remind_if_due(db: Database, fulfillment_id: uuid.UUID, clock: Clock, settings: LifecycleSettings,
-                        ahead: timedelta) -> bool:
+async def remind_if_due(
+    db: Database, fulfillment_id: uuid.UUID, clock: Clock, settings: LifecycleSettings, ahead: timedelta
+) -> bool:
     async def apply(step: Step) -> None:
         fo = step.fo
         if fo.reminder_sent_at is not None or fo.pickup_deadline is None or step.now < fo.pickup_deadline - ahead:
@@ -61,15 +62,25 @@ async def due_pickups(db: Database, clock: Clock, ahead: timedelta) -> tuple[lis
     now = clock.now()
     async with db.unit_of_work() as uow:
         ready = FulfillmentOrder.status == Status.READY_FOR_PICKUP.value
-        expired = list((await uow.session.execute(
-            select(FulfillmentOrder.id).where(ready, FulfillmentOrder.pickup_deadline <= now)
-        )).scalars())
-        remind = list((await uow.session.execute(
-            select(FulfillmentOrder.id).where(
-                ready, FulfillmentOrder.reminder_sent_at.is_(None),
-                FulfillmentOrder.pickup_deadline <= now + ahead, FulfillmentOrder.pickup_deadline > now,
-            )
-        )).scalars())
+        expired = list(
+            (
+                await uow.session.execute(
+                    select(FulfillmentOrder.id).where(ready, FulfillmentOrder.pickup_deadline <= now)
+                )
+            ).scalars()
+        )
+        remind = list(
+            (
+                await uow.session.execute(
+                    select(FulfillmentOrder.id).where(
+                        ready,
+                        FulfillmentOrder.reminder_sent_at.is_(None),
+                        FulfillmentOrder.pickup_deadline <= now + ahead,
+                        FulfillmentOrder.pickup_deadline > now,
+                    )
+                )
+            ).scalars()
+        )
     return expired, remind
 
 

@@ -57,16 +57,16 @@ async def resource(session: AsyncSession, aggregate: OrderAggregate, step: Step,
     )
     products = {order_lines[i].sku: order_lines[i].product_id for i in units}
     excluded = frozenset(
-        {codes[f.location_id] for f in aggregate.fulfillments if f.status == Status.REJECTED.value}
-        | {step.code}
+        {codes[f.location_id] for f in aggregate.fulfillments if f.status == Status.REJECTED.value} | {step.code}
     )
     trigger = "rejection" if step.target is Status.REJECTED else "short_pick"
     profile = await current_profile(session, order.channel)
 
     pickup_fo: FulfillmentOrder | None = None
     if method is Method.SHIP:
-        request = SourcingRequest(demand, Method.SHIP, destination=ship_destination(order.ship_address),
-                                  excluded=excluded)
+        request = SourcingRequest(
+            demand, Method.SHIP, destination=ship_destination(order.ship_address), excluded=excluded
+        )
         sourced = await source(session, request, profile, products)
     else:
         if method is Method.TRANSFER:
@@ -77,17 +77,26 @@ async def resource(session: AsyncSession, aggregate: OrderAggregate, step: Step,
             # The customer chose this store, now excluded: the plan only ranks and suggests
             # stores; moving the pickup elsewhere is the customer's decision.
             request = SourcingRequest(demand, method, pickup_location=step.code, excluded=excluded)
-            sourced = await source(session, request, profile, products,
-                                   store=await load_site(session, id=fo.location_id))
+            sourced = await source(
+                session, request, profile, products, store=await load_site(session, id=fo.location_id)
+            )
         else:
             store = await load_site(session, id=pickup_fo.location_id)
             assert store is not None
-            request = SourcingRequest(demand, Method.TRANSFER, pickup_location=store.code,
-                                      excluded=excluded - {store.code})
+            request = SourcingRequest(
+                demand, Method.TRANSFER, pickup_location=store.code, excluded=excluded - {store.code}
+            )
             sourced = await source(session, request, profile, products, store=store)
 
-    decision = decision_row(order_id=order.id, trigger=trigger, channel=order.channel, profile=profile,
-                            request=request, plan=sourced.plan, now=step.now)
+    decision = decision_row(
+        order_id=order.id,
+        trigger=trigger,
+        channel=order.channel,
+        profile=profile,
+        request=request,
+        plan=sourced.plan,
+        now=step.now,
+    )
     await insert_decision(session, decision)
     plan = sourced.plan
     if plan.complete and plan.allocations:
@@ -110,14 +119,19 @@ async def resource(session: AsyncSession, aggregate: OrderAggregate, step: Step,
             # The pickup line waits for the units again; they come on the transfer.
             for s in shortages:
                 s.line.quantity_cancelled -= s.quantity
-        step.drafts.append(OrderEventDraft("order.resourced", {
-            "trigger": trigger,
-            "decision_id": str(decision["id"]),
-            "rule": plan.rule.value,
-            "from_location": step.code,
-            "locations": plan.locations,
-            "fulfillment_orders": [str(i) for i in rows.fulfillment_ids()],
-        }))
+        step.drafts.append(
+            OrderEventDraft(
+                "order.resourced",
+                {
+                    "trigger": trigger,
+                    "decision_id": str(decision["id"]),
+                    "rule": plan.rule.value,
+                    "from_location": step.code,
+                    "locations": plan.locations,
+                    "fulfillment_orders": [str(i) for i in rows.fulfillment_ids()],
+                },
+            )
+        )
         return
 
     short_lines = []
@@ -130,11 +144,16 @@ async def resource(session: AsyncSession, aggregate: OrderAggregate, step: Step,
             pickup_lines[line_id].quantity_cancelled += qty
     what = ", ".join(f"{s['quantity']} × {s['sku']}" for s in short_lines)
     reason = f"no location can take {what} after {trigger.replace('_', ' ')} at {step.code}"
-    step.drafts.append(OrderEventDraft("order.needs_attention", {
-        "reason": reason,
-        "trigger": trigger,
-        "decision_id": str(decision["id"]),
-        "lines": short_lines,
-        "excluded": sorted(request.excluded),
-        "suggestions": list(plan.suggestions),
-    }))
+    step.drafts.append(
+        OrderEventDraft(
+            "order.needs_attention",
+            {
+                "reason": reason,
+                "trigger": trigger,
+                "decision_id": str(decision["id"]),
+                "lines": short_lines,
+                "excluded": sorted(request.excluded),
+                "suggestions": list(plan.suggestions),
+            },
+        )
+    )

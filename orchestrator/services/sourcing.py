@@ -129,8 +129,7 @@ async def source(
         if plan.complete:
             return Sourced(plan, ids, products)
     origin = store.coordinates if store is not None else request.destination
-    candidates, ids = await sourcing_candidates(session, by_product, need=need, near=origin,
-                                                limit=CANDIDATE_LIMIT)
+    candidates, ids = await sourcing_candidates(session, by_product, need=need, near=origin, limit=CANDIDATE_LIMIT)
     if store is not None:
         candidates = _with_store(candidates, store)
         ids[store.code] = store.id
@@ -217,8 +216,9 @@ def materialise(
             fo_id = pickup_fo["id"]  # type: ignore[index]
         else:
             kind = Method.TRANSFER if transfer_to else method
-            fo = _fulfillment_row(order_id, location_id, kind, decision_id, now,
-                                  ship_address if kind is Method.SHIP else None)
+            fo = _fulfillment_row(
+                order_id, location_id, kind, decision_id, now, ship_address if kind is Method.SHIP else None
+            )
             if transfer_to:
                 fo["destination_location_id"] = sourced.location_ids[transfer_to]
                 fo["feeds_fulfillment_id"] = pickup_fo["id"]  # type: ignore[index]
@@ -249,8 +249,14 @@ def materialise(
     return out
 
 
-def _fulfillment_row(order_id: uuid.UUID, location_id: int, method: Method, decision_id: uuid.UUID,
-                     now: datetime, ship_address: dict[str, Any] | None) -> dict[str, Any]:
+def _fulfillment_row(
+    order_id: uuid.UUID,
+    location_id: int,
+    method: Method,
+    decision_id: uuid.UUID,
+    now: datetime,
+    ship_address: dict[str, Any] | None,
+) -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
         "order_id": order_id,
@@ -352,16 +358,22 @@ def candidate_dicts(plan: SourcingPlan) -> list[dict[str, Any]]:
     """The chosen candidates first, then the eligible ones, in the engine's preference order."""
     ranked = sorted(plan.candidates, key=lambda c: (not c.chosen, not c.eligible))[:KEPT_CANDIDATES]
     return [
-        {"location": c.location, "distance_km": c.distance_km, "headroom": c.headroom,
-         "covers_units": c.covers_units, "covers_all": c.covers_all, "eligible": c.eligible,
-         "reason": c.reason, "chosen": c.chosen}
+        {
+            "location": c.location,
+            "distance_km": c.distance_km,
+            "headroom": c.headroom,
+            "covers_units": c.covers_units,
+            "covers_all": c.covers_all,
+            "eligible": c.eligible,
+            "reason": c.reason,
+            "chosen": c.chosen,
+        }
         for c in ranked
     ]
 
 
 def allocation_dicts(plan: SourcingPlan) -> list[dict[str, Any]]:
     return [
-        {"location": a.location, "line": a.line_key, "sku": a.sku, "quantity": a.quantity,
-         "transfer_to": a.transfer_to}
+        {"location": a.location, "line": a.line_key, "sku": a.sku, "quantity": a.quantity, "transfer_to": a.transfer_to}
         for a in plan.allocations
     ]

@@ -56,9 +56,13 @@ class SimulationView(msgspec.Struct, kw_only=True):
 
 def _view(channel: str, profile: SourcingProfile, row: SourcingProfileVersion | None = None) -> ProfileView:
     return ProfileView(
-        channel=channel, version=profile.version, pickup_policy=profile.pickup_policy.value,
-        min_split_line_value=profile.min_split_line_value, suggestion_limit=profile.suggestion_limit,
-        created_at=row.created_at if row else None, created_by=row.created_by if row else None,
+        channel=channel,
+        version=profile.version,
+        pickup_policy=profile.pickup_policy.value,
+        min_split_line_value=profile.min_split_line_value,
+        suggestion_limit=profile.suggestion_limit,
+        created_at=row.created_at if row else None,
+        created_by=row.created_by if row else None,
     )
 
 
@@ -71,8 +75,7 @@ async def get_profile(db: Database, channel: str) -> ProfileView:
         return _view(channel, profile, row)
 
 
-async def put_profile(db: Database, channel: str, fields: dict[str, Any], actor: Actor,
-                      now: datetime) -> ProfileView:
+async def put_profile(db: Database, channel: str, fields: dict[str, Any], actor: Actor, now: datetime) -> ProfileView:
     """Every change is a new version; orders keep the version they were sourced with."""
 
     async def attempt(uow: UnitOfWork) -> ProfileView:
@@ -80,13 +83,20 @@ async def put_profile(db: Database, channel: str, fields: dict[str, Any], actor:
         latest = await session.scalar(
             select(func.max(SourcingProfileVersion.version)).where(SourcingProfileVersion.channel == channel)
         )
-        row = SourcingProfileVersion(channel=channel, version=(latest or 0) + 1, created_by=actor.label,
-                                     created_at=now, **fields)
+        row = SourcingProfileVersion(
+            channel=channel, version=(latest or 0) + 1, created_by=actor.label, created_at=now, **fields
+        )
         await session.execute(insert(SourcingProfileVersion), [row.model_dump()])
         await uow.commit()
-        return ProfileView(channel=channel, version=row.version, pickup_policy=row.pickup_policy,
-                           min_split_line_value=row.min_split_line_value,
-                           suggestion_limit=row.suggestion_limit, created_at=now, created_by=actor.label)
+        return ProfileView(
+            channel=channel,
+            version=row.version,
+            pickup_policy=row.pickup_policy,
+            min_split_line_value=row.min_split_line_value,
+            suggestion_limit=row.suggestion_limit,
+            created_at=now,
+            created_by=actor.label,
+        )
 
     return await db.run(attempt, also_retry=(IntegrityError,), attempts=3)
 
@@ -98,19 +108,31 @@ async def decisions(db: Database, order_id: uuid.UUID, actor: Actor) -> list[Dec
         # increasing per order); timestamps alone tie under a frozen clock or skew across hosts.
         announced = (
             select(func.max(OrderEvent.seq))
-            .where(OrderEvent.order_id == order_id,
-                   OrderEvent.data["decision_id"].astext == cast(SourcingDecision.id, String))
+            .where(
+                OrderEvent.order_id == order_id,
+                OrderEvent.data["decision_id"].astext == cast(SourcingDecision.id, String),
+            )
             .correlate(SourcingDecision)
             .scalar_subquery()
         )
         rows = await uow.session.execute(
-            select(SourcingDecision).where(SourcingDecision.order_id == order_id)
+            select(SourcingDecision)
+            .where(SourcingDecision.order_id == order_id)
             .order_by(announced.desc().nulls_last(), SourcingDecision.created_at.desc(), SourcingDecision.id)
         )
         return [
-            DecisionView(id=d.id, trigger=d.trigger, rule=d.rule, profile_channel=d.profile_channel,
-                         profile_version=d.profile_version, request=d.request, candidates=d.candidates,
-                         plan=d.plan, unfilled=d.unfilled, created_at=d.created_at)
+            DecisionView(
+                id=d.id,
+                trigger=d.trigger,
+                rule=d.rule,
+                profile_channel=d.profile_channel,
+                profile_version=d.profile_version,
+                request=d.request,
+                candidates=d.candidates,
+                plan=d.plan,
+                unfilled=d.unfilled,
+                created_at=d.created_at,
+            )
             for d in rows.scalars()
         ]
 
@@ -120,9 +142,7 @@ async def simulate(db: Database, request: SourcingRequest, channel: str) -> Simu
     async with db.unit_of_work() as uow:
         session = uow.session
         skus = sorted({line.sku for line in request.lines})
-        products = dict((await session.execute(
-            select(Product.sku, Product.id).where(Product.sku.in_(skus))
-        )).all())
+        products = dict((await session.execute(select(Product.sku, Product.id).where(Product.sku.in_(skus)))).all())
         unknown = [s for s in skus if s not in products]
         if unknown:
             raise UnknownSku(f"unknown sku: {', '.join(unknown)}", field="lines", skus=unknown)

@@ -46,12 +46,14 @@ class StockLedger:
                 self._reservations[r.fulfillment_order_line_id].append(r)
         return self._reservations
 
-    async def consume(self, fo: FulfillmentOrder, line: FulfillmentOrderLine, quantity: int,
-                      kind: MovementKind) -> None:
+    async def consume(
+        self, fo: FulfillmentOrder, line: FulfillmentOrderLine, quantity: int, kind: MovementKind
+    ) -> None:
         """Picked units leave the shelf and the reservation (kind: pick or transfer_out)."""
         await self._take(line, quantity, "consumed")
-        self.changes.append(StockChange(fo.location_id, line.product_id, kind, -quantity, -quantity,
-                                        "picked", self.reference))
+        self.changes.append(
+            StockChange(fo.location_id, line.product_id, kind, -quantity, -quantity, "picked", self.reference)
+        )
 
     async def release(self, line: FulfillmentOrderLine, quantity: int, reason: str) -> None:
         """Reserved units go back to being available where they are."""
@@ -62,8 +64,9 @@ class StockLedger:
                 continue
             part = min(r.quantity, remaining)
             self._split(r, part, "released")
-            self.changes.append(StockChange(r.location_id, r.product_id, MovementKind.RELEASE, 0, -part,
-                                            reason, self.reference))
+            self.changes.append(
+                StockChange(r.location_id, r.product_id, MovementKind.RELEASE, 0, -part, reason, self.reference)
+            )
             remaining -= part
         if remaining:
             raise AssertionError(f"line {line.id} has {remaining} fewer reserved units than released")
@@ -78,8 +81,9 @@ class StockLedger:
     def restock(self, location_id: int, line: FulfillmentOrderLine, quantity: int, reason: str) -> None:
         """Picked goods that will not leave go back on the shelf."""
         if quantity > 0:
-            self.changes.append(StockChange(location_id, line.product_id, MovementKind.RESTOCK, quantity, 0,
-                                            reason, self.reference))
+            self.changes.append(
+                StockChange(location_id, line.product_id, MovementKind.RESTOCK, quantity, 0, reason, self.reference)
+            )
 
     def receive_transfer(self, destination_id: int, pickup_line: FulfillmentOrderLine, quantity: int) -> None:
         """Units arriving at the pickup store are shelved and at once reserved for the order."""
@@ -94,8 +98,17 @@ class StockLedger:
                 created_at=self.now,
             )
         )
-        self.changes.append(StockChange(destination_id, pickup_line.product_id, MovementKind.TRANSFER_IN,
-                                        quantity, quantity, "transfer received", self.reference))
+        self.changes.append(
+            StockChange(
+                destination_id,
+                pickup_line.product_id,
+                MovementKind.TRANSFER_IN,
+                quantity,
+                quantity,
+                "transfer received",
+                self.reference,
+            )
+        )
 
     async def _take(self, line: FulfillmentOrderLine, quantity: int, status: str) -> None:
         reservations = (await self.reservations([line.id]))[line.id]

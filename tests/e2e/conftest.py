@@ -3,15 +3,14 @@ create keys, stores, products and stock through the API itself."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-import asyncio
-from contextlib import asynccontextmanager
-
 import httpx
+import pytest
 
 from orchestrator.app import create_app
 from orchestrator.config import Settings
@@ -23,17 +22,24 @@ ADMIN_TOKEN = "test-admin-token"
 
 @pytest.fixture
 def settings(database_url: str, redis_url: str) -> Settings:
-    return Settings(database_url=database_url, redis_url=redis_url, admin_token=ADMIN_TOKEN,
-                    access_log=False, log_level="WARNING", key_cache_seconds=0.0)
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        admin_token=ADMIN_TOKEN,
+        access_log=False,
+        log_level="WARNING",
+        key_cache_seconds=0.0,
+    )
 
 
 @pytest.fixture
 async def client(settings: Settings, db, redis, clock) -> AsyncIterator[httpx.AsyncClient]:
     """The app in this event loop (as a server would run it), lifespan included."""
     app = create_app(settings, db=db, redis=redis, clock=clock)
-    async with running(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://orchestrator.test"
-    ) as c:
+    async with (
+        running(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://orchestrator.test") as c,
+    ):
         yield c
 
 
@@ -49,7 +55,11 @@ async def running(app) -> AsyncIterator[None]:
             await stop.wait()
 
     task = asyncio.create_task(hold())
-    await started.wait()
+    waiting = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():  # the app failed to start: say why instead of waiting forever
+        waiting.cancel()
+        task.result()
     try:
         yield
     finally:
@@ -72,12 +82,15 @@ class Shop:
     _keys: dict[str, dict[str, str]] = field(default_factory=dict)
     _seq: int = 0
 
-    async def key(self, role: Role, *, channel: str | None = None, locations: list[str] | None = None) -> dict[str, str]:
+    async def key(
+        self, role: Role, *, channel: str | None = None, locations: list[str] | None = None
+    ) -> dict[str, str]:
         name = f"{role.value}:{channel or ','.join(locations or [])}"
         if name not in self._keys:
             async with self.db.unit_of_work() as uow:
-                token, _ = await create_key(uow, role=role, name=name, channel=channel, locations=locations,
-                                            now=self.clock.now())
+                token, _ = await create_key(
+                    uow, role=role, name=name, channel=channel, locations=locations, now=self.clock.now()
+                )
             self._keys[name] = auth(token)
         return self._keys[name]
 
@@ -87,17 +100,30 @@ class Shop:
     async def staff(self, *codes: str) -> dict[str, str]:
         return await self.key(Role.STAFF, locations=list(codes))
 
-    async def location(self, code: str, lat: float = 52.52, lon: float = 13.40,
-                       capabilities: tuple[str, ...] = ("pickup", "curbside", "ship"), **extra: Any) -> dict:
-        body = {"code": code, "name": f"Store {code}", "lat": lat, "lon": lon,
-                "capabilities": list(capabilities), **extra}
+    async def location(
+        self,
+        code: str,
+        lat: float = 52.52,
+        lon: float = 13.40,
+        capabilities: tuple[str, ...] = ("pickup", "curbside", "ship"),
+        **extra: Any,
+    ) -> dict:
+        body = {
+            "code": code,
+            "name": f"Store {code}",
+            "lat": lat,
+            "lon": lon,
+            "capabilities": list(capabilities),
+            **extra,
+        }
         r = await self.client.post("/v1/locations", json=body, headers=self.admin)
         assert r.status_code == 201, r.text
         return r.json()
 
     async def product(self, sku: str, name: str | None = None) -> dict:
-        r = await self.client.post("/v1/products", json={"sku": sku, "name": name or f"Product {sku}"},
-                                   headers=self.admin)
+        r = await self.client.post(
+            "/v1/products", json={"sku": sku, "name": name or f"Product {sku}"}, headers=self.admin
+        )
         assert r.status_code == 201, r.text
         return r.json()
 
@@ -109,16 +135,29 @@ class Shop:
         assert r.status_code == 200, r.text
         return r.json()
 
-    def order_body(self, lines: list[tuple[str, int]] | None = None, *, method: str = "pickup",
-                   location: str | None = "S1", address: dict | None = None, ref: str | None = None,
-                   email: str = "ann@example.com", price: int = 1000) -> dict:
+    def order_body(
+        self,
+        lines: list[tuple[str, int]] | None = None,
+        *,
+        method: str = "pickup",
+        location: str | None = "S1",
+        address: dict | None = None,
+        ref: str | None = None,
+        email: str = "ann@example.com",
+        price: int = 1000,
+    ) -> dict:
         self._seq += 1
         fulfillment: dict[str, Any] = {"method": method}
         if location and method != "ship":
             fulfillment["location"] = location
         if method == "ship":
-            fulfillment["address"] = address or {"line1": "1 Main St", "city": "Berlin", "country": "DE",
-                                                 "lat": 52.5, "lon": 13.4}
+            fulfillment["address"] = address or {
+                "line1": "1 Main St",
+                "city": "Berlin",
+                "country": "DE",
+                "lat": 52.5,
+                "lon": 13.4,
+            }
         return {
             "channel_order_ref": ref or f"ref-{self._seq}",
             "customer": {"email": email, "name": "Ann"},

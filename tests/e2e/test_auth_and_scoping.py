@@ -7,17 +7,7 @@ import uuid
 
 import pytest
 
-PROBLEM = "application/problem+json"
-BASE = "https://orchestrator.example/problems/"
-
-
-def assert_problem(r, status: int, slug: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM), r.headers["content-type"]
-    body = r.json()
-    assert body["type"] == BASE + slug, body
-    assert body["status"] == status
-    return body
+from tests.e2e.support import assert_problem
 
 
 @pytest.fixture
@@ -136,9 +126,7 @@ async def test_staff_key_may_not_place_or_cancel_orders(two_stores):
     assert_problem(r, 403, "forbidden")
     assert (await shop.client.get("/v1/orders", headers=shop.admin)).json()["items"] == []
     placed = (await shop.place(shop.order_body([("A", 1)], location="S1"))).json()
-    r = await shop.client.post(
-        f"/v1/orders/{placed['id']}/cancel", json={}, headers=await shop.staff("S1")
-    )
+    r = await shop.client.post(f"/v1/orders/{placed['id']}/cancel", json={}, headers=await shop.staff("S1"))
     assert_problem(r, 403, "forbidden")
 
 
@@ -152,9 +140,7 @@ async def test_order_channel_is_the_keys_and_an_admin_must_name_one(two_stores):
     r = await shop.place(shop.order_body([("A", 1)], location="S1"), headers=shop.admin)
     problem = assert_problem(r, 422, "invalid-request")
     assert [e["field"] for e in problem["errors"]] == ["channel"]
-    ok = await shop.place(
-        {**shop.order_body([("A", 1)], location="S1"), "channel": "phone"}, headers=shop.admin
-    )
+    ok = await shop.place({**shop.order_body([("A", 1)], location="S1"), "channel": "phone"}, headers=shop.admin)
     assert ok.status_code == 201, ok.text
     assert ok.json()["channel"] == "phone"
 
@@ -195,17 +181,11 @@ async def test_staff_reads_own_store_and_gets_404_for_another(two_stores):
 async def test_staff_may_not_change_another_stores_stock(two_stores):
     shop = two_stores
     staff = await shop.staff("S1")
-    r = await shop.client.put(
-        "/v1/locations/S2/stock/A", json={"on_hand": 0, "reason": "x"}, headers=staff
-    )
+    r = await shop.client.put("/v1/locations/S2/stock/A", json={"on_hand": 0, "reason": "x"}, headers=staff)
     assert_problem(r, 404, "not-found")
-    r = await shop.client.post(
-        "/v1/locations/S2/stock/A/adjustments", json={"delta": -1, "reason": "x"}, headers=staff
-    )
+    r = await shop.client.post("/v1/locations/S2/stock/A/adjustments", json={"delta": -1, "reason": "x"}, headers=staff)
     assert_problem(r, 404, "not-found")
-    assert (await shop.client.get("/v1/locations/S2/stock/A", headers=shop.admin)).json()[
-        "on_hand"
-    ] == 5
+    assert (await shop.client.get("/v1/locations/S2/stock/A", headers=shop.admin)).json()["on_hand"] == 5
     own = await shop.client.post(
         "/v1/locations/S1/stock/A/adjustments",
         json={"delta": -1, "reason": "broken"},
@@ -221,20 +201,14 @@ async def test_staff_reads_orders_of_own_store_only(two_stores):
     staff = await shop.staff("S1")
     ok = await shop.client.get(f"/v1/orders/{mine['id']}", headers=staff)
     assert ok.status_code == 200 and ok.json()["id"] == mine["id"]
-    assert (
-        await shop.client.get(f"/v1/orders/by-number/{mine['number']}", headers=staff)
-    ).status_code == 200
-    assert_problem(
-        await shop.client.get(f"/v1/orders/{theirs['id']}", headers=staff), 404, "not-found"
-    )
+    assert (await shop.client.get(f"/v1/orders/by-number/{mine['number']}", headers=staff)).status_code == 200
+    assert_problem(await shop.client.get(f"/v1/orders/{theirs['id']}", headers=staff), 404, "not-found")
     assert_problem(
         await shop.client.get(f"/v1/orders/by-number/{theirs['number']}", headers=staff),
         404,
         "not-found",
     )
-    assert_problem(
-        await shop.client.get(f"/v1/orders/{theirs['id']}/events", headers=staff), 404, "not-found"
-    )
+    assert_problem(await shop.client.get(f"/v1/orders/{theirs['id']}/events", headers=staff), 404, "not-found")
     listed = (await shop.client.get("/v1/orders", headers=staff)).json()
     assert [o["id"] for o in listed["items"]] == [mine["id"]]
     other = await shop.staff("S2")

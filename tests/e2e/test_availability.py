@@ -5,18 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-PROBLEM = "application/problem+json"
-BASE = "https://orchestrator.example/problems/"
+from tests.e2e.support import BASE, PROBLEM, assert_problem
+
 BERLIN = "52.52,13.40"
-
-
-def assert_problem(r, status: int, slug: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM), r.headers["content-type"]
-    body = r.json()
-    assert body["type"] == BASE + slug, body
-    assert body["status"] == status
-    return body
 
 
 async def available(shop, query: str, headers=None) -> list[dict]:
@@ -45,9 +36,7 @@ async def test_available_is_on_hand_minus_reserved_minus_safety_stock(stores):
     r = await shop.place(shop.order_body([("A", 3), ("B", 1)], location="BER"))
     assert r.status_code == 201, r.text
     rows = await available(shop, "skus=A,B&method=pickup")
-    assert [(x["location"], x["available"], x["covers_all"]) for x in rows] == [
-        ("BER", {"A": 5, "B": 3}, True)
-    ]
+    assert [(x["location"], x["available"], x["covers_all"]) for x in rows] == [("BER", {"A": 5, "B": 3}, True)]
 
 
 async def test_available_is_floored_at_zero_when_safety_stock_exceeds_what_is_left(stores):
@@ -132,9 +121,7 @@ async def test_unknown_or_missing_sku_is_422(stores):
 
 async def test_bad_near_is_a_4xx_problem_naming_near(stores):
     for near in ("abc", "1,2,3", "95,10", "10,200", "nan,1", "inf,1", ",", "52.5", "52.5;13.4"):
-        r = await stores.client.get(
-            "/v1/availability", params={"skus": "A", "near": near}, headers=stores.admin
-        )
+        r = await stores.client.get("/v1/availability", params={"skus": "A", "near": near}, headers=stores.admin)
         assert r.status_code in (400, 422), (near, r.text)
         assert r.headers["content-type"].startswith(PROBLEM)
         assert r.json()["type"].startswith(BASE)

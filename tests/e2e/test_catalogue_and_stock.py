@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-PROBLEM = "application/problem+json"
-BASE = "https://orchestrator.example/problems/"
-
-
-def assert_problem(r, status: int, slug: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM), r.headers["content-type"]
-    body = r.json()
-    assert body["type"] == BASE + slug, body
-    assert body["status"] == status
-    return body
+from tests.e2e.support import PROBLEM, assert_problem
 
 
 async def movements(shop, code: str, sku: str) -> list[dict]:
     out, cursor = [], None
     while True:
-        url = f"/v1/locations/{code}/stock/{sku}/movements?limit=2" + (
-            f"&cursor={cursor}" if cursor else ""
-        )
+        url = f"/v1/locations/{code}/stock/{sku}/movements?limit=2" + (f"&cursor={cursor}" if cursor else "")
         r = await shop.client.get(url, headers=shop.admin)
         assert r.status_code == 200, r.text
         out += r.json()["items"]
@@ -58,9 +46,7 @@ async def test_location_create_get_patch_and_duplicate(shop):
     assert sorted(created["capabilities"]) == ["pickup", "ship"]
     assert created["address"]["city"] == "Berlin"
 
-    dup = await shop.client.post(
-        "/v1/locations", json={**body, "name": "Other"}, headers=shop.admin
-    )
+    dup = await shop.client.post("/v1/locations", json={**body, "name": "Other"}, headers=shop.admin)
     assert_problem(dup, 409, "already-exists")
 
     got = await shop.client.get("/v1/locations/STORE-012", headers=shop.admin)
@@ -161,22 +147,16 @@ async def test_product_create_get_patch_delete_and_duplicate(shop):
     )
     assert r.status_code == 201, r.text
     assert r.json()["active"] is True and r.json()["gtin"] == "4006381333931"
-    dup = await shop.client.post(
-        "/v1/products", json={"sku": "SKU-1", "name": "Other"}, headers=shop.admin
-    )
+    dup = await shop.client.post("/v1/products", json={"sku": "SKU-1", "name": "Other"}, headers=shop.admin)
     assert_problem(dup, 409, "already-exists")
     got = await shop.client.get("/v1/products/SKU-1", headers=await shop.channel())
     assert got.status_code == 200 and got.json()["name"] == "Mug"
-    patched = await shop.client.patch(
-        "/v1/products/SKU-1", json={"name": "Big mug"}, headers=shop.admin
-    )
+    patched = await shop.client.patch("/v1/products/SKU-1", json={"name": "Big mug"}, headers=shop.admin)
     assert patched.status_code == 200 and patched.json()["name"] == "Big mug"
     assert patched.json()["gtin"] == "4006381333931"
     gone = await shop.client.delete("/v1/products/SKU-1", headers=shop.admin)
     assert gone.status_code == 204
-    assert (await shop.client.get("/v1/products/SKU-1", headers=shop.admin)).json()[
-        "active"
-    ] is False
+    assert (await shop.client.get("/v1/products/SKU-1", headers=shop.admin)).json()["active"] is False
     assert_problem(await shop.client.get("/v1/products/NOPE", headers=shop.admin), 404, "not-found")
 
 
@@ -202,9 +182,7 @@ async def test_put_stock_sets_the_absolute_level_and_writes_a_count_row(shop):
     )
     assert r.status_code == 200, r.text
     assert (r.json()["on_hand"], r.json()["reserved"], r.json()["available"]) == (7, 0, 7)
-    r = await shop.client.put(
-        "/v1/locations/S1/stock/A", json={"on_hand": 4, "reason": "recount"}, headers=shop.admin
-    )
+    r = await shop.client.put("/v1/locations/S1/stock/A", json={"on_hand": 4, "reason": "recount"}, headers=shop.admin)
     assert r.json()["on_hand"] == 4
     moves = await movements(shop, "S1", "A")
     assert [(m["kind"], m["on_hand_delta"], m["reason"]) for m in moves] == [
@@ -257,9 +235,7 @@ async def test_adjustment_needs_a_reason(shop):
     await shop.product("A")
     await shop.stock("S1", "A", 10)
     for body in ({"delta": 1}, {"delta": 1, "reason": ""}, {"delta": 1, "reason": "   "}):
-        r = await shop.client.post(
-            "/v1/locations/S1/stock/A/adjustments", json=body, headers=shop.admin
-        )
+        r = await shop.client.post("/v1/locations/S1/stock/A/adjustments", json=body, headers=shop.admin)
         assert r.status_code == 422, (body, r.text)
         assert r.headers["content-type"].startswith(PROBLEM)
     assert (await level(shop, "S1", "A"))["on_hand"] == 10
@@ -277,9 +253,7 @@ async def test_stock_may_not_go_below_reserved_or_zero(shop):
         headers=shop.admin,
     )
     assert_problem(r, 409, "stock-would-go-negative")
-    r = await shop.client.put(
-        "/v1/locations/S1/stock/A", json={"on_hand": 2, "reason": "count"}, headers=shop.admin
-    )
+    r = await shop.client.put("/v1/locations/S1/stock/A", json={"on_hand": 2, "reason": "count"}, headers=shop.admin)
     assert_problem(r, 409, "stock-would-go-negative")
     r = await shop.client.post(
         "/v1/locations/S1/stock/A/adjustments",
@@ -316,9 +290,7 @@ async def test_stock_of_unknown_location_or_sku_is_404_and_never_stocked_reads_z
         "/v1/locations/NOPE/stock",
     ):
         assert_problem(await shop.client.get(url, headers=shop.admin), 404, "not-found")
-    r = await shop.client.put(
-        "/v1/locations/S1/stock/NOPE", json={"on_hand": 1, "reason": "x"}, headers=shop.admin
-    )
+    r = await shop.client.put("/v1/locations/S1/stock/NOPE", json={"on_hand": 1, "reason": "x"}, headers=shop.admin)
     assert_problem(r, 404, "not-found")
 
 
@@ -353,12 +325,8 @@ async def test_ledger_sums_equal_on_hand_and_reserved(shop):
     )
     first = (await shop.place(shop.order_body([("A", 3)]))).json()
     await shop.place(shop.order_body([("A", 2)]))
-    await shop.client.post(
-        f"/v1/orders/{first['id']}/cancel", json={}, headers=await shop.channel()
-    )
-    await shop.client.put(
-        "/v1/locations/S1/stock/A", json={"on_hand": 12, "reason": "recount"}, headers=shop.admin
-    )
+    await shop.client.post(f"/v1/orders/{first['id']}/cancel", json={}, headers=await shop.channel())
+    await shop.client.put("/v1/locations/S1/stock/A", json={"on_hand": 12, "reason": "recount"}, headers=shop.admin)
     await shop.client.post(
         "/v1/locations/S1/stock/A/adjustments",
         json={"delta": -1, "reason": "broken"},

@@ -8,8 +8,8 @@ import json
 import pytest
 from sqlalchemy import text
 
-PROBLEM = "application/problem+json"
-BASE = "https://orchestrator.example/problems/"
+from tests.e2e.support import BASE, PROBLEM, assert_problem
+
 WRITTEN = (
     "orders",
     "order_lines",
@@ -23,16 +23,6 @@ WRITTEN = (
 )
 
 
-def assert_problem(r, status: int, slug: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM), r.headers["content-type"]
-    body = r.json()
-    assert body["type"] == BASE + slug, body
-    assert body["status"] == status
-    assert body["title"]
-    return body
-
-
 def fields_of(problem: dict) -> list[str]:
     return [e.get("field") for e in problem.get("errors") or []]
 
@@ -42,9 +32,7 @@ async def nothing_written(shop, db) -> None:
         for table in WRITTEN:
             n = await uow.session.scalar(text(f"SELECT count(*) FROM {table}"))
             assert n == 0, f"{table} has {n} rows"
-        movements = await uow.session.scalar(
-            text("SELECT count(*) FROM inventory_movements WHERE kind <> 'count'")
-        )
+        movements = await uow.session.scalar(text("SELECT count(*) FROM inventory_movements WHERE kind <> 'count'"))
         assert movements == 0
     level = (await shop.client.get("/v1/locations/S1/stock/A", headers=shop.admin)).json()
     assert (level["on_hand"], level["reserved"]) == (10, 0)
@@ -206,9 +194,7 @@ async def test_unknown_route_is_404_and_wrong_method_is_405_problem(store):
 
 
 async def test_unknown_order_id_is_a_404_problem_and_a_bad_id_is_not_500(store):
-    r = await store.client.get(
-        "/v1/orders/00000000-0000-0000-0000-000000000000", headers=store.admin
-    )
+    r = await store.client.get("/v1/orders/00000000-0000-0000-0000-000000000000", headers=store.admin)
     assert_problem(r, 404, "not-found")
     r = await store.client.post(
         "/v1/orders/00000000-0000-0000-0000-000000000000/cancel",

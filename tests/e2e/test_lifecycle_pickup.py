@@ -8,47 +8,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
+from tests.e2e.support import act, events, get_order, get_stock, movement_kinds, pickup_code
 
 # --- helpers ---------------------------------------------------------------------------------
-
-async def act(shop, headers, fo_id, action, body=None, *, expect=200, if_match=None):
-    h = dict(headers)
-    if if_match is not None:
-        h["If-Match"] = if_match
-    r = await shop.client.post(f"/v1/fulfillments/{fo_id}/{action}", json=body, headers=h)
-    assert r.status_code == expect, (action, r.status_code, r.text)
-    return r.json()
-
-
-async def get_order(shop, order_id):
-    r = await shop.client.get(f"/v1/orders/{order_id}", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def get_stock(shop, code, sku):
-    return (await shop.client.get(f"/v1/locations/{code}/stock/{sku}", headers=shop.admin)).json()
-
-
-async def movement_kinds(shop, code, sku):
-    r = await shop.client.get(f"/v1/locations/{code}/stock/{sku}/movements", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return [m["kind"] for m in r.json()["items"]]
-
-
-async def events(shop, order_id):
-    r = await shop.client.get(f"/v1/orders/{order_id}/events", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def pickup_code(db, fo_id) -> str:
-    async with db.unit_of_work() as uow:
-        rows = (await uow.session.execute(text(
-            "SELECT payload FROM outbox WHERE type = 'fulfillment.ready_for_pickup' "
-            "AND payload->'data'->>'fulfillment_id' = :fo ORDER BY id DESC"), {"fo": str(fo_id)})).scalars().all()
-    assert rows, "no ready_for_pickup outbox message"
-    return rows[0]["data"]["pickup_code"]
 
 
 async def place_pickup(shop, lines, *, method="pickup", location="S1"):
@@ -60,8 +22,13 @@ async def place_pickup(shop, lines, *, method="pickup", location="S1"):
 async def to_ready(shop, staff, fo):
     await act(shop, staff, fo["id"], "accept")
     await act(shop, staff, fo["id"], "start-picking")
-    await act(shop, staff, fo["id"], "pick",
-              {"lines": [{"line_id": ln["id"], "quantity": ln["quantity"]} for ln in fo["lines"]]})
+    await act(
+        shop,
+        staff,
+        fo["id"],
+        "pick",
+        {"lines": [{"line_id": ln["id"], "quantity": ln["quantity"]} for ln in fo["lines"]]},
+    )
     return await act(shop, staff, fo["id"], "ready")
 
 
@@ -75,7 +42,9 @@ async def statuses_everywhere(shop, order):
     by_number = (await shop.client.get(f"/v1/orders/by-number/{order['number']}", headers=shop.admin)).json()["status"]
     listed = (await shop.client.get("/v1/orders", headers=shop.admin)).json()["items"]
     in_list = next(o["status"] for o in listed if o["id"] == order["id"])
-    channel_view = (await shop.client.get(f"/v1/orders/{order['id']}", headers=await shop.channel("app"))).json()["status"]
+    channel_view = (await shop.client.get(f"/v1/orders/{order['id']}", headers=await shop.channel("app"))).json()[
+        "status"
+    ]
     return {one, by_number, in_list, channel_view}
 
 
@@ -88,6 +57,7 @@ async def world(shop, *, hold_days=3, stock=5, skus=("A",)):
 
 
 # --- tests -----------------------------------------------------------------------------------
+
 
 async def test_bopis_end_to_end_status_follows_fulfillment_the_same_through_every_endpoint(shop, db, clock):
     staff = await world(shop, hold_days=3)
@@ -121,8 +91,15 @@ async def test_bopis_end_to_end_status_follows_fulfillment_the_same_through_ever
     assert "pick" in await movement_kinds(shop, "S1", "A")
 
     types = [e["type"] for e in await events(shop, order["id"])]
-    for t in ("order.placed", "order.sourced", "fulfillment.accepted", "fulfillment.picking_started",
-              "fulfillment.picked", "fulfillment.ready_for_pickup", "fulfillment.picked_up"):
+    for t in (
+        "order.placed",
+        "order.sourced",
+        "fulfillment.accepted",
+        "fulfillment.picking_started",
+        "fulfillment.picked",
+        "fulfillment.ready_for_pickup",
+        "fulfillment.picked_up",
+    ):
         assert types.count(t) == 1, (t, types)
 
 
@@ -136,8 +113,11 @@ async def test_every_transition_writes_a_timeline_event_and_a_matching_outbox_ro
     timeline = await events(shop, order["id"])
     assert len(timeline) >= before + 5
     async with db.unit_of_work() as uow:
-        rows = (await uow.session.execute(text(
-            "SELECT event_id::text, type FROM outbox WHERE order_id = :o"), {"o": order["id"]})).all()
+        rows = (
+            await uow.session.execute(
+                text("SELECT event_id::text, type FROM outbox WHERE order_id = :o"), {"o": order["id"]}
+            )
+        ).all()
     outbox = {event_id: type_ for event_id, type_ in rows}
     assert {e["id"]: e["type"] for e in timeline} == outbox
     seqs = [e["seq"] for e in timeline]
@@ -153,12 +133,25 @@ async def test_pickup_code_is_six_digits_stored_hashed_and_never_on_timeline_or_
     assert re.fullmatch(r"\d{6}", code)
 
     async with db.unit_of_work() as uow:
-        digest = (await uow.session.execute(text(
-            "SELECT pickup_code_digest FROM fulfillment_orders WHERE id = :id"), {"id": fo["id"]})).scalar_one()
-        row = (await uow.session.execute(text(
-            "SELECT row_to_json(f)::text FROM fulfillment_orders f WHERE id = :id"), {"id": fo["id"]})).scalar_one()
-        event_rows = (await uow.session.execute(text(
-            "SELECT data::text FROM order_events WHERE order_id = :o"), {"o": order["id"]})).scalars().all()
+        digest = (
+            await uow.session.execute(
+                text("SELECT pickup_code_digest FROM fulfillment_orders WHERE id = :id"), {"id": fo["id"]}
+            )
+        ).scalar_one()
+        row = (
+            await uow.session.execute(
+                text("SELECT row_to_json(f)::text FROM fulfillment_orders f WHERE id = :id"), {"id": fo["id"]}
+            )
+        ).scalar_one()
+        event_rows = (
+            (
+                await uow.session.execute(
+                    text("SELECT data::text FROM order_events WHERE order_id = :o"), {"o": order["id"]}
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert digest and digest != code and code not in digest
     assert f'"{code}"' not in row
 
@@ -208,8 +201,7 @@ async def test_stale_if_match_is_412_and_changes_nothing(shop):
     v1 = fo["version"]
     accepted = await act(shop, staff, fo["id"], "accept", if_match=f'"{v1}"')
     assert accepted["version"] > v1
-    r = await shop.client.post(f"/v1/fulfillments/{fo['id']}/start-picking",
-                               headers={**staff, "If-Match": f'"{v1}"'})
+    r = await shop.client.post(f"/v1/fulfillments/{fo['id']}/start-picking", headers={**staff, "If-Match": f'"{v1}"'})
     assert r.status_code == 412, r.text
     assert r.json()["current_version"] == accepted["version"]
     current = (await shop.client.get(f"/v1/fulfillments/{fo['id']}", headers=staff)).json()
@@ -275,8 +267,9 @@ async def test_channel_key_cannot_hand_over(shop):
     order = await place_pickup(shop, [("A", 1)])
     fo = order["fulfillment_orders"][0]
     await to_ready(shop, staff, fo)
-    r = await shop.client.post(f"/v1/fulfillments/{fo['id']}/handover", json={"override_reason": "trust me"},
-                               headers=await shop.channel())
+    r = await shop.client.post(
+        f"/v1/fulfillments/{fo['id']}/handover", json={"override_reason": "trust me"}, headers=await shop.channel()
+    )
     assert r.status_code in (403, 404), r.text
     current = (await shop.client.get(f"/v1/fulfillments/{fo['id']}", headers=staff)).json()
     assert current["status"] == "ready_for_pickup"
@@ -291,7 +284,9 @@ async def test_partial_pickup_hands_over_some_lines_and_leaves_the_rest_ready(sh
     line_a = next(ln for ln in fo["lines"] if ln["sku"] == "A")
     line_b = next(ln for ln in fo["lines"] if ln["sku"] == "B")
 
-    part = await act(shop, staff, fo["id"], "handover", {"code": code, "lines": [{"line_id": line_a["id"], "quantity": 1}]})
+    part = await act(
+        shop, staff, fo["id"], "handover", {"code": code, "lines": [{"line_id": line_a["id"], "quantity": 1}]}
+    )
     assert part["status"] == "ready_for_pickup"
     handed = {ln["sku"]: ln["quantity_handed_over"] for ln in part["lines"]}
     assert handed == {"A": 1, "B": 0}
@@ -301,11 +296,22 @@ async def test_partial_pickup_hands_over_some_lines_and_leaves_the_rest_ready(sh
     assert "fulfillment.partially_picked_up" in [e["type"] for e in await events(shop, order["id"])]
 
     # More than is left on the line is refused.
-    await act(shop, staff, fo["id"], "handover",
-              {"code": code, "lines": [{"line_id": line_a["id"], "quantity": 2}]}, expect=422)
+    await act(
+        shop,
+        staff,
+        fo["id"],
+        "handover",
+        {"code": code, "lines": [{"line_id": line_a["id"], "quantity": 2}]},
+        expect=422,
+    )
 
-    rest = await act(shop, staff, fo["id"], "handover", {"code": code, "lines": [
-        {"line_id": line_a["id"], "quantity": 1}, {"line_id": line_b["id"], "quantity": 1}]})
+    rest = await act(
+        shop,
+        staff,
+        fo["id"],
+        "handover",
+        {"code": code, "lines": [{"line_id": line_a["id"], "quantity": 1}, {"line_id": line_b["id"], "quantity": 1}]},
+    )
     assert rest["status"] == "picked_up"
     assert await statuses_everywhere(shop, order) == {"completed"}
 
@@ -328,9 +334,11 @@ async def test_curbside_arrival_puts_that_customer_on_top_of_the_queue(shop, db,
     assert await queue() == [with_deadline["id"], oldest["id"], newest["id"]]
 
     clock.advance(timedelta(minutes=1))
-    r = await shop.client.post(f"/v1/orders/{newest['id']}/arrival",
-                               json={"parking_spot": "P7", "vehicle": "red VW Golf"},
-                               headers=await shop.channel())
+    r = await shop.client.post(
+        f"/v1/orders/{newest['id']}/arrival",
+        json={"parking_spot": "P7", "vehicle": "red VW Golf"},
+        headers=await shop.channel(),
+    )
     assert r.status_code == 200, r.text
     assert r.json()[0]["arrival"]["parking_spot"] == "P7"
 
@@ -344,8 +352,9 @@ async def test_curbside_arrival_puts_that_customer_on_top_of_the_queue(shop, db,
 
     # Two customers outside: whoever arrived first is served first.
     clock.advance(timedelta(minutes=1))
-    r = await shop.client.post(f"/v1/orders/{oldest['id']}/arrival", json={"parking_spot": "P1"},
-                               headers=await shop.channel())
+    r = await shop.client.post(
+        f"/v1/orders/{oldest['id']}/arrival", json={"parking_spot": "P1"}, headers=await shop.channel()
+    )
     assert r.status_code == 200, r.text
     assert (await queue())[:2] == [newest["id"], oldest["id"]]
 
@@ -360,8 +369,9 @@ async def test_curbside_runs_to_picked_up(shop, db):
     fo = order["fulfillment_orders"][0]
     assert fo["method"] == "curbside"
     await to_ready(shop, staff, fo)
-    r = await shop.client.post(f"/v1/orders/{order['id']}/arrival", json={"parking_spot": "3"},
-                               headers=await shop.channel())
+    r = await shop.client.post(
+        f"/v1/orders/{order['id']}/arrival", json={"parking_spot": "3"}, headers=await shop.channel()
+    )
     assert r.status_code == 200, r.text
     done = await act(shop, staff, fo["id"], "handover", {"code": await pickup_code(db, fo["id"])})
     assert done["status"] == "picked_up"
@@ -375,15 +385,17 @@ async def test_arrival_needs_an_open_pickup(shop, db):
     staff = await world(shop)
     ship = await shop.place(shop.order_body([("A", 1)], method="ship"))
     assert ship.status_code == 201, ship.text
-    r = await shop.client.post(f"/v1/orders/{ship.json()['id']}/arrival", json={"parking_spot": "1"},
-                               headers=await shop.channel())
+    r = await shop.client.post(
+        f"/v1/orders/{ship.json()['id']}/arrival", json={"parking_spot": "1"}, headers=await shop.channel()
+    )
     assert r.status_code == 409, r.text
     order = await place_pickup(shop, [("A", 1)])
     fo = order["fulfillment_orders"][0]
     await to_ready(shop, staff, fo)
     await act(shop, staff, fo["id"], "handover", {"code": await pickup_code(db, fo["id"])})
-    r = await shop.client.post(f"/v1/orders/{order['id']}/arrival", json={"parking_spot": "1"},
-                               headers=await shop.channel())
+    r = await shop.client.post(
+        f"/v1/orders/{order['id']}/arrival", json={"parking_spot": "1"}, headers=await shop.channel()
+    )
     assert r.status_code == 409, r.text
     r = await shop.client.post(f"/v1/orders/{order['id']}/arrival", json={}, headers=staff)
     assert r.status_code == 403, r.text

@@ -6,53 +6,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import text
-
-CUSTOMER = {"line1": "1 Main St", "city": "Berlin", "country": "DE", "lat": 52.52, "lon": 13.40}
-NEAR = (52.53, 13.41)
-MID = (52.40, 13.05)
-FAR = (53.55, 9.99)
-
-
-async def act(shop, headers, fo_id, action, body=None, *, expect=200):
-    r = await shop.client.post(f"/v1/fulfillments/{fo_id}/{action}", json=body, headers=headers)
-    assert r.status_code == expect, (action, r.status_code, r.text)
-    return r.json()
-
-
-async def get_order(shop, order_id, headers=None):
-    r = await shop.client.get(f"/v1/orders/{order_id}", headers=headers or shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def get_stock(shop, code, sku):
-    s = (await shop.client.get(f"/v1/locations/{code}/stock/{sku}", headers=shop.admin)).json()
-    return s["on_hand"], s["reserved"]
-
-
-async def movement_kinds(shop, code, sku):
-    r = await shop.client.get(f"/v1/locations/{code}/stock/{sku}/movements", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return [m["kind"] for m in r.json()["items"]]
-
-
-async def events(shop, order_id):
-    return (await shop.client.get(f"/v1/orders/{order_id}/events", headers=shop.admin)).json()
-
-
-async def decisions(shop, order_id):
-    r = await shop.client.get(f"/v1/orders/{order_id}/sourcing", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def pickup_code(db, fo_id) -> str:
-    async with db.unit_of_work() as uow:
-        rows = (await uow.session.execute(text(
-            "SELECT payload FROM outbox WHERE type = 'fulfillment.ready_for_pickup' "
-            "AND payload->'data'->>'fulfillment_id' = :fo ORDER BY id DESC"), {"fo": str(fo_id)})).scalars().all()
-    return rows[0]["data"]["pickup_code"]
+from tests.e2e.support import (
+    FAR,
+    MID,
+    NEAR,
+    act,
+    decisions,
+    events,
+    get_order,
+    movement_kinds,
+    on_hand_reserved,
+    pickup_code,
+    place_ship,
+)
 
 
 def open_at(order, code):
@@ -70,20 +36,15 @@ async def setup_two_stores(shop, near_stock=5, mid_stock=5, sku="A"):
     return await shop.staff("S1"), await shop.staff("S2")
 
 
-async def place_ship(shop, lines):
-    r = await shop.place(shop.order_body(lines, method="ship", address=CUSTOMER))
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
 # --- rejection -------------------------------------------------------------------------------
+
 
 async def test_rejection_resources_the_order_at_another_store_moving_the_reservation(shop, clock):
     s1, s2 = await setup_two_stores(shop)
     order = await place_ship(shop, [("A", 2)])
     fo = order["fulfillment_orders"][0]
     assert fo["location"] == "S1"
-    assert await get_stock(shop, "S1", "A") == (5, 2)
+    assert await on_hand_reserved(shop, "S1", "A") == (5, 2)
 
     clock.advance(timedelta(minutes=3))
     rejected = await act(shop, s1, fo["id"], "reject", {"reason": "till broken"})
@@ -94,8 +55,8 @@ async def test_rejection_resources_the_order_at_another_store_moving_the_reserva
     new = open_at(after, "S2")
     assert len(new) == 1 and new[0]["method"] == "ship"
     assert [(ln["sku"], ln["quantity"]) for ln in new[0]["lines"]] == [("A", 2)]
-    assert await get_stock(shop, "S1", "A") == (5, 0)
-    assert await get_stock(shop, "S2", "A") == (5, 2)
+    assert await on_hand_reserved(shop, "S1", "A") == (5, 0)
+    assert await on_hand_reserved(shop, "S2", "A") == (5, 2)
     assert "release" in await movement_kinds(shop, "S1", "A")
     assert "reservation" in await movement_kinds(shop, "S2", "A")
 
@@ -116,9 +77,13 @@ async def test_rejection_resources_the_order_at_another_store_moving_the_reserva
 
     # The second store runs it to the end; the order completes.
     nf = new[0]
-    for action, body in [("accept", None), ("start-picking", None),
-                         ("pick", {"lines": [{"line_id": nf["lines"][0]["id"], "quantity": 2}]}),
-                         ("pack", None), ("ship", {"carrier": "DHL", "tracking_number": "T"})]:
+    for action, body in [
+        ("accept", None),
+        ("start-picking", None),
+        ("pick", {"lines": [{"line_id": nf["lines"][0]["id"], "quantity": 2}]}),
+        ("pack", None),
+        ("ship", {"carrier": "DHL", "tracking_number": "T"}),
+    ]:
         await act(shop, s2, nf["id"], action, body)
     done = await get_order(shop, order["id"])
     assert done["status"] == "completed"
@@ -141,11 +106,12 @@ async def test_rejected_store_staff_can_no_longer_act_and_a_second_rejection_exc
     assert [f["location"] for f in after["fulfillment_orders"] if f["status"] == "pending"] == ["S3"]
     ds = await decisions(shop, order["id"])
     assert {"S1", "S2"} <= set(ds[0]["request"]["excluded"])
-    assert await get_stock(shop, "S2", "A") == (5, 0)
-    assert await get_stock(shop, "S3", "A") == (5, 1)
+    assert await on_hand_reserved(shop, "S2", "A") == (5, 0)
+    assert await on_hand_reserved(shop, "S3", "A") == (5, 1)
 
 
 # --- short pick ------------------------------------------------------------------------------
+
 
 async def test_short_pick_sends_the_missing_units_to_another_store(shop):
     s1, s2 = await setup_two_stores(shop, near_stock=3)
@@ -162,8 +128,8 @@ async def test_short_pick_sends_the_missing_units_to_another_store(shop):
     new = open_at(after, "S2")
     assert len(new) == 1 and new[0]["lines"][0]["quantity"] == 2
     # S1: one unit left the shelf, the two it could not find are no longer held there.
-    assert await get_stock(shop, "S1", "A") == (2, 0)
-    assert await get_stock(shop, "S2", "A") == (5, 2)
+    assert await on_hand_reserved(shop, "S1", "A") == (2, 0)
+    assert await on_hand_reserved(shop, "S2", "A") == (5, 2)
     ds = await decisions(shop, order["id"])
     assert ds[0]["trigger"] == "short_pick" and "S1" in ds[0]["request"]["excluded"]
     picked_event = next(e for e in await events(shop, order["id"]) if e["type"] == "fulfillment.picked")
@@ -174,9 +140,13 @@ async def test_short_pick_sends_the_missing_units_to_another_store(shop):
     await act(shop, s1, fo["id"], "ship", {"carrier": "DHL", "tracking_number": "1"})
     assert (await get_order(shop, order["id"]))["status"] == "partially_fulfilled"
     nf = new[0]
-    for action, body in [("accept", None), ("start-picking", None),
-                         ("pick", {"lines": [{"line_id": nf["lines"][0]["id"], "quantity": 2}]}),
-                         ("pack", None), ("ship", {"carrier": "DHL", "tracking_number": "2"})]:
+    for action, body in [
+        ("accept", None),
+        ("start-picking", None),
+        ("pick", {"lines": [{"line_id": nf["lines"][0]["id"], "quantity": 2}]}),
+        ("pack", None),
+        ("ship", {"carrier": "DHL", "tracking_number": "2"}),
+    ]:
         await act(shop, s2, nf["id"], action, body)
     done = await get_order(shop, order["id"])
     assert done["status"] == "completed"
@@ -193,8 +163,8 @@ async def test_short_pick_of_nothing_rejects_the_store_and_resources_everything(
     assert result["status"] == "rejected"
     after = await get_order(shop, order["id"])
     assert len(open_at(after, "S2")) == 1
-    assert await get_stock(shop, "S1", "A") == (5, 0)
-    assert await get_stock(shop, "S2", "A") == (5, 2)
+    assert await on_hand_reserved(shop, "S1", "A") == (5, 0)
+    assert await on_hand_reserved(shop, "S2", "A") == (5, 2)
 
 
 async def test_picking_more_than_reserved_is_refused(shop):
@@ -203,10 +173,11 @@ async def test_picking_more_than_reserved_is_refused(shop):
     await act(shop, s1, fo["id"], "accept")
     await act(shop, s1, fo["id"], "start-picking")
     await act(shop, s1, fo["id"], "pick", {"lines": [{"line_id": fo["lines"][0]["id"], "quantity": 3}]}, expect=422)
-    assert await get_stock(shop, "S1", "A") == (5, 2)
+    assert await on_hand_reserved(shop, "S1", "A") == (5, 2)
 
 
 # --- nowhere left ----------------------------------------------------------------------------
+
 
 async def test_rejection_with_no_other_store_puts_the_order_in_needs_attention_with_the_reason(shop):
     s1, _ = await setup_two_stores(shop, mid_stock=0)
@@ -218,14 +189,17 @@ async def test_rejection_with_no_other_store_puts_the_order_in_needs_attention_w
         (await get_order(shop, order["id"]))["status"],
         (await get_order(shop, order["id"], await shop.channel("app")))["status"],
         (await shop.client.get(f"/v1/orders/by-number/{order['number']}", headers=shop.admin)).json()["status"],
-        next(o["status"] for o in (await shop.client.get("/v1/orders", headers=shop.admin)).json()["items"]
-             if o["id"] == order["id"]),
+        next(
+            o["status"]
+            for o in (await shop.client.get("/v1/orders", headers=shop.admin)).json()["items"]
+            if o["id"] == order["id"]
+        ),
     }
     assert statuses == {"needs_attention"}
     after = await get_order(shop, order["id"])
     assert after["attention_reason"] and "A" in after["attention_reason"]
     assert after["lines"][0]["quantity_unsourced"] == 2
-    assert await get_stock(shop, "S1", "A") == (5, 0)
+    assert await on_hand_reserved(shop, "S1", "A") == (5, 0)
 
     flagged = [e for e in await events(shop, order["id"]) if e["type"] == "order.needs_attention"]
     assert len(flagged) == 1
@@ -256,6 +230,7 @@ async def test_short_pick_with_nowhere_else_flags_needs_attention_but_keeps_what
 
 # --- transfer policy -------------------------------------------------------------------------
 
+
 async def test_transfer_policy_moves_short_units_to_the_pickup_store_which_is_ready_only_after_arrival(shop, db):
     r = await shop.client.put("/v1/sourcing-profiles/web", json={"pickup_policy": "transfer"}, headers=shop.admin)
     assert r.status_code == 200, r.text
@@ -271,8 +246,8 @@ async def test_transfer_policy_moves_short_units_to_the_pickup_store_which_is_re
     assert (transfer["location"], transfer["destination"]) == ("S2", "S1")
     assert transfer["feeds_fulfillment_id"] == pickup["id"]
     assert transfer["lines"][0]["quantity"] == 2
-    assert await get_stock(shop, "S1", "A") == (1, 1)
-    assert await get_stock(shop, "S2", "A") == (5, 2)
+    assert await on_hand_reserved(shop, "S1", "A") == (1, 1)
+    assert await on_hand_reserved(shop, "S2", "A") == (5, 2)
     assert (await decisions(shop, order["id"]))[0]["rule"] == "pickup_with_transfer"
 
     # The pickup store picks what it has; ready is refused while the transfer travels.
@@ -281,11 +256,15 @@ async def test_transfer_policy_moves_short_units_to_the_pickup_store_which_is_re
     await act(shop, s1, pickup["id"], "pick", {"lines": [{"line_id": pickup["lines"][0]["id"], "quantity": 1}]})
     await act(shop, s1, pickup["id"], "ready", expect=409)
 
-    for action, body in [("accept", None), ("start-picking", None),
-                         ("pick", {"lines": [{"line_id": transfer["lines"][0]["id"], "quantity": 2}]}),
-                         ("pack", None), ("ship", {"carrier": "van", "tracking_number": "V1"})]:
+    for action, body in [
+        ("accept", None),
+        ("start-picking", None),
+        ("pick", {"lines": [{"line_id": transfer["lines"][0]["id"], "quantity": 2}]}),
+        ("pack", None),
+        ("ship", {"carrier": "van", "tracking_number": "V1"}),
+    ]:
         await act(shop, s2, transfer["id"], action, body)
-    assert await get_stock(shop, "S2", "A") == (3, 0)
+    assert await on_hand_reserved(shop, "S2", "A") == (3, 0)
     assert "transfer_out" in await movement_kinds(shop, "S2", "A")
     await act(shop, s1, pickup["id"], "ready", expect=409)
     assert (await get_order(shop, order["id"]))["status"] == "in_progress"
@@ -297,11 +276,11 @@ async def test_transfer_policy_moves_short_units_to_the_pickup_store_which_is_re
     await act(shop, s3, transfer["id"], "deliver", expect=404)
     # Only the receiving store confirms arrival; the sender cannot book stock in at another store.
     await act(shop, s2, transfer["id"], "deliver", expect=404)
-    assert await get_stock(shop, "S1", "A") == (0, 0)
+    assert await on_hand_reserved(shop, "S1", "A") == (0, 0)
     delivered = await act(shop, s1, transfer["id"], "deliver")
     assert delivered["status"] == "delivered"
     # S1 had picked its own unit (0 left); the two arrivals are shelved and held for the order.
-    assert await get_stock(shop, "S1", "A") == (2, 2)
+    assert await on_hand_reserved(shop, "S1", "A") == (2, 2)
     assert "transfer_in" in await movement_kinds(shop, "S1", "A")
 
     await act(shop, s1, pickup["id"], "pick", {"lines": [{"line_id": pickup["lines"][0]["id"], "quantity": 2}]})
@@ -312,8 +291,8 @@ async def test_transfer_policy_moves_short_units_to_the_pickup_store_which_is_re
     assert done["status"] == "picked_up"
     final = await get_order(shop, order["id"])
     assert final["status"] == "completed" and final["lines"][0]["quantity_fulfilled"] == 3
-    assert await get_stock(shop, "S1", "A") == (0, 0)
-    assert await get_stock(shop, "S2", "A") == (3, 0)
+    assert await on_hand_reserved(shop, "S1", "A") == (0, 0)
+    assert await on_hand_reserved(shop, "S2", "A") == (3, 0)
 
 
 async def test_suggest_policy_refuses_a_short_pickup_with_stores_that_could_serve_it(shop):
@@ -321,8 +300,8 @@ async def test_suggest_policy_refuses_a_short_pickup_with_stores_that_could_serv
     r = await shop.place(shop.order_body([("A", 3)], location="S1"))
     assert r.status_code == 409, r.text
     assert r.json()["suggested_locations"] == ["S2"]
-    assert await get_stock(shop, "S1", "A") == (1, 0)
-    assert await get_stock(shop, "S2", "A") == (5, 0)
+    assert await on_hand_reserved(shop, "S1", "A") == (1, 0)
+    assert await on_hand_reserved(shop, "S2", "A") == (5, 0)
 
 
 async def test_transfer_source_rejecting_resources_the_transfer_from_another_store(shop):
@@ -341,8 +320,8 @@ async def test_transfer_source_rejecting_resources_the_transfer_from_another_sto
     assert len(new) == 1
     assert (new[0]["location"], new[0]["destination"], new[0]["feeds_fulfillment_id"]) == ("S3", "S1", pickup["id"])
     assert new[0]["lines"][0]["quantity"] == 2
-    assert await get_stock(shop, "S2", "A") == (5, 0)
-    assert await get_stock(shop, "S3", "A") == (5, 2)
+    assert await on_hand_reserved(shop, "S2", "A") == (5, 0)
+    assert await on_hand_reserved(shop, "S3", "A") == (5, 2)
     assert after["status"] != "needs_attention"
     assert (await decisions(shop, order["id"]))[0]["trigger"] == "rejection"
 
@@ -362,7 +341,7 @@ async def test_short_pick_at_the_pickup_store_under_transfer_policy_brings_the_u
     assert len(transfers) == 1
     assert (transfers[0]["location"], transfers[0]["destination"]) == ("S2", "S1")
     assert transfers[0]["lines"][0]["quantity"] == 2
-    assert await get_stock(shop, "S2", "A") == (5, 2)
+    assert await on_hand_reserved(shop, "S2", "A") == (5, 2)
     # The pickup waits for them.
     await act(shop, s1, pickup["id"], "ready", expect=409)
     assert after["status"] == "in_progress"
@@ -376,17 +355,21 @@ async def test_transfer_to_a_pickup_store_that_never_stocked_the_sku_books_it_in
     pickup = next(f for f in order["fulfillment_orders"] if f["method"] == "pickup")
     transfer = next(f for f in order["fulfillment_orders"] if f["method"] == "transfer")
     assert (pickup["location"], transfer["location"], transfer["lines"][0]["quantity"]) == ("S1", "S2", 2)
-    for action, body in [("accept", None), ("start-picking", None),
-                         ("pick", {"lines": [{"line_id": transfer["lines"][0]["id"], "quantity": 2}]}),
-                         ("pack", None), ("ship", {"carrier": "van", "tracking_number": "V"})]:
+    for action, body in [
+        ("accept", None),
+        ("start-picking", None),
+        ("pick", {"lines": [{"line_id": transfer["lines"][0]["id"], "quantity": 2}]}),
+        ("pack", None),
+        ("ship", {"carrier": "van", "tracking_number": "V"}),
+    ]:
         await act(shop, s2, transfer["id"], action, body)
     await act(shop, s1, transfer["id"], "deliver")
-    assert await get_stock(shop, "S1", "A") == (2, 2)
+    assert await on_hand_reserved(shop, "S1", "A") == (2, 2)
     await act(shop, s1, pickup["id"], "accept")
     await act(shop, s1, pickup["id"], "start-picking")
     await act(shop, s1, pickup["id"], "pick", {"lines": [{"line_id": pickup["lines"][0]["id"], "quantity": 2}]})
     await act(shop, s1, pickup["id"], "ready")
     await act(shop, s1, pickup["id"], "handover", {"code": await pickup_code(db, pickup["id"])})
     assert (await get_order(shop, order["id"]))["status"] == "completed"
-    assert await get_stock(shop, "S1", "A") == (0, 0)
-    assert await get_stock(shop, "S2", "A") == (3, 0)
+    assert await on_hand_reserved(shop, "S1", "A") == (0, 0)
+    assert await on_hand_reserved(shop, "S2", "A") == (3, 0)

@@ -10,6 +10,8 @@ import uuid
 import pytest
 from sqlalchemy import text
 
+from tests.e2e.support import act
+
 ACTIONS = [
     ("accept", None),
     ("reject", {"reason": "not mine"}),
@@ -22,12 +24,6 @@ ACTIONS = [
     ("handover", {"override_reason": "trust me"}),
     ("cancel", {"reason": "not mine"}),
 ]
-
-
-async def act(shop, headers, fo_id, action, body=None, *, expect=200):
-    r = await shop.client.post(f"/v1/fulfillments/{fo_id}/{action}", json=body, headers=headers)
-    assert r.status_code == expect, (action, r.status_code, r.text)
-    return r.json()
 
 
 async def two_stores(shop):
@@ -52,8 +48,9 @@ async def fo_state(shop, fo_id):
 
 async def event_count(db, order_id):
     async with db.unit_of_work() as uow:
-        return (await uow.session.execute(text(
-            "SELECT count(*) FROM order_events WHERE order_id = :o"), {"o": order_id})).scalar_one()
+        return (
+            await uow.session.execute(text("SELECT count(*) FROM order_events WHERE order_id = :o"), {"o": order_id})
+        ).scalar_one()
 
 
 def body_for(action_body, fo):
@@ -81,13 +78,11 @@ async def test_other_stores_staff_get_404_on_every_staff_endpoint(shop, db, stag
     r = await shop.client.get("/v1/locations/S1/fulfillments", headers=s2)
     assert r.status_code == 404, r.text
     for action, action_body in ACTIONS:
-        r = await shop.client.post(f"/v1/fulfillments/{fo['id']}/{action}", json=body_for(action_body, fo),
-                                   headers=s2)
+        r = await shop.client.post(f"/v1/fulfillments/{fo['id']}/{action}", json=body_for(action_body, fo), headers=s2)
         assert r.status_code == 404, (action, r.status_code, r.text)
         # The answer is the same as for a fulfillment that does not exist: nothing leaks.
         assert "state" not in r.json() and "allowed_actions" not in r.json()
-    for path in (f"/v1/orders/{order['id']}", f"/v1/orders/{order['id']}/events",
-                 f"/v1/orders/{order['id']}/sourcing"):
+    for path in (f"/v1/orders/{order['id']}", f"/v1/orders/{order['id']}/events", f"/v1/orders/{order['id']}/sourcing"):
         r = await shop.client.get(path, headers=s2)
         assert r.status_code == 404, (path, r.text)
 
@@ -152,12 +147,18 @@ async def test_two_staff_accepting_at_once_one_wins_and_the_other_gets_409(shop,
         assert loser["state"] == "accepted" and "start_picking" in loser["allowed_actions"]
         assert await fo_state(shop, fo["id"]) == ("accepted", fo["version"] + 1)
         async with db.unit_of_work() as uow:
-            accepted = (await uow.session.execute(text(
-                "SELECT count(*) FROM order_events WHERE order_id = :o AND type = 'fulfillment.accepted'"),
-                {"o": order["id"]})).scalar_one()
-            outbox = (await uow.session.execute(text(
-                "SELECT count(*) FROM outbox WHERE order_id = :o AND type = 'fulfillment.accepted'"),
-                {"o": order["id"]})).scalar_one()
+            accepted = (
+                await uow.session.execute(
+                    text("SELECT count(*) FROM order_events WHERE order_id = :o AND type = 'fulfillment.accepted'"),
+                    {"o": order["id"]},
+                )
+            ).scalar_one()
+            outbox = (
+                await uow.session.execute(
+                    text("SELECT count(*) FROM outbox WHERE order_id = :o AND type = 'fulfillment.accepted'"),
+                    {"o": order["id"]},
+                )
+            ).scalar_one()
         assert (accepted, outbox) == (1, 1)
 
 
@@ -173,8 +174,12 @@ async def test_concurrent_reject_and_accept_leave_one_consistent_outcome(shop, d
     ok = [r for r in results if r.status_code == 200]
     assert len(ok) >= 1 and all(r.status_code in (200, 409) for r in results), [r.text for r in results]
     o = (await shop.client.get(f"/v1/orders/{order['id']}", headers=shop.admin)).json()
-    open_units = sum(ln["quantity"] - ln["quantity_cancelled"] for f in o["fulfillment_orders"]
-                     if f["status"] not in ("rejected", "cancelled") for ln in f["lines"])
+    open_units = sum(
+        ln["quantity"] - ln["quantity_cancelled"]
+        for f in o["fulfillment_orders"]
+        if f["status"] not in ("rejected", "cancelled")
+        for ln in f["lines"]
+    )
     assert open_units == 2
     s1_stock = (await shop.client.get("/v1/locations/S1/stock/A", headers=shop.admin)).json()
     s2_stock = (await shop.client.get("/v1/locations/S2/stock/A", headers=shop.admin)).json()
@@ -188,12 +193,14 @@ async def test_stale_if_match_is_412_for_the_second_of_two_staff(shop):
     fo = order["fulfillment_orders"][0]
     seen = (await shop.client.get(f"/v1/fulfillments/{fo['id']}", headers=s1)).json()["version"]
     await act(shop, s1, fo["id"], "accept")
-    r = await shop.client.post(f"/v1/fulfillments/{fo['id']}/reject", json={"reason": "busy"},
-                               headers={**other, "If-Match": f'"{seen}"'})
+    r = await shop.client.post(
+        f"/v1/fulfillments/{fo['id']}/reject", json={"reason": "busy"}, headers={**other, "If-Match": f'"{seen}"'}
+    )
     assert r.status_code == 412, r.text
     assert r.json()["type"].endswith("version-mismatch")
     assert await fo_state(shop, fo["id"]) == ("accepted", seen + 1)
-    r = await shop.client.post(f"/v1/fulfillments/{fo['id']}/start-picking",
-                               headers={**other, "If-Match": "not-a-version"})
+    r = await shop.client.post(
+        f"/v1/fulfillments/{fo['id']}/start-picking", headers={**other, "If-Match": "not-a-version"}
+    )
     assert r.status_code == 422, r.text
     await act(shop, {**other, "If-Match": f'W/"{seen + 1}"'}, fo["id"], "start-picking")

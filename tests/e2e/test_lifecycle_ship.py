@@ -6,39 +6,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tests.e2e.support import (
+    CUSTOMER,
+    FAR,
+    MID,
+    NEAR,
+    act,
+    decisions,
+    get_order,
+    get_stock,
+    place_ship,
+)
+
 # Customer in Berlin Mitte; NEAR is ~1 km away, MID ~30 km, FAR ~250 km (Hamburg).
-CUSTOMER = {"line1": "1 Main St", "city": "Berlin", "country": "DE", "lat": 52.52, "lon": 13.40}
-NEAR = (52.53, 13.41)
-MID = (52.40, 13.05)
-FAR = (53.55, 9.99)
-
-
-async def act(shop, headers, fo_id, action, body=None, *, expect=200):
-    r = await shop.client.post(f"/v1/fulfillments/{fo_id}/{action}", json=body, headers=headers)
-    assert r.status_code == expect, (action, r.status_code, r.text)
-    return r.json()
-
-
-async def get_order(shop, order_id):
-    r = await shop.client.get(f"/v1/orders/{order_id}", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def get_stock(shop, code, sku):
-    return (await shop.client.get(f"/v1/locations/{code}/stock/{sku}", headers=shop.admin)).json()
-
-
-async def decisions(shop, order_id):
-    r = await shop.client.get(f"/v1/orders/{order_id}/sourcing", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def place_ship(shop, lines, *, price=1000, expect=201):
-    r = await shop.place(shop.order_body(lines, method="ship", address=CUSTOMER, price=price))
-    assert r.status_code == expect, r.text
-    return r.json()
 
 
 def where(order) -> dict[str, dict[str, int]]:
@@ -55,6 +35,7 @@ async def loc(shop, code, at, **extra):
 
 
 # --- lifecycle -------------------------------------------------------------------------------
+
 
 async def test_ship_from_store_runs_accepted_picked_packed_shipped_delivered(shop):
     await loc(shop, "S1", NEAR)
@@ -88,8 +69,13 @@ async def test_ship_from_store_runs_accepted_picked_packed_shipped_delivered(sho
     timeline = (await shop.client.get(f"/v1/orders/{order['id']}/events", headers=shop.admin)).json()
     shipped_events = [e for e in timeline if e["type"] == "fulfillment.shipped"]
     assert len(shipped_events) == 1 and shipped_events[0]["data"]["tracking_number"] == "JD0001"
-    for t in ("fulfillment.accepted", "fulfillment.picking_started", "fulfillment.picked",
-              "fulfillment.packed", "fulfillment.delivered"):
+    for t in (
+        "fulfillment.accepted",
+        "fulfillment.picking_started",
+        "fulfillment.picked",
+        "fulfillment.packed",
+        "fulfillment.delivered",
+    ):
         assert [e["type"] for e in timeline].count(t) == 1, t
 
 
@@ -121,15 +107,20 @@ async def test_store_cancel_releases_the_reservation_and_a_shipped_fulfillment_c
     assert (stock["on_hand"], stock["reserved"]) == (5, 0)
 
     second = (await place_ship(shop, [("A", 1)]))["fulfillment_orders"][0]
-    for action, body in [("accept", None), ("start-picking", None),
-                         ("pick", {"lines": [{"line_id": second["lines"][0]["id"], "quantity": 1}]}),
-                         ("pack", None), ("ship", {"carrier": "UPS", "tracking_number": "9"})]:
+    for action, body in [
+        ("accept", None),
+        ("start-picking", None),
+        ("pick", {"lines": [{"line_id": second["lines"][0]["id"], "quantity": 1}]}),
+        ("pack", None),
+        ("ship", {"carrier": "UPS", "tracking_number": "9"}),
+    ]:
         await act(shop, staff, second["id"], action, body)
     problem = await act(shop, staff, second["id"], "cancel", expect=409)
     assert problem["state"] == "shipped" and problem["allowed_actions"] == ["deliver"]
 
 
 # --- ship sourcing rules ---------------------------------------------------------------------
+
 
 async def test_ship_prefers_one_location_over_a_nearer_split(shop):
     await loc(shop, "NEAR", NEAR)

@@ -3,28 +3,17 @@ configurable time before the deadline (once), expiry at the deadline with restoc
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from orchestrator.jobs.worker import lifecycle_settings
 from orchestrator.services import pickup_timers
+from tests.e2e.support import act, events, get_order, on_hand_reserved, pickup_code
 
 HOLD_DAYS = 2
-
-
-async def act(shop, headers, fo_id, action, body=None, *, expect=200):
-    r = await shop.client.post(f"/v1/fulfillments/{fo_id}/{action}", json=body, headers=headers)
-    assert r.status_code == expect, (action, r.status_code, r.text)
-    return r.json()
-
-
-async def get_order(shop, order_id):
-    r = await shop.client.get(f"/v1/orders/{order_id}", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 async def get_fo(shop, fo_id):
@@ -33,31 +22,17 @@ async def get_fo(shop, fo_id):
     return r.json()
 
 
-async def get_stock(shop, code, sku):
-    s = (await shop.client.get(f"/v1/locations/{code}/stock/{sku}", headers=shop.admin)).json()
-    return s["on_hand"], s["reserved"]
-
-
 async def movements(shop, code, sku):
     return (await shop.client.get(f"/v1/locations/{code}/stock/{sku}/movements", headers=shop.admin)).json()["items"]
 
 
-async def events(shop, order_id):
-    return (await shop.client.get(f"/v1/orders/{order_id}/events", headers=shop.admin)).json()
-
-
 async def outbox_count(db, type_, order_id):
     async with db.unit_of_work() as uow:
-        return (await uow.session.execute(text(
-            "SELECT count(*) FROM outbox WHERE type = :t AND order_id = :o"), {"t": type_, "o": order_id})).scalar_one()
-
-
-async def pickup_code(db, fo_id) -> str:
-    async with db.unit_of_work() as uow:
-        rows = (await uow.session.execute(text(
-            "SELECT payload FROM outbox WHERE type = 'fulfillment.ready_for_pickup' "
-            "AND payload->'data'->>'fulfillment_id' = :fo ORDER BY id DESC"), {"fo": str(fo_id)})).scalars().all()
-    return rows[0]["data"]["pickup_code"]
+        return (
+            await uow.session.execute(
+                text("SELECT count(*) FROM outbox WHERE type = :t AND order_id = :o"), {"t": type_, "o": order_id}
+            )
+        ).scalar_one()
 
 
 @pytest.fixture
@@ -83,8 +58,13 @@ async def ready_order(shop, lines=(("A", 2),)):
     fo = order["fulfillment_orders"][0]
     await act(shop, staff, fo["id"], "accept")
     await act(shop, staff, fo["id"], "start-picking")
-    await act(shop, staff, fo["id"], "pick",
-              {"lines": [{"line_id": ln["id"], "quantity": ln["quantity"]} for ln in fo["lines"]]})
+    await act(
+        shop,
+        staff,
+        fo["id"],
+        "pick",
+        {"lines": [{"line_id": ln["id"], "quantity": ln["quantity"]} for ln in fo["lines"]]},
+    )
     ready = await act(shop, staff, fo["id"], "ready")
     return order, ready, staff
 
@@ -93,7 +73,7 @@ async def test_uncollected_pickup_expires_at_the_deadline_and_goes_back_on_the_s
     order, ready, _ = await ready_order(shop)
     deadline = datetime.fromisoformat(ready["pickup_deadline"])
     assert deadline == clock.now() + timedelta(days=HOLD_DAYS)
-    assert await get_stock(shop, "S1", "A") == (3, 0)
+    assert await on_hand_reserved(shop, "S1", "A") == (3, 0)
 
     clock.advance(deadline - clock.now() - timedelta(seconds=1))
     expired, _ = await pickup_timers.sweep(db, clock, lifecycle, ahead)
@@ -111,7 +91,7 @@ async def test_uncollected_pickup_expires_at_the_deadline_and_goes_back_on_the_s
     o = await get_order(shop, order["id"])
     assert o["status"] == "cancelled"
     assert o["lines"][0]["quantity_cancelled"] == 2 and o["lines"][0]["quantity_fulfilled"] == 0
-    assert await get_stock(shop, "S1", "A") == (5, 0)
+    assert await on_hand_reserved(shop, "S1", "A") == (5, 0)
     restocks = [m for m in await movements(shop, "S1", "A") if m["kind"] == "restock"]
     assert len(restocks) == 1 and restocks[0]["on_hand_delta"] == 2
 
@@ -128,7 +108,7 @@ async def test_uncollected_pickup_expires_at_the_deadline_and_goes_back_on_the_s
     assert await pickup_timers.sweep(db, clock, lifecycle, ahead) == (0, 0)
     assert await pickup_timers.expire_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle) is False
     assert len(await events(shop, order["id"])) == len(timeline)
-    assert await get_stock(shop, "S1", "A") == (5, 0)
+    assert await on_hand_reserved(shop, "S1", "A") == (5, 0)
 
 
 async def test_expired_pickup_can_no_longer_be_handed_over(shop, db, clock, lifecycle):
@@ -147,7 +127,7 @@ async def test_expire_if_due_does_nothing_before_the_deadline(shop, db, clock, l
     assert await pickup_timers.expire_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle) is False
     assert (await get_fo(shop, ready["id"]))["status"] == "ready_for_pickup"
     assert len(await events(shop, order["id"])) == before
-    assert await get_stock(shop, "S1", "A") == (3, 0)
+    assert await on_hand_reserved(shop, "S1", "A") == (3, 0)
 
 
 async def test_reminder_is_sent_once_the_configured_time_before_the_deadline(shop, db, clock, lifecycle, ahead):
@@ -185,10 +165,12 @@ async def test_collected_pickup_is_neither_reminded_nor_expired(shop, db, clock,
     assert await pickup_timers.expire_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle) is False
     assert (await get_fo(shop, ready["id"]))["status"] == "picked_up"
     assert (await get_order(shop, order["id"]))["status"] == "completed"
-    assert await get_stock(shop, "S1", "A") == (3, 0)
+    assert await on_hand_reserved(shop, "S1", "A") == (3, 0)
 
 
-async def test_rest_of_a_partial_pickup_expires_and_only_the_uncollected_units_are_restocked(shop, db, clock, lifecycle, ahead):
+async def test_rest_of_a_partial_pickup_expires_and_only_the_uncollected_units_are_restocked(
+    shop, db, clock, lifecycle, ahead
+):
     order, ready, staff = await ready_order(shop, lines=(("A", 2), ("B", 1)))
     code = await pickup_code(db, ready["id"])
     line_a = next(ln for ln in ready["lines"] if ln["sku"] == "A")
@@ -199,8 +181,8 @@ async def test_rest_of_a_partial_pickup_expires_and_only_the_uncollected_units_a
     expired, _ = await pickup_timers.sweep(db, clock, lifecycle, ahead)
     assert expired == 1
     assert (await get_fo(shop, ready["id"]))["status"] == "expired"
-    assert await get_stock(shop, "S1", "A") == (4, 0)  # 5 - 2 picked + 1 uncollected back
-    assert await get_stock(shop, "S1", "B") == (5, 0)
+    assert await on_hand_reserved(shop, "S1", "A") == (4, 0)  # 5 - 2 picked + 1 uncollected back
+    assert await on_hand_reserved(shop, "S1", "B") == (5, 0)
     o = await get_order(shop, order["id"])
     by_sku = {ln["sku"]: ln for ln in o["lines"]}
     assert (by_sku["A"]["quantity_fulfilled"], by_sku["A"]["quantity_cancelled"]) == (1, 1)

@@ -7,17 +7,7 @@ import asyncio
 
 from sqlalchemy import text
 
-PROBLEM = "application/problem+json"
-BASE = "https://orchestrator.example/problems/"
-
-
-def assert_problem(r, status: int, slug: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM), r.headers["content-type"]
-    body = r.json()
-    assert body["type"] == BASE + slug, body
-    assert body["status"] == status
-    return body
+from tests.e2e.support import assert_problem
 
 
 async def count(db, table: str, where: str = "TRUE") -> int:
@@ -62,9 +52,7 @@ async def test_replay_after_cancellation_returns_the_original_stored_response(sh
     first = await shop.place(body, key="k-cancel")
     assert first.status_code == 201, first.text
     order_id = first.json()["id"]
-    cancelled = await shop.client.post(
-        f"/v1/orders/{order_id}/cancel", json={}, headers=await shop.channel()
-    )
+    cancelled = await shop.client.post(f"/v1/orders/{order_id}/cancel", json={}, headers=await shop.channel())
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
     replay = await shop.place(body, key="k-cancel")
@@ -92,9 +80,7 @@ async def test_concurrent_requests_with_one_key_create_exactly_one_order(shop, d
     await one_store(shop, on_hand=100)
     body = shop.order_body([("A", 1)])
     headers = {**await shop.channel(), "Idempotency-Key": "k-race"}
-    responses = await asyncio.gather(
-        *[shop.client.post("/v1/orders", json=body, headers=headers) for _ in range(10)]
-    )
+    responses = await asyncio.gather(*[shop.client.post("/v1/orders", json=body, headers=headers) for _ in range(10)])
     assert await count(db, "orders") == 1
     assert (await stock_of(shop, "S1", "A"))["reserved"] == 1
     succeeded = [r for r in responses if r.status_code in (200, 201)]
@@ -111,12 +97,8 @@ async def test_concurrent_requests_with_one_key_create_exactly_one_order(shop, d
 async def test_idempotency_keys_are_per_principal(shop, db):
     """The same key from two channels is two different requests, not a reuse."""
     await one_store(shop)
-    web = await shop.place(
-        shop.order_body([("A", 1)], ref="w"), key="shared", headers=await shop.channel("web")
-    )
-    app = await shop.place(
-        shop.order_body([("A", 1)], ref="a"), key="shared", headers=await shop.channel("app")
-    )
+    web = await shop.place(shop.order_body([("A", 1)], ref="w"), key="shared", headers=await shop.channel("web"))
+    app = await shop.place(shop.order_body([("A", 1)], ref="a"), key="shared", headers=await shop.channel("app"))
     assert (web.status_code, app.status_code) == (201, 201), app.text
     assert web.json()["id"] != app.json()["id"]
 
@@ -142,15 +124,11 @@ async def test_concurrent_requests_for_one_channel_ref_with_different_keys_make_
     headers = await shop.channel()
     responses = await asyncio.gather(
         *[
-            shop.client.post(
-                "/v1/orders", json=body, headers={**headers, "Idempotency-Key": f"race-{i}"}
-            )
+            shop.client.post("/v1/orders", json=body, headers={**headers, "Idempotency-Key": f"race-{i}"})
             for i in range(8)
         ]
     )
-    assert sorted(r.status_code for r in responses) == [200] * 7 + [201], [
-        r.text for r in responses
-    ]
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [201], [r.text for r in responses]
     assert len({r.json()["id"] for r in responses}) == 1
     assert await count(db, "orders") == 1
     assert (await stock_of(shop, "S1", "A"))["reserved"] == 1
@@ -158,9 +136,7 @@ async def test_concurrent_requests_for_one_channel_ref_with_different_keys_make_
 
 async def test_same_ref_on_a_different_channel_is_a_new_order(shop, db):
     await one_store(shop)
-    web = await shop.place(
-        shop.order_body([("A", 1)], ref="R-9"), headers=await shop.channel("web")
-    )
+    web = await shop.place(shop.order_body([("A", 1)], ref="R-9"), headers=await shop.channel("web"))
     shopify = await shop.place(
         shop.order_body([("A", 1)], ref="R-9"), headers=await shop.channel("marketplace:shopify")
     )
@@ -239,9 +215,7 @@ async def test_ship_order_no_single_store_covers_uses_fewest_locations(shop):
     await shop.stock("Y", "A", 5)
     await shop.stock("Y", "B", 5)
     await shop.stock("Z", "C", 5)
-    r = await shop.place(
-        shop.order_body([("A", 1), ("B", 1), ("C", 1)], method="ship", address=CUSTOMER)
-    )
+    r = await shop.place(shop.order_body([("A", 1), ("B", 1), ("C", 1)], method="ship", address=CUSTOMER))
     assert r.status_code == 201, r.text
     fos = r.json()["fulfillment_orders"]
     assert sorted(f["location"] for f in fos) == ["Y", "Z"]
@@ -390,9 +364,7 @@ async def test_order_list_filters_by_customer_email_channel_and_status(shop):
 
 async def test_any_channel_key_reads_orders_of_every_channel(shop):
     await one_store(shop)
-    placed = (
-        await shop.place(shop.order_body(), headers=await shop.channel("marketplace:amazon"))
-    ).json()
+    placed = (await shop.place(shop.order_body(), headers=await shop.channel("marketplace:amazon"))).json()
     other = await shop.channel("pos:S9")
     listed = (await shop.client.get("/v1/orders", headers=other)).json()
     assert [o["id"] for o in listed["items"]] == [placed["id"]]
@@ -434,9 +406,7 @@ async def test_cancel_releases_reservations_bumps_version_and_records_the_event(
     for sku in ("A", "B"):
         level = await stock_of(shop, "S1", sku)
         assert (level["on_hand"], level["reserved"], level["available"]) == (10, 0, 10)
-        moves = (
-            await shop.client.get(f"/v1/locations/S1/stock/{sku}/movements", headers=shop.admin)
-        ).json()
+        moves = (await shop.client.get(f"/v1/locations/S1/stock/{sku}/movements", headers=shop.admin)).json()
         releases = [m for m in moves["items"] if m["kind"] == "release"]
         assert len(releases) == 1 and releases[0]["reserved_delta"] < 0
     again = await shop.client.get(f"/v1/orders/{placed['id']}", headers=shop.admin)
@@ -453,13 +423,9 @@ async def test_cancel_releases_reservations_bumps_version_and_records_the_event(
 async def test_second_cancel_is_409_and_changes_nothing(shop):
     await one_store(shop)
     placed = (await shop.place(shop.order_body([("A", 1)]))).json()
-    first = await shop.client.post(
-        f"/v1/orders/{placed['id']}/cancel", json={}, headers=await shop.channel()
-    )
+    first = await shop.client.post(f"/v1/orders/{placed['id']}/cancel", json={}, headers=await shop.channel())
     assert first.status_code == 200, first.text
-    second = await shop.client.post(
-        f"/v1/orders/{placed['id']}/cancel", json={}, headers=await shop.channel()
-    )
+    second = await shop.client.post(f"/v1/orders/{placed['id']}/cancel", json={}, headers=await shop.channel())
     assert_problem(second, 409, "order-not-cancellable")
     after = await shop.client.get(f"/v1/orders/{placed['id']}", headers=shop.admin)
     assert after.json()["version"] == first.json()["version"]

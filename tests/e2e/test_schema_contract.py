@@ -31,9 +31,9 @@ from orchestrator.app import create_app
 from orchestrator.config import Settings
 from tests.conftest import TABLES
 from tests.e2e.conftest import ADMIN_TOKEN
+from tests.e2e.support import PROBLEM
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-PROBLEM = "application/problem+json"
 METHODS = ("get", "put", "post", "patch", "delete")
 
 
@@ -95,8 +95,14 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def live_url(database_url: str, redis_url: str) -> Iterator[str]:
-    settings = Settings(database_url=database_url, redis_url=redis_url, admin_token=ADMIN_TOKEN,
-                        access_log=False, log_level="WARNING", key_cache_seconds=0.0)
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        admin_token=ADMIN_TOKEN,
+        access_log=False,
+        log_level="WARNING",
+        key_cache_seconds=0.0,
+    )
     server = LiveServer(settings)
     server.start()
     try:
@@ -116,13 +122,20 @@ def _ok(r: httpx.Response, *statuses: int) -> dict[str, Any]:
 
 
 def order_body(ref: str, fulfillment: dict[str, Any], sku: str = "A") -> dict[str, Any]:
-    return {"channel": "web", "channel_order_ref": ref, "customer": {"email": "ann@example.com"},
-            "lines": [{"sku": sku, "quantity": 1, "unit_price": 1000}], "currency": "EUR",
-            "fulfillment": fulfillment}
+    return {
+        "channel": "web",
+        "channel_order_ref": ref,
+        "customer": {"email": "ann@example.com"},
+        "lines": [{"sku": sku, "quantity": 1, "unit_price": 1000}],
+        "currency": "EUR",
+        "fulfillment": fulfillment,
+    }
 
 
-SHIP = {"method": "ship", "address": {"line1": "1 Main St", "city": "Berlin", "country": "DE",
-                                      "lat": 52.5, "lon": 13.4}}
+SHIP = {
+    "method": "ship",
+    "address": {"line1": "1 Main St", "city": "Berlin", "country": "DE", "lat": 52.5, "lon": 13.4},
+}
 
 
 @pytest.fixture(scope="module")
@@ -131,25 +144,36 @@ def world(live_url: str) -> dict[str, list[str]]:
     profile and two orders; returns the identifiers schemathesis draws parameters from."""
     with httpx.Client(base_url=live_url, headers=ADMIN, timeout=10) as c:
         for code, lat, lon in (("S1", 52.52, 13.40), ("S2", 52.50, 13.30), ("W1", 52.40, 13.10)):
-            _ok(c.post("/v1/locations", json={
-                "code": code, "name": f"Store {code}", "lat": lat, "lon": lon,
-                "kind": "warehouse" if code == "W1" else "store",
-                "capabilities": ["pickup", "curbside", "ship"],
-            }), 201)
+            _ok(
+                c.post(
+                    "/v1/locations",
+                    json={
+                        "code": code,
+                        "name": f"Store {code}",
+                        "lat": lat,
+                        "lon": lon,
+                        "kind": "warehouse" if code == "W1" else "store",
+                        "capabilities": ["pickup", "curbside", "ship"],
+                    },
+                ),
+                201,
+            )
         for sku in ("A", "B", "C"):
             _ok(c.post("/v1/products", json={"sku": sku, "name": f"Product {sku}"}), 201)
             for code in ("S1", "S2", "W1"):
-                _ok(c.put(f"/v1/locations/{code}/stock/{sku}",
-                          json={"on_hand": 50, "reason": "seed"}))
+                _ok(c.put(f"/v1/locations/{code}/stock/{sku}", json={"on_hand": 50, "reason": "seed"}))
         for code in ("X1", "X2"):
-            _ok(c.post("/v1/locations", json={"code": code, "name": f"Spare {code}",
-                                              "capabilities": ["ship"]}), 201)
+            _ok(c.post("/v1/locations", json={"code": code, "name": f"Spare {code}", "capabilities": ["ship"]}), 201)
         for sku in ("XA", "XB"):
             _ok(c.post("/v1/products", json={"sku": sku, "name": f"Spare {sku}"}), 201)
         _ok(c.put("/v1/sourcing-profiles/web", json={"pickup_policy": "transfer"}))
         orders = [
-            _ok(c.post("/v1/orders", json=order_body(f"seed-{i}", fulfillment),
-                       headers={"Idempotency-Key": f"seed-{i}"}), 201)
+            _ok(
+                c.post(
+                    "/v1/orders", json=order_body(f"seed-{i}", fulfillment), headers={"Idempotency-Key": f"seed-{i}"}
+                ),
+                201,
+            )
             for i, fulfillment in enumerate(({"method": "pickup", "location": "S1"}, SHIP))
         ]
         fulfillments = [fo["id"] for o in orders for fo in o["fulfillment_orders"]]
@@ -204,8 +228,7 @@ def takes_input(op: dict[str, Any]) -> bool:
 def test_spec_is_openapi_31_with_bearer_security(spec):
     assert spec["openapi"].startswith("3.1.")
     schemes = spec["components"]["securitySchemes"]
-    bearer = [name for name, s in schemes.items()
-              if s.get("type") == "http" and s.get("scheme") == "bearer"]
+    bearer = [name for name, s in schemes.items() if s.get("type") == "http" and s.get("scheme") == "bearer"]
     assert bearer, schemes
     assert spec.get("security") == [{bearer[0]: []}]
 
@@ -269,8 +292,7 @@ def test_spec_says_which_operations_need_a_key(spec, live_url):
     public = []
     with httpx.Client(base_url=live_url, timeout=10) as c:
         for path, method, op in operations(spec):
-            params = {p["name"]: _placeholder(p) for p in op.get("parameters", [])
-                      if p["in"] == "path"}
+            params = {p["name"]: _placeholder(p) for p in op.get("parameters", []) if p["in"] == "path"}
             r = c.request(method.upper(), path.format(**params))
             if secured(spec, op):
                 assert r.status_code == 401, (label(path, method, op), r.status_code, r.text)
@@ -307,55 +329,64 @@ def api_schema(live_url: str, world: dict[str, list[str]]):
     def drawn(dictionary: str, probability: float = 0.7) -> dict[str, Any]:
         return {"dictionary": dictionary, "probability": probability}
 
-    config = SchemathesisConfig.from_dict({
-        "seed": 20261123,
-        "base-url": live_url,
-        "auth": {"openapi": {"apiKey": {"bearer": ADMIN_TOKEN}}},
-        # `deterministic`: the same cases on every run. The key is configured above; generating
-        # Authorization values as well would spend the budget on 401s (`ignored_auth` probes those).
-        "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none",
-                       "with-security-parameters": False},
-        "phases": {
-            "examples": {"enabled": True},  # none in the document yet: see the happy paths
-            # Every schema's boundary values, valid ones only (fuzzing sends invalid ones too);
-            # of the unexpected methods only OPTIONS, which every route answers itself.
-            "coverage": {"enabled": True, "generation": {"mode": "positive"},
-                         "unexpected-methods": ["options"]},
-            "fuzzing": {"enabled": True},
-            "stateful": {"enabled": False},  # the document has no links to follow
-        },
-        # Identifiers of the seeded world, drawn most of the time: reads find something, writes
-        # get past their lookups.
-        "dictionaries": {
-            **{name: {"values": values} for name, values in world.items()},
-            "currencies": {"values": ["EUR"]},
-            "emails": {"values": ["ann@example.com"]},
-            "versions": {"values": ['"1"', '"2"', '"3"', 'W/"1"']},
-        },
-        "parameters": {
-            "path.code": drawn("codes"),
-            "path.sku": drawn("skus"),
-            "path.order_id": drawn("orders"),
-            "path.number": drawn("numbers"),
-            "path.fulfillment_id": drawn("fulfillments"),
-            "path.channel": drawn("channels"),
-            "header.If-Match": drawn("versions", 0.5),
-            "body.lines[*].sku": drawn("skus"),
-            "body.fulfillment.location": drawn("codes"),
-            "body.location": drawn("codes"),
-            "body.currency": drawn("currencies"),
-            "body.customer.email": drawn("emails"),
-            "body.channel": drawn("channels"),
-        },
-        # Changing or deactivating the seeded stores and products would starve the operations
-        # after them: these work on spare ones.
-        "operations": [
-            {"include-operation-id": ["updateLocation", "deactivateLocation"],
-             "parameters": {"path.code": drawn("spare_codes")}},
-            {"include-operation-id": ["updateProduct", "deactivateProduct"],
-             "parameters": {"path.sku": drawn("spare_skus")}},
-        ],
-    })
+    config = SchemathesisConfig.from_dict(
+        {
+            "seed": 20261123,
+            "base-url": live_url,
+            "auth": {"openapi": {"apiKey": {"bearer": ADMIN_TOKEN}}},
+            # `deterministic`: the same cases on every run. The key is configured above; generating
+            # Authorization values as well would spend the budget on 401s (`ignored_auth` probes those).
+            "generation": {
+                "max-examples": MAX_EXAMPLES,
+                "deterministic": True,
+                "database": "none",
+                "with-security-parameters": False,
+            },
+            "phases": {
+                "examples": {"enabled": True},  # none in the document yet: see the happy paths
+                # Every schema's boundary values, valid ones only (fuzzing sends invalid ones too);
+                # of the unexpected methods only OPTIONS, which every route answers itself.
+                "coverage": {"enabled": True, "generation": {"mode": "positive"}, "unexpected-methods": ["options"]},
+                "fuzzing": {"enabled": True},
+                "stateful": {"enabled": False},  # the document has no links to follow
+            },
+            # Identifiers of the seeded world, drawn most of the time: reads find something, writes
+            # get past their lookups.
+            "dictionaries": {
+                **{name: {"values": values} for name, values in world.items()},
+                "currencies": {"values": ["EUR"]},
+                "emails": {"values": ["ann@example.com"]},
+                "versions": {"values": ['"1"', '"2"', '"3"', 'W/"1"']},
+            },
+            "parameters": {
+                "path.code": drawn("codes"),
+                "path.sku": drawn("skus"),
+                "path.order_id": drawn("orders"),
+                "path.number": drawn("numbers"),
+                "path.fulfillment_id": drawn("fulfillments"),
+                "path.channel": drawn("channels"),
+                "header.If-Match": drawn("versions", 0.5),
+                "body.lines[*].sku": drawn("skus"),
+                "body.fulfillment.location": drawn("codes"),
+                "body.location": drawn("codes"),
+                "body.currency": drawn("currencies"),
+                "body.customer.email": drawn("emails"),
+                "body.channel": drawn("channels"),
+            },
+            # Changing or deactivating the seeded stores and products would starve the operations
+            # after them: these work on spare ones.
+            "operations": [
+                {
+                    "include-operation-id": ["updateLocation", "deactivateLocation"],
+                    "parameters": {"path.code": drawn("spare_codes")},
+                },
+                {
+                    "include-operation-id": ["updateProduct", "deactivateProduct"],
+                    "parameters": {"path.sku": drawn("spare_skus")},
+                },
+            ],
+        }
+    )
     return schemathesis.openapi.from_url(f"{live_url}/schema/openapi.json", config=config)
 
 
@@ -370,7 +401,8 @@ def tally(request) -> Iterator[Counter[str]]:
         with capture.global_and_fixture_disabled():
             reporter.write_line(
                 f"\nschemathesis: {sum(counts.values())} cases over {len(counts)} operations "
-                f"(fewest {min(counts.values())}, most {max(counts.values())})")
+                f"(fewest {min(counts.values())}, most {max(counts.values())})"
+            )
 
 
 def test_happy_paths_keep_the_contract(api_schema, tally):
@@ -378,8 +410,9 @@ def test_happy_paths_keep_the_contract(api_schema, tally):
     handover; a shipment from accept to delivery. Each response is checked like a generated one."""
     order_path, fo_path = "/v1/orders/{order_id}", "/v1/fulfillments/{fulfillment_id}"
 
-    def call(method: str, path: str, status: int, *, body: Any = None, headers: Any = None,
-             **params: Any) -> dict[str, Any]:
+    def call(
+        method: str, path: str, status: int, *, body: Any = None, headers: Any = None, **params: Any
+    ) -> dict[str, Any]:
         operation = api_schema[path][method]
         kwargs: dict[str, Any] = {"path_parameters": params, "headers": headers or {}}
         if body is not None:
@@ -392,8 +425,13 @@ def test_happy_paths_keep_the_contract(api_schema, tally):
         return response.json() if response.content else {}
 
     def place(ref: str, fulfillment: dict[str, Any]) -> dict[str, Any]:
-        return call("POST", "/v1/orders", 201, body=order_body(ref, fulfillment, sku="B"),
-                    headers={"Idempotency-Key": f"happy-{ref}"})
+        return call(
+            "POST",
+            "/v1/orders",
+            201,
+            body=order_body(ref, fulfillment, sku="B"),
+            headers={"Idempotency-Key": f"happy-{ref}"},
+        )
 
     def act(action: str, fo: dict[str, Any], body: Any = None, status: int = 200) -> dict[str, Any]:
         return call("POST", f"{fo_path}/{action}", status, body=body, fulfillment_id=fo["id"])
@@ -428,17 +466,29 @@ def test_happy_paths_keep_the_contract(api_schema, tally):
 
     order = place("happy-3", {"method": "pickup", "location": "S1"})
     reason = {"reason": "changed my mind"}
-    call("POST", f"{order_path}/cancel", 412, order_id=order["id"], body=reason,
-         headers={"If-Match": '"99"'})
+    call("POST", f"{order_path}/cancel", 412, order_id=order["id"], body=reason, headers={"If-Match": '"99"'})
     cancelled = call("POST", f"{order_path}/cancel", 200, order_id=order["id"], body=reason)
     assert cancelled["status"] == "cancelled"
     call("POST", f"{order_path}/cancel", 409, order_id=order["id"])
-    call("POST", "/v1/locations/{code}/stock/{sku}/adjustments", 409, code="S1", sku="B",
-         body={"delta": -1000, "reason": "shrinkage"})
-    call("POST", "/v1/sourcing/simulate", 200, body={
-        "method": "ship", "lat": 52.5, "lon": 13.4,
-        "lines": [{"sku": "C", "quantity": 2, "unit_price": 500}],
-    })
+    call(
+        "POST",
+        "/v1/locations/{code}/stock/{sku}/adjustments",
+        409,
+        code="S1",
+        sku="B",
+        body={"delta": -1000, "reason": "shrinkage"},
+    )
+    call(
+        "POST",
+        "/v1/sourcing/simulate",
+        200,
+        body={
+            "method": "ship",
+            "lat": 52.5,
+            "lon": 13.4,
+            "lines": [{"sku": "C", "quantity": 2, "unit_price": 500}],
+        },
+    )
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
@@ -455,8 +505,11 @@ def refused_by_the_http_server(response) -> bool:
     """uvicorn (httptools) refuses a request line over 64 KiB itself, with a text/plain 400, before
     the app sees it. Percent-encoding takes some schema-valid query strings past that (`skus`
     allows 6500 characters; four-byte UTF-8 ones become 12 bytes each). Not the app's contract."""
-    return (response.status_code == 400 and len(response.request.url) > 65_000
-            and response.headers.get("content-type", "").startswith("text/plain"))
+    return (
+        response.status_code == 400
+        and len(response.request.url) > 65_000
+        and response.headers.get("content-type", "").startswith("text/plain")
+    )
 
 
 @schema.parametrize()

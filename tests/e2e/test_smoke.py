@@ -54,11 +54,17 @@ async def test_pickup_ready_and_handover_with_code(shop, db):
     ready = await _act(shop, staff, fo["id"], "ready")
     assert ready["status"] == "ready_for_pickup" and ready["pickup_deadline"]
     from sqlalchemy import text
+
     async with db.unit_of_work() as uow:
-        payload = (await uow.session.execute(text(
-            "SELECT payload FROM outbox WHERE type = 'fulfillment.ready_for_pickup'"))).scalar_one()
+        payload = (
+            await uow.session.execute(text("SELECT payload FROM outbox WHERE type = 'fulfillment.ready_for_pickup'"))
+        ).scalar_one()
     code = payload["data"]["pickup_code"]
-    bad = await shop.client.post(f"/v1/fulfillments/{fo['id']}/handover", json={"code": "000000" if code != "000000" else "111111"}, headers=staff)
+    bad = await shop.client.post(
+        f"/v1/fulfillments/{fo['id']}/handover",
+        json={"code": "000000" if code != "000000" else "111111"},
+        headers=staff,
+    )
     assert bad.status_code == 422, bad.text
     done = await _act(shop, staff, fo["id"], "handover", {"code": code})
     assert done["status"] == "picked_up"

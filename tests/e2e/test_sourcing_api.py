@@ -8,10 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-CUSTOMER = {"line1": "1 Main St", "city": "Berlin", "country": "DE", "lat": 52.52, "lon": 13.40}
-NEAR = (52.53, 13.41)
-MID = (52.40, 13.05)
-FAR = (53.55, 9.99)
+from tests.e2e.support import CUSTOMER, FAR, MID, NEAR, decisions
 
 
 async def put_profile(shop, channel, body, headers=None):
@@ -20,12 +17,6 @@ async def put_profile(shop, channel, body, headers=None):
 
 async def get_profile(shop, channel, headers=None):
     return await shop.client.get(f"/v1/sourcing-profiles/{channel}", headers=headers or shop.admin)
-
-
-async def decisions(shop, order_id, headers=None):
-    r = await shop.client.get(f"/v1/orders/{order_id}/sourcing", headers=headers or shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 async def stores(shop):
@@ -42,6 +33,7 @@ async def table_count(db, table):
 
 
 # --- profiles --------------------------------------------------------------------------------
+
 
 async def test_unset_profile_reads_as_version_0_defaults(shop):
     r = await get_profile(shop, "web")
@@ -106,8 +98,9 @@ async def test_an_order_records_the_profile_version_it_was_sourced_with(shop, cl
     assert (await decisions(shop, first.json()["id"]))[0]["profile_version"] == 1
     assert (await decisions(shop, second.json()["id"]))[0]["profile_version"] == 2
     # Another channel without a profile uses the defaults, version 0.
-    app = await shop.place(shop.order_body([("A", 1)], method="ship", address=CUSTOMER),
-                           headers=await shop.channel("app"))
+    app = await shop.place(
+        shop.order_body([("A", 1)], method="ship", address=CUSTOMER), headers=await shop.channel("app")
+    )
     assert app.status_code == 201, app.text
     assert app.json()["sourcing_profile_version"] == 0
     d = (await decisions(shop, app.json()["id"]))[0]
@@ -127,6 +120,7 @@ async def test_the_profile_of_the_orders_channel_decides_the_pickup_policy(shop)
 
 
 # --- pickup: suggest -------------------------------------------------------------------------
+
 
 async def test_short_pickup_under_suggest_is_409_with_the_nearest_stores_that_can_serve_the_whole_order(shop):
     await stores(shop)
@@ -159,6 +153,7 @@ async def test_pickup_is_sourced_at_the_chosen_store_when_it_can_serve_everythin
 
 
 # --- decisions -------------------------------------------------------------------------------
+
 
 async def test_decisions_are_listed_newest_first_with_candidates_rule_and_profile_version(shop):
     await stores(shop)
@@ -215,14 +210,20 @@ async def test_channel_and_store_staff_read_decisions_of_orders_they_may_see(sho
 
 # --- simulation ------------------------------------------------------------------------------
 
+
 async def test_simulate_returns_a_plan_and_reserves_nothing(shop, db):
     await stores(shop)
     await shop.stock("NEAR", "A", 5)
     await shop.stock("FAR", "A", 5)
     await shop.stock("FAR", "B", 5)
     movements = await table_count(db, "inventory_movements")
-    body = {"channel": "web", "method": "ship", "lat": CUSTOMER["lat"], "lon": CUSTOMER["lon"],
-            "lines": [{"sku": "A", "quantity": 2, "unit_price": 1000}, {"sku": "B", "quantity": 1, "unit_price": 500}]}
+    body = {
+        "channel": "web",
+        "method": "ship",
+        "lat": CUSTOMER["lat"],
+        "lon": CUSTOMER["lon"],
+        "lines": [{"sku": "A", "quantity": 2, "unit_price": 1000}, {"sku": "B", "quantity": 1, "unit_price": 500}],
+    }
     r = await shop.client.post("/v1/sourcing/simulate", json=body, headers=shop.admin)
     assert r.status_code == 200, r.text
     sim = r.json()
@@ -247,16 +248,32 @@ async def test_simulate_uses_the_channels_current_profile_and_exclusions(shop):
     await shop.stock("NEAR", "A", 1)
     await shop.stock("MID", "A", 5)
     await put_profile(shop, "web", {"pickup_policy": "transfer"})
-    body = {"channel": "web", "method": "pickup", "location": "NEAR", "lines": [{"sku": "A", "quantity": 3, "unit_price": 100}]}
+    body = {
+        "channel": "web",
+        "method": "pickup",
+        "location": "NEAR",
+        "lines": [{"sku": "A", "quantity": 3, "unit_price": 100}],
+    }
     sim = (await shop.client.post("/v1/sourcing/simulate", json=body, headers=shop.admin)).json()
     assert sim["rule"] == "pickup_with_transfer" and sim["complete"] and sim["profile_version"] == 1
-    assert {(p["location"], p["quantity"], p["transfer_to"]) for p in sim["plan"]} == {("NEAR", 1, None), ("MID", 2, "NEAR")}
+    assert {(p["location"], p["quantity"], p["transfer_to"]) for p in sim["plan"]} == {
+        ("NEAR", 1, None),
+        ("MID", 2, "NEAR"),
+    }
 
-    short = (await shop.client.post("/v1/sourcing/simulate", json={**body, "channel": "app"}, headers=shop.admin)).json()
+    short = (
+        await shop.client.post("/v1/sourcing/simulate", json={**body, "channel": "app"}, headers=shop.admin)
+    ).json()
     assert short["complete"] is False and short["suggestions"] == ["MID"] and short["plan"] == []
 
-    ship = {"channel": "web", "method": "ship", "lat": CUSTOMER["lat"], "lon": CUSTOMER["lon"],
-            "lines": [{"sku": "A", "quantity": 1, "unit_price": 100}], "exclude": ["NEAR"]}
+    ship = {
+        "channel": "web",
+        "method": "ship",
+        "lat": CUSTOMER["lat"],
+        "lon": CUSTOMER["lon"],
+        "lines": [{"sku": "A", "quantity": 1, "unit_price": 100}],
+        "exclude": ["NEAR"],
+    }
     sim = (await shop.client.post("/v1/sourcing/simulate", json=ship, headers=shop.admin)).json()
     assert [p["location"] for p in sim["plan"]] == ["MID"]
     near = next(c for c in sim["candidates"] if c["location"] == "NEAR")
@@ -269,7 +286,9 @@ async def test_simulate_is_admin_only_and_rejects_unknown_skus(shop):
     for headers in (await shop.channel("web"), await shop.staff("NEAR")):
         r = await shop.client.post("/v1/sourcing/simulate", json=body, headers=headers)
         assert r.status_code == 403, r.text
-    r = await shop.client.post("/v1/sourcing/simulate",
-                               json={**body, "lines": [{"sku": "NOPE", "quantity": 1, "unit_price": 1}]},
-                               headers=shop.admin)
+    r = await shop.client.post(
+        "/v1/sourcing/simulate",
+        json={**body, "lines": [{"sku": "NOPE", "quantity": 1, "unit_price": 1}]},
+        headers=shop.admin,
+    )
     assert r.status_code == 422, r.text

@@ -90,18 +90,12 @@ async def _violations(db: Database, *, levels: bool, reservations: bool, ledger:
         s = uow.session
         if levels:
             for loc, prod, on_hand, reserved, safety in await s.execute(_NEGATIVE):
-                out.append(
-                    f"({loc},{prod}) negative: on_hand={on_hand} reserved={reserved} safety={safety}"
-                )
+                out.append(f"({loc},{prod}) negative: on_hand={on_hand} reserved={reserved} safety={safety}")
         if reservations:
             for loc, prod, reserved, held in await s.execute(_RESERVED_VS_RESERVATIONS):
-                out.append(
-                    f"({loc},{prod}) reserved={reserved} but active reservations hold {held}"
-                )
+                out.append(f"({loc},{prod}) reserved={reserved} but active reservations hold {held}")
         if ledger:
-            for loc, prod, on_hand, led_on_hand, reserved, led_reserved in await s.execute(
-                _LEDGER_VS_LEVELS
-            ):
+            for loc, prod, on_hand, led_on_hand, reserved, led_reserved in await s.execute(_LEDGER_VS_LEVELS):
                 out.append(
                     f"({loc},{prod}) level on_hand={on_hand} reserved={reserved} but ledger sums to "
                     f"on_hand={led_on_hand} reserved={led_reserved}"
@@ -127,12 +121,8 @@ async def order_violations(db: Database) -> list[str]:
     out: list[str] = []
     async with db.unit_of_work() as uow:
         s = uow.session
-        for order_id, line_no, sku, open_units, held in await s.execute(
-            _ORDER_LINES_VS_RESERVATIONS
-        ):
-            out.append(
-                f"order {order_id} line {line_no} ({sku}): {open_units} open units, {held} reserved"
-            )
+        for order_id, line_no, sku, open_units, held in await s.execute(_ORDER_LINES_VS_RESERVATIONS):
+            out.append(f"order {order_id} line {line_no} ({sku}): {open_units} open units, {held} reserved")
         for rid, at, fo_at in await s.execute(_RESERVATION_ELSEWHERE):
             out.append(f"reservation {rid} at location {at} for a fulfillment at {fo_at}")
         for order_id, held in await s.execute(_CANCELLED_HOLDING):

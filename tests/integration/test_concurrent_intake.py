@@ -30,9 +30,7 @@ def _free_port() -> int:
 
 async def _reserved_total(db) -> int:
     async with db.unit_of_work() as uow:
-        return int(
-            await uow.session.scalar(text("SELECT coalesce(sum(reserved), 0) FROM stock_levels"))
-        )
+        return int(await uow.session.scalar(text("SELECT coalesce(sum(reserved), 0) FROM stock_levels")))
 
 
 async def _open_units(db) -> int:
@@ -59,14 +57,9 @@ async def _race_for_fifty_units(shop, post: Post, requests: int = 200) -> None:
     await shop.product("HOT")
     await shop.stock("S1", "HOT", 50)
     key = await shop.channel()
-    bodies = [
-        shop.order_body([("HOT", 1)], email=f"buyer{i % 37}@example.com") for i in range(requests)
-    ]
+    bodies = [shop.order_body([("HOT", 1)], email=f"buyer{i % 37}@example.com") for i in range(requests)]
     responses = await asyncio.gather(
-        *[
-            post("/v1/orders", body, {**key, "Idempotency-Key": f"race-{i}"})
-            for i, body in enumerate(bodies)
-        ]
+        *[post("/v1/orders", body, {**key, "Idempotency-Key": f"race-{i}"}) for i, body in enumerate(bodies)]
     )
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 50, 409: requests - 50}, statuses
@@ -87,9 +80,7 @@ async def test_two_hundred_buyers_of_fifty_units_in_process_exactly_fifty_win_no
 
 
 @pytest.mark.slow
-async def test_two_hundred_buyers_of_fifty_units_over_a_real_server_exactly_fifty_win(
-    shop, settings, db, redis, clock
-):
+async def test_two_hundred_buyers_of_fifty_units_over_a_real_server_exactly_fifty_win(shop, settings, db, redis, clock):
     app = create_app(settings, db=db, redis=redis, clock=clock)
     port = _free_port()
     server = uvicorn.Server(
@@ -150,11 +141,7 @@ async def test_orders_naming_skus_in_opposite_orders_across_stores_never_deadloc
         skus = ["A", "B", "C"] if i % 2 else ["C", "B", "A"]
         lines = [(s, rng.randint(1, 2)) for s in skus[: rng.randint(2, 3)]]
         if i % 3 == 0:
-            bodies.append(
-                shop.order_body(
-                    lines, method="pickup", location=f"S{1 + i % 3}", email=f"p{i}@example.com"
-                )
-            )
+            bodies.append(shop.order_body(lines, method="pickup", location=f"S{1 + i % 3}", email=f"p{i}@example.com"))
         else:
             bodies.append(shop.order_body(lines, method="ship", email=f"s{i % 11}@example.com"))
     responses = await asyncio.gather(
@@ -164,9 +151,7 @@ async def test_orders_naming_skus_in_opposite_orders_across_stores_never_deadloc
         ]
     )
     statuses = Counter(r.status_code for r in responses)
-    assert set(statuses) <= {201, 409}, [
-        r.text for r in responses if r.status_code not in (201, 409)
-    ][:3]
+    assert set(statuses) <= {201, 409}, [r.text for r in responses if r.status_code not in (201, 409)][:3]
     assert statuses[201] > 0 and statuses[409] > 0, statuses  # the stock ran out part-way
     assert all(r.json()["type"] == INSUFFICIENT for r in responses if r.status_code == 409)
     spanning = [
@@ -174,12 +159,8 @@ async def test_orders_naming_skus_in_opposite_orders_across_stores_never_deadloc
         for r in responses
         if r.status_code == 201 and len({f["location"] for f in r.json()["fulfillment_orders"]}) > 1
     ]
-    assert spanning, (
-        "no order was split across stores; the test would not exercise multi-row locking"
-    )
-    accepted_units = sum(
-        ln["quantity"] for r in responses if r.status_code == 201 for ln in r.json()["lines"]
-    )
+    assert spanning, "no order was split across stores; the test would not exercise multi-row locking"
+    accepted_units = sum(ln["quantity"] for r in responses if r.status_code == 201 for ln in r.json()["lines"])
     assert await _reserved_total(shop.db) == accepted_units
     assert await all_violations(shop.db) == []
 
@@ -199,12 +180,10 @@ async def test_cancels_racing_placements_release_exactly_what_they_held(shop):
     # single-unit orders arrive.
     to_cancel = placed[:30]
     cancels = [
-        shop.client.post(f"/v1/orders/{oid}/cancel", json={"reason": "changed mind"}, headers=key)
-        for oid in to_cancel
+        shop.client.post(f"/v1/orders/{oid}/cancel", json={"reason": "changed mind"}, headers=key) for oid in to_cancel
     ]
     cancels += [
-        shop.client.post(f"/v1/orders/{oid}/cancel", json={"reason": "again"}, headers=key)
-        for oid in to_cancel[:10]
+        shop.client.post(f"/v1/orders/{oid}/cancel", json={"reason": "again"}, headers=key) for oid in to_cancel[:10]
     ]
     placements = [
         shop.client.post(
@@ -222,9 +201,7 @@ async def test_cancels_racing_placements_release_exactly_what_they_held(shop):
     cancel_results = [by_job[i] for i in range(len(cancels))]
     placement_results = [by_job[i] for i in range(len(cancels), len(jobs))]
 
-    assert all(r.status_code < 500 for r in results), [
-        r.text for r in results if r.status_code >= 500
-    ][:3]
+    assert all(r.status_code < 500 for r in results), [r.text for r in results if r.status_code >= 500][:3]
     per_order = Counter()
     for oid, r in zip([*to_cancel, *to_cancel[:10]], cancel_results, strict=True):
         assert r.status_code in (200, 409), r.text
@@ -232,9 +209,7 @@ async def test_cancels_racing_placements_release_exactly_what_they_held(shop):
             per_order[oid] += 1
         else:
             assert r.json()["type"].endswith("/order-not-cancellable"), r.text
-    assert per_order == Counter({oid: 1 for oid in to_cancel}), (
-        "each order is cancelled exactly once"
-    )
+    assert per_order == Counter({oid: 1 for oid in to_cancel}), "each order is cancelled exactly once"
 
     won = sum(r.status_code == 201 for r in placement_results)
     assert {r.status_code for r in placement_results} <= {201, 409}
@@ -252,9 +227,7 @@ async def test_pickups_at_two_stores_each_needing_transfers_from_the_other_never
 ):
     # A pickup locks its own store's rows first; one that falls short then also locks the other
     # store's rows for a transfer. Two such pickups at the two stores lock in opposite orders.
-    r = await shop.client.put(
-        "/v1/sourcing-profiles/web", json={"pickup_policy": "transfer"}, headers=shop.admin
-    )
+    r = await shop.client.put("/v1/sourcing-profiles/web", json={"pickup_policy": "transfer"}, headers=shop.admin)
     assert r.status_code == 200, r.text
     await shop.location("S1", lat=52.52, lon=13.40)
     await shop.location("S2", lat=52.50, lon=13.35)
@@ -284,10 +257,7 @@ async def test_pickups_at_two_stores_each_needing_transfers_from_the_other_never
     )
     assert statuses[201] == 60, statuses  # 60 of each sku: exactly 60 baskets can be served
     transfers = sum(
-        f["method"] == "transfer"
-        for r in responses
-        if r.status_code == 201
-        for f in r.json()["fulfillment_orders"]
+        f["method"] == "transfer" for r in responses if r.status_code == 201 for f in r.json()["fulfillment_orders"]
     )
     assert transfers == 60
     assert await _reserved_total(shop.db) == 120
@@ -322,17 +292,9 @@ async def test_stock_write_downs_racing_placements_never_take_units_promised_to_
     results = dict(zip(order, await asyncio.gather(*[jobs[i] for i in order]), strict=True))
     placed = [results[i] for i in range(len(orders))]
     adjusted = [results[i] for i in range(len(orders), len(jobs))]
-    assert {r.status_code for r in placed} <= {201, 409}, [
-        r.text for r in placed if r.status_code >= 500
-    ][:2]
-    assert {r.status_code for r in adjusted} <= {200, 409}, [
-        r.text for r in adjusted if r.status_code >= 500
-    ][:2]
-    assert all(
-        r.json()["type"].endswith("/stock-would-go-negative")
-        for r in adjusted
-        if r.status_code == 409
-    )
+    assert {r.status_code for r in placed} <= {201, 409}, [r.text for r in placed if r.status_code >= 500][:2]
+    assert {r.status_code for r in adjusted} <= {200, 409}, [r.text for r in adjusted if r.status_code >= 500][:2]
+    assert all(r.json()["type"].endswith("/stock-would-go-negative") for r in adjusted if r.status_code == 409)
     won = sum(r.status_code == 201 for r in placed)
     written_down = sum(r.status_code == 200 for r in adjusted)
     assert won + written_down == 50, (won, written_down)  # every unit went one way, none twice

@@ -88,9 +88,7 @@ async def test_importing_the_same_file_twice_changes_nothing_the_second_time(db,
     assert await _ledger(db) == ledger and await _levels(db) == levels
 
 
-async def test_an_import_with_unknown_codes_or_negative_counts_imports_nothing_and_lists_every_problem(
-    db, catalogue
-):
+async def test_an_import_with_unknown_codes_or_negative_counts_imports_nothing_and_lists_every_problem(db, catalogue):
     csv = "location,sku,on_hand\nS1,A,10\nS1,ZZZ,5\nNOPE,B,1\nS2,B,-3\nS2,A,2\nS2,A,3\n"
     report = await import_inventory(db, _chunks(csv), ADMIN)
     assert report.changed == 0
@@ -112,9 +110,7 @@ async def test_an_unreadable_file_imports_nothing(db, catalogue):
     assert await _levels(db) == {("S1", "A"): (4, 0)}
 
 
-async def test_an_import_that_would_put_a_level_below_its_reservations_is_refused_whole(
-    db, clock, catalogue
-):
+async def test_an_import_that_would_put_a_level_below_its_reservations_is_refused_whole(db, clock, catalogue):
     await place(db, clock, [("A", 3)], location="S1")
     report = await import_inventory(db, _chunks("location,sku,on_hand\nS2,A,9\nS1,A,2\n"), ADMIN)
     assert report.changed == 0
@@ -125,9 +121,7 @@ async def test_an_import_that_would_put_a_level_below_its_reservations_is_refuse
     assert await all_violations(db) == []
 
 
-async def test_an_import_racing_the_first_receipt_of_a_new_level_keeps_the_ledger_equal_to_the_level(
-    db, catalogue
-):
+async def test_an_import_racing_the_first_receipt_of_a_new_level_keeps_the_ledger_equal_to_the_level(db, catalogue):
     # S2/B has no stock row yet. A receipt creating it is in flight (uncommitted) when the import
     # of S2/B starts; the import must account for the receipt's units, not overwrite them unseen.
     async with db.unit_of_work() as receipt:
@@ -136,12 +130,8 @@ async def test_an_import_racing_the_first_receipt_of_a_new_level_keeps_the_ledge
         prod = await s.scalar(text("SELECT id FROM products WHERE sku = 'B'"))
         await ensure_stock_row(s, loc, prod)
         await lock_stock(s, [(loc, prod)])
-        await apply_stock_changes(
-            s, [StockChange(loc, prod, MovementKind.RECEIPT, 5, 0, "delivery", "po")], "test"
-        )
-        importing = asyncio.create_task(
-            import_inventory(db, _chunks("location,sku,on_hand\nS2,B,8\n"), ADMIN)
-        )
+        await apply_stock_changes(s, [StockChange(loc, prod, MovementKind.RECEIPT, 5, 0, "delivery", "po")], "test")
+        importing = asyncio.create_task(import_inventory(db, _chunks("location,sku,on_hand\nS2,B,8\n"), ADMIN))
         await asyncio.sleep(0.5)  # the import reaches the row the receipt holds and waits for it
         await receipt.commit()
     report = await asyncio.wait_for(importing, timeout=10)
@@ -150,9 +140,7 @@ async def test_an_import_racing_the_first_receipt_of_a_new_level_keeps_the_ledge
     assert await all_violations(db) == []
 
 
-async def test_imports_racing_placements_never_leave_a_level_below_what_orders_hold(
-    db, clock, catalogue
-):
+async def test_imports_racing_placements_never_leave_a_level_below_what_orders_hold(db, clock, catalogue):
     await set_stock(db, "S1", "A", 50)
 
     async def order(i: int) -> bool:
@@ -164,9 +152,7 @@ async def test_imports_racing_placements_never_leave_a_level_below_what_orders_h
 
     async def count(on_hand: int, after: float):  # type: ignore[no-untyped-def]
         await asyncio.sleep(after)
-        return on_hand, await import_inventory(
-            db, _chunks(f"location,sku,on_hand\nS1,A,{on_hand}\n", 1000), ADMIN
-        )
+        return on_hand, await import_inventory(db, _chunks(f"location,sku,on_hand\nS1,A,{on_hand}\n", 1000), ADMIN)
 
     results = await asyncio.gather(
         *[order(i) for i in range(80)],
@@ -178,9 +164,7 @@ async def test_imports_racing_placements_never_leave_a_level_below_what_orders_h
     won = sum(r is True for r in results[:80])
     imports = results[80:]
     for on_hand, report in imports:
-        assert report.errors == [] or report.errors[0].startswith(
-            f"S1/A: on_hand {on_hand} is below the"
-        ), report
+        assert report.errors == [] or report.errors[0].startswith(f"S1/A: on_hand {on_hand} is below the"), report
     level = (await _levels(db))[("S1", "A")]
     assert level[1] == won and level[1] <= level[0]
     assert await all_violations(db) == []

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from orchestrator.cli import PROJECT_ROOT, upgrade_database
 from orchestrator.db.engine import asyncpg_url
 from orchestrator.db.metadata import metadata
+from orchestrator.embedded import create_database, drop_database
 
 
 def _alembic_config(url: str) -> Config:
@@ -34,29 +35,14 @@ def _alembic_config(url: str) -> Config:
     return config
 
 
-def _with_database(url: str, name: str) -> str:
-    head, _, query = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-
-
 @pytest.fixture
 def empty_database(servers: tuple[str, str]) -> Iterator[str]:
     """A brand-new, empty database on the test server, dropped afterwards."""
-    admin_url = servers[0]
     name = f"orch_migr_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield _with_database(admin_url, name)
+        yield create_database(servers[0], name)
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(servers[0], name)
 
 
 def _inspect(url: str) -> dict[str, Any]:
@@ -81,9 +67,7 @@ def _inspect(url: str) -> dict[str, Any]:
                     "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE '%WHERE%'"
                 )
                 found["partial"] = {n: d for n, d in partial}
-                tables = await conn.exec_driver_sql(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                )
+                tables = await conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
                 found["tables"] = {t for (t,) in tables}
                 return found
         finally:
@@ -93,12 +77,7 @@ def _inspect(url: str) -> dict[str, Any]:
 
 
 def _model_checks() -> set[tuple[str, str]]:
-    return {
-        (t.name, c.name)
-        for t in metadata.tables.values()
-        for c in t.constraints
-        if isinstance(c, CheckConstraint)
-    }
+    return {(t.name, c.name) for t in metadata.tables.values() for c in t.constraints if isinstance(c, CheckConstraint)}
 
 
 def _model_partial_indexes() -> set[str]:
@@ -112,9 +91,7 @@ def _model_partial_indexes() -> set[str]:
 
 def _assert_matches_models(url: str) -> None:
     found = _inspect(url)
-    assert found["diff"] == [], (
-        "the migrations and the models disagree (run alembic revision --autogenerate)"
-    )
+    assert found["diff"] == [], "the migrations and the models disagree (run alembic revision --autogenerate)"
     assert set(found["checks"]) == _model_checks()
     assert "reserved <= on_hand" in found["checks"][("stock_levels", "reserved_within_on_hand")]
     assert set(found["partial"]) == _model_partial_indexes()

@@ -4,6 +4,7 @@ once with a stable event id, never lost to a crash between publishing and markin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections import Counter
@@ -53,9 +54,7 @@ async def store(db):
 async def _outbox(db) -> list[dict]:
     async with db.unit_of_work() as uow:
         rows = await uow.session.execute(
-            text(
-                "SELECT id, event_id, type, order_id, published_at, attempts, claimed_until FROM outbox ORDER BY id"
-            )
+            text("SELECT id, event_id, type, order_id, published_at, attempts, claimed_until FROM outbox ORDER BY id")
         )
         return [dict(r._mapping) for r in rows]
 
@@ -64,17 +63,13 @@ async def _stream_ids(redis, stream: str) -> list[str]:
     return [fields[b"id"].decode() for _, fields in await redis.xrange(stream)]
 
 
-async def test_placing_an_order_writes_its_events_to_the_outbox_in_the_same_transaction(
-    db, clock, store
-):
+async def test_placing_an_order_writes_its_events_to_the_outbox_in_the_same_transaction(db, clock, store):
     order = await place(db, clock, [("A", 2)])
     rows = await _outbox(db)
     assert [r["type"] for r in rows] == ["order.placed", "order.sourced"]
     assert {str(r["order_id"]) for r in rows} == {order["id"]}
     async with db.unit_of_work() as uow:
-        events = (
-            await uow.session.execute(text("SELECT id, type FROM order_events ORDER BY seq"))
-        ).all()
+        events = (await uow.session.execute(text("SELECT id, type FROM order_events ORDER BY seq"))).all()
     assert [(r["event_id"], r["type"]) for r in rows] == [tuple(e) for e in events]
 
 
@@ -84,9 +79,7 @@ async def test_a_refused_placement_writes_no_outbox_row(db, clock, store):
     assert await _outbox(db) == []
 
 
-async def test_a_placement_failing_at_commit_leaves_neither_outbox_rows_nor_events_nor_stock_behind(
-    db, clock, store
-):
+async def test_a_placement_failing_at_commit_leaves_neither_outbox_rows_nor_events_nor_stock_behind(db, clock, store):
     # A deferred trigger fails the transaction at COMMIT, after every row of the order was written.
     async with db.unit_of_work() as uow:
         await uow.session.execute(
@@ -126,9 +119,7 @@ async def test_a_placement_failing_at_commit_leaves_neither_outbox_rows_nor_even
     assert [r["type"] for r in await _outbox(db)] == ["order.placed", "order.sourced"]
 
 
-async def test_relay_publishes_every_row_once_with_its_event_id_and_marks_it(
-    db, redis, clock, store, stream
-):
+async def test_relay_publishes_every_row_once_with_its_event_id_and_marks_it(db, redis, clock, store, stream):
     for _ in range(3):
         await place(db, clock, [("A", 1)])
     rows = await _outbox(db)
@@ -146,9 +137,7 @@ async def test_relay_publishes_every_row_once_with_its_event_id_and_marks_it(
     assert await redis.xlen(stream) == 6
 
 
-async def test_a_claim_that_is_never_marked_is_published_again_after_it_expires(
-    db, redis, clock, store, stream
-):
+async def test_a_claim_that_is_never_marked_is_published_again_after_it_expires(db, redis, clock, store, stream):
     await place(db, clock, [("A", 1)])
     # A relay claims and publishes, then dies before marking.
     claimed = await claim_batch(db, 100, 30)
@@ -157,9 +146,7 @@ async def test_a_claim_that_is_never_marked_is_published_again_after_it_expires(
     # While the claim holds, nobody else takes the rows.
     assert await relay_outbox(db, redis, stream=stream) == 0
     async with db.unit_of_work() as uow:
-        await uow.session.execute(
-            text("UPDATE outbox SET claimed_until = now() - interval '1 second'")
-        )
+        await uow.session.execute(text("UPDATE outbox SET claimed_until = now() - interval '1 second'"))
         await uow.commit()
     assert await relay_outbox(db, redis, stream=stream) == 2
     ids = await _stream_ids(redis, stream)
@@ -169,14 +156,10 @@ async def test_a_claim_that_is_never_marked_is_published_again_after_it_expires(
     assert await relay_outbox(db, redis, stream=stream) == 0
 
 
-async def test_two_relays_draining_at_once_publish_each_row_exactly_once(
-    db, redis, clock, store, stream
-):
+async def test_two_relays_draining_at_once_publish_each_row_exactly_once(db, redis, clock, store, stream):
     for _ in range(10):
         await place(db, clock, [("A", 1)])
-    counts = await asyncio.gather(
-        *[relay_outbox(db, redis, stream=stream, batch=3) for _ in range(4)]
-    )
+    counts = await asyncio.gather(*[relay_outbox(db, redis, stream=stream, batch=3) for _ in range(4)])
     assert sum(counts) == 20
     ids = await _stream_ids(redis, stream)
     assert sorted(ids) == sorted(str(r["event_id"]) for r in await _outbox(db))
@@ -188,15 +171,9 @@ async def _ready_for_pickup(db, clock) -> tuple[dict, dict]:
     fo_id = uuid.UUID(fo["id"])
     line_id = uuid.UUID(fo["lines"][0]["id"])
     await steps.transition(db, fo_id, Action.ACCEPT, ADMIN, clock, LIFECYCLE, steps.accept)
-    await steps.transition(
-        db, fo_id, Action.START_PICKING, ADMIN, clock, LIFECYCLE, steps.start_picking
-    )
-    await steps.transition(
-        db, fo_id, Action.PICK, ADMIN, clock, LIFECYCLE, steps.pick_lines({line_id: 2})
-    )
-    ready = await steps.transition(
-        db, fo_id, Action.READY, ADMIN, clock, LIFECYCLE, steps.mark_ready
-    )
+    await steps.transition(db, fo_id, Action.START_PICKING, ADMIN, clock, LIFECYCLE, steps.start_picking)
+    await steps.transition(db, fo_id, Action.PICK, ADMIN, clock, LIFECYCLE, steps.pick_lines({line_id: 2}))
+    ready = await steps.transition(db, fo_id, Action.READY, ADMIN, clock, LIFECYCLE, steps.mark_ready)
     return order, {"id": str(fo_id), "pickup_deadline": ready.pickup_deadline}
 
 
@@ -241,9 +218,42 @@ async def test_worker_drain_schedules_reminder_and_expiry_for_a_ready_pickup_onc
     async with db.unit_of_work() as uow:
         await uow.session.execute(
             text(
-                "UPDATE outbox SET published_at = NULL, claimed_until = NULL WHERE type = 'fulfillment.ready_for_pickup'"
+                "UPDATE outbox SET published_at = NULL, claimed_until = NULL"
+                " WHERE type = 'fulfillment.ready_for_pickup'"
             )
         )
         await uow.commit()
     assert await drain_outbox(ctx) == 1
     assert len(await arq_pool.queued_jobs()) == 2
+
+
+async def test_the_running_worker_is_woken_by_a_commit_and_publishes_without_waiting_for_a_poll(
+    db, redis, redis_url, database_url, stream, store, clock
+):
+    """`orchestrator worker` end to end: the outbox trigger NOTIFYs at commit, the worker's
+    listener drains at once — well before its 10-second fallback poll."""
+    from arq import Worker
+
+    from orchestrator.jobs.worker import worker_settings
+
+    settings = Settings(database_url=database_url, redis_url=redis_url, events_stream=stream)
+    options = worker_settings(settings)
+    options["queue_name"] = f"test:jobs:{uuid.uuid4().hex}"
+    options["cron_jobs"] = []  # only the LISTEN/NOTIFY path may deliver in this test
+    worker = Worker(**options)
+    running = asyncio.create_task(worker.main())
+    try:
+        await asyncio.sleep(0.5)  # the listener connects
+        placed = await place(db, clock, [("A", 2)])
+        deadline = asyncio.get_running_loop().time() + 5
+        entries = []
+        while asyncio.get_running_loop().time() < deadline and len(entries) < 2:
+            entries = await redis.xrange(stream)
+            await asyncio.sleep(0.05)
+        assert [e[1][b"type"] for e in entries] == [b"order.placed", b"order.sourced"]
+        assert json.loads(entries[0][1][b"payload"])["order_id"] == placed["id"]
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await worker.close()

@@ -77,9 +77,7 @@ class InventoryMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     @initialize(
-        stock=st.dictionaries(
-            st.sampled_from([(c, s) for c in STORES for s in SKUS]), st.integers(0, 9), min_size=4
-        )
+        stock=st.dictionaries(st.sampled_from([(c, s) for c in STORES for s in SKUS]), st.integers(0, 9), min_size=4)
     )
     def world(self, stock: dict[Key, int]) -> None:
         async def build() -> None:
@@ -91,9 +89,7 @@ class InventoryMachine(RuleBasedStateMachine):
                 await add_product(self.db, sku)
             await put_profile(self.db, "app", {"pickup_policy": "transfer"}, ADMIN, NOW)
             for (code, sku), qty in sorted(stock.items()):
-                await change_stock(
-                    self.db, code, sku, StockUpdate(reason="opening count", on_hand=qty), ADMIN, NOW
-                )
+                await change_stock(self.db, code, sku, StockUpdate(reason="opening count", on_hand=qty), ADMIN, NOW)
 
         self.run(build())
 
@@ -103,15 +99,11 @@ class InventoryMachine(RuleBasedStateMachine):
         store=st.sampled_from(sorted(STORES)),
         channel=st.sampled_from(["web", "app"]),
     )
-    def place_order(
-        self, lines: list[tuple[str, int]], method: str, store: str, channel: str
-    ) -> None:
+    def place_order(self, lines: list[tuple[str, int]], method: str, store: str, channel: str) -> None:
         self._place(lines, method, store, channel)
 
     @rule(lines=LINES, store=st.sampled_from(sorted(STORES)))
-    def place_pickup_that_may_need_transfers(
-        self, lines: list[tuple[str, int]], store: str
-    ) -> None:
+    def place_pickup_that_may_need_transfers(self, lines: list[tuple[str, int]], store: str) -> None:
         self._place(lines, "pickup", store, "app")
 
     def _place(self, lines: list[tuple[str, int]], method: str, store: str, channel: str) -> None:
@@ -144,9 +136,7 @@ class InventoryMachine(RuleBasedStateMachine):
             b, a = before.get(key, (0, 0, 0)), after.get(key, (0, 0, 0))
             assert a[0] == b[0] and a[2] == b[2], f"placing moved on_hand or safety stock at {key}"
             delta = a[1] - b[1]
-            assert 0 <= delta <= _available(before.get(key)), (
-                f"{key}: reserved {delta}, {before.get(key)}"
-            )
+            assert 0 <= delta <= _available(before.get(key)), f"{key}: reserved {delta}, {before.get(key)}"
             taken[key[1]] += delta
         assert {s: q for s, q in taken.items() if q} == wanted
         assert order["status"] == "received"
@@ -162,9 +152,7 @@ class InventoryMachine(RuleBasedStateMachine):
         order_id = data.draw(st.sampled_from(sorted(self.orders) + sorted(self.cancelled)))
         before = self.run(_levels(self.db))
         try:
-            self.run(
-                cancel_order(self.db, order_id, WEB, self.clock, LIFECYCLE, reason="customer asked")
-            )
+            self.run(cancel_order(self.db, order_id, WEB, self.clock, LIFECYCLE, reason="customer asked"))
         except OrderNotCancellable:
             event("cancel refused: already cancelled")
             assert order_id in self.cancelled, "an open order could not be cancelled"
@@ -179,17 +167,11 @@ class InventoryMachine(RuleBasedStateMachine):
         assert {s: q for s, q in released.items() if q} == self.orders.pop(order_id)
         self.cancelled.add(order_id)
 
-    @rule(
-        store=st.sampled_from(sorted(STORES)), sku=st.sampled_from(SKUS), on_hand=st.integers(0, 15)
-    )
+    @rule(store=st.sampled_from(sorted(STORES)), sku=st.sampled_from(SKUS), on_hand=st.integers(0, 15))
     def count_stock(self, store: str, sku: str, on_hand: int) -> None:
-        self._change(
-            store, sku, StockUpdate(reason="cycle count", on_hand=on_hand), lambda level: on_hand
-        )
+        self._change(store, sku, StockUpdate(reason="cycle count", on_hand=on_hand), lambda level: on_hand)
 
-    @rule(
-        store=st.sampled_from(sorted(STORES)), sku=st.sampled_from(SKUS), delta=st.integers(-6, 6)
-    )
+    @rule(store=st.sampled_from(sorted(STORES)), sku=st.sampled_from(SKUS), delta=st.integers(-6, 6))
     def adjust_stock(self, store: str, sku: str, delta: int) -> None:
         self._change(
             store,
@@ -198,9 +180,7 @@ class InventoryMachine(RuleBasedStateMachine):
             lambda level: level[0] + delta,
         )
 
-    @rule(
-        store=st.sampled_from(sorted(STORES)), sku=st.sampled_from(SKUS), safety=st.integers(0, 4)
-    )
+    @rule(store=st.sampled_from(sorted(STORES)), sku=st.sampled_from(SKUS), safety=st.integers(0, 4))
     def keep_back(self, store: str, sku: str, safety: int) -> None:
         self._change(
             store,

@@ -51,9 +51,7 @@ async def add_product(db: Database, sku: str) -> int:
         return product.id  # type: ignore[return-value]
 
 
-async def set_stock(
-    db: Database, code: str, sku: str, on_hand: int, safety_stock: int | None = None
-):
+async def set_stock(db: Database, code: str, sku: str, on_hand: int, safety_stock: int | None = None):
     return await change_stock(
         db,
         code,

@@ -28,9 +28,7 @@ def test_the_same_document_in_another_key_order_has_the_same_fingerprint() -> No
         "lines": [{"quantity": 2, "sku": "A"}],
         "channel": "web",
     }
-    assert request_fingerprint("POST", "/v1/orders", BODY) == request_fingerprint(
-        "POST", "/v1/orders", reordered
-    )
+    assert request_fingerprint("POST", "/v1/orders", BODY) == request_fingerprint("POST", "/v1/orders", reordered)
 
 
 def test_the_same_document_parsed_from_differently_spaced_json_has_the_same_fingerprint() -> None:
@@ -50,9 +48,7 @@ def test_the_same_document_parsed_from_differently_spaced_json_has_the_same_fing
     ],
 )
 def test_a_different_body_has_a_different_fingerprint(other: dict) -> None:
-    assert request_fingerprint("POST", "/v1/orders", other) != request_fingerprint(
-        "POST", "/v1/orders", BODY
-    )
+    assert request_fingerprint("POST", "/v1/orders", other) != request_fingerprint("POST", "/v1/orders", BODY)
 
 
 def test_list_order_is_part_of_the_request() -> None:
@@ -77,9 +73,7 @@ def test_non_ascii_text_is_fingerprinted_not_rejected() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3)
-    ),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
     max_leaves=10,
 )
 
@@ -88,9 +82,7 @@ json_values = st.recursive(
 @given(st.dictionaries(st.text(max_size=4), json_values, max_size=5))
 def test_property_key_order_never_changes_the_fingerprint(body: dict) -> None:
     reversed_body = dict(reversed(list(body.items())))
-    assert request_fingerprint("POST", "/p", body) == request_fingerprint(
-        "POST", "/p", reversed_body
-    )
+    assert request_fingerprint("POST", "/p", body) == request_fingerprint("POST", "/p", reversed_body)
 
 
 @settings(max_examples=100, deadline=None)
@@ -164,18 +156,12 @@ def test_distance_is_symmetric() -> None:
 
 
 def test_antipodes_are_half_the_circumference_apart() -> None:
-    assert distance_km(Coordinates(0, 0), Coordinates(0, 180)) == pytest.approx(
-        math.pi * EARTH_RADIUS_KM
-    )
-    assert distance_km(Coordinates(90, 0), Coordinates(-90, 0)) == pytest.approx(
-        math.pi * EARTH_RADIUS_KM
-    )
+    assert distance_km(Coordinates(0, 0), Coordinates(0, 180)) == pytest.approx(math.pi * EARTH_RADIUS_KM)
+    assert distance_km(Coordinates(90, 0), Coordinates(-90, 0)) == pytest.approx(math.pi * EARTH_RADIUS_KM)
 
 
 def test_distance_crosses_the_date_line_the_short_way() -> None:
-    assert distance_km(Coordinates(0, 179.5), Coordinates(0, -179.5)) == pytest.approx(
-        111.195, abs=0.01
-    )
+    assert distance_km(Coordinates(0, 179.5), Coordinates(0, -179.5)) == pytest.approx(111.195, abs=0.01)
 
 
 coordinates = st.builds(
@@ -187,9 +173,7 @@ coordinates = st.builds(
 
 @settings(max_examples=150, deadline=None)
 @given(coordinates, coordinates, coordinates)
-def test_property_distance_is_a_metric_on_the_sphere(
-    a: Coordinates, b: Coordinates, c: Coordinates
-) -> None:
+def test_property_distance_is_a_metric_on_the_sphere(a: Coordinates, b: Coordinates, c: Coordinates) -> None:
     ab = distance_km(a, b)
     assert 0 <= ab <= math.pi * EARTH_RADIUS_KM + 1e-6
     assert ab == pytest.approx(distance_km(b, a), abs=1e-6)

@@ -20,9 +20,7 @@ from orchestrator.domain.order_number import (
 # --- money -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "code, expected", [("EUR", "EUR"), ("eur", "EUR"), ("Usd", "USD"), ("JPY", "JPY")]
-)
+@pytest.mark.parametrize("code, expected", [("EUR", "EUR"), ("eur", "EUR"), ("Usd", "USD"), ("JPY", "JPY")])
 def test_currency_codes_are_upper_cased_iso_4217(code: str, expected: str) -> None:
     assert check_currency(code) == expected
 
@@ -144,12 +142,8 @@ def test_an_invalid_phone_is_refused_naming_the_field(raw: str, region: str) -> 
     assert caught.value.detail.startswith("invalid phone")
 
 
-@pytest.mark.parametrize(
-    "raw, region", [("12", "DE"), ("123", "DE"), ("555 0100", "US"), ("+1 555 0100", "US")]
-)
-def test_a_local_number_without_its_area_code_is_not_an_e164_identity(
-    raw: str, region: str
-) -> None:
+@pytest.mark.parametrize("raw, region", [("12", "DE"), ("123", "DE"), ("555 0100", "US"), ("+1 555 0100", "US")])
+def test_a_local_number_without_its_area_code_is_not_an_e164_identity(raw: str, region: str) -> None:
     # "+4912" would be no one's number, and every customer who typed "12" would be merged.
     with pytest.raises(InvalidRequest) as caught:
         normalise_phone(raw, region)
@@ -189,9 +183,7 @@ def test_order_numbers_never_use_letters_that_are_misread() -> None:
         ("oooIIII", "000-1111"),
     ],
 )
-def test_order_numbers_read_out_are_forgiven_case_and_misread_letters(
-    typed: str, expected: str
-) -> None:
+def test_order_numbers_read_out_are_forgiven_case_and_misread_letters(typed: str, expected: str) -> None:
     assert normalise_order_number(typed) == expected
     assert PATTERN.fullmatch(normalise_order_number(typed))
 
@@ -203,9 +195,7 @@ def test_text_that_is_not_an_order_number_does_not_become_one(typed: str) -> Non
 
 @settings(max_examples=150, deadline=None)
 @given(st.text(alphabet=ALPHABET, min_size=7, max_size=7), st.booleans())
-def test_property_normalising_a_real_number_in_any_case_gives_it_back(
-    chars: str, dashed: bool
-) -> None:
+def test_property_normalising_a_real_number_in_any_case_gives_it_back(chars: str, dashed: bool) -> None:
     number = f"{chars[:3]}-{chars[3:]}"
     typed = (number if dashed else chars).lower()
     assert normalise_order_number(typed) == number

@@ -39,9 +39,7 @@ def test_a_rejected_fulfillment_does_not_hold_back_ready_for_pickup() -> None:
 
 
 def test_some_fulfillments_done_and_others_open_is_partially_fulfilled() -> None:
-    assert (
-        derive_order_status([fo(S.SHIPPED, M.SHIP), fo(S.PACKED, M.SHIP)]) is OS.PARTIALLY_FULFILLED
-    )
+    assert derive_order_status([fo(S.SHIPPED, M.SHIP), fo(S.PACKED, M.SHIP)]) is OS.PARTIALLY_FULFILLED
     assert derive_order_status([fo(S.PICKED_UP), fo(S.PENDING, M.SHIP)]) is OS.PARTIALLY_FULFILLED
     assert derive_order_status([fo(S.PICKED_UP), fo(S.READY_FOR_PICKUP)]) is OS.PARTIALLY_FULFILLED
 
@@ -92,10 +90,7 @@ def test_needs_attention_wins_over_everything_else() -> None:
 
 def test_transfer_fulfillments_are_ignored_for_the_customer_facing_status() -> None:
     # The store is ready; a transfer still travelling (or already delivered) changes nothing.
-    assert (
-        derive_order_status([fo(S.READY_FOR_PICKUP), fo(S.SHIPPED, M.TRANSFER)])
-        is OS.READY_FOR_PICKUP
-    )
+    assert derive_order_status([fo(S.READY_FOR_PICKUP), fo(S.SHIPPED, M.TRANSFER)]) is OS.READY_FOR_PICKUP
     assert derive_order_status([fo(S.PENDING), fo(S.PICKING, M.TRANSFER)]) is OS.RECEIVED
     assert derive_order_status([fo(S.PENDING), fo(S.DELIVERED, M.TRANSFER)]) is OS.RECEIVED
     assert derive_order_status([fo(S.PICKED_UP), fo(S.PENDING, M.TRANSFER)]) is OS.COMPLETED
@@ -119,7 +114,4 @@ def test_a_pickup_that_expired_after_a_partial_handover_still_reached_the_custom
 
 
 def test_a_closed_partial_handover_beside_open_work_is_partially_fulfilled() -> None:
-    assert (
-        derive_order_status([fo(S.EXPIRED, handed_over=1), fo(S.PENDING, M.SHIP)])
-        is OS.PARTIALLY_FULFILLED
-    )
+    assert derive_order_status([fo(S.EXPIRED, handed_over=1), fo(S.PENDING, M.SHIP)]) is OS.PARTIALLY_FULFILLED

@@ -161,9 +161,7 @@ def test_reminder_is_never_before_the_order_was_ready() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(min_value=0, max_value=30), st.integers(min_value=0, max_value=60 * 24 * 40))
-def test_property_the_reminder_falls_between_ready_and_deadline(
-    hold_days: int, ahead_minutes: int
-) -> None:
+def test_property_the_reminder_falls_between_ready_and_deadline(hold_days: int, ahead_minutes: int) -> None:
     deadline = pickup_deadline(NOW, hold_days)
     at = reminder_at(deadline, timedelta(minutes=ahead_minutes), NOW)
     assert NOW <= at <= deadline

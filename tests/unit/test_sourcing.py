@@ -58,17 +58,13 @@ def line(key: str, sku: str | None = None, qty: int = 1, price: int = 0) -> Line
 
 
 def ship(*lines: LineDemand, excluded: Iterable[str] = (), destination=HOME) -> SourcingRequest:
-    return SourcingRequest(
-        tuple(lines), Method.SHIP, destination=destination, excluded=frozenset(excluded)
-    )
+    return SourcingRequest(tuple(lines), Method.SHIP, destination=destination, excluded=frozenset(excluded))
 
 
 def pickup(
     store: str, *lines: LineDemand, method: Method = Method.PICKUP, excluded: Iterable[str] = ()
 ) -> SourcingRequest:
-    return SourcingRequest(
-        tuple(lines), method, pickup_location=store, excluded=frozenset(excluded)
-    )
+    return SourcingRequest(tuple(lines), method, pickup_location=store, excluded=frozenset(excluded))
 
 
 def placed(plan: SourcingPlan) -> dict[tuple[str, str], int]:
@@ -167,9 +163,7 @@ def test_ship_split_uses_the_fewest_locations_even_without_the_widest_location()
         loc("P", {"A": 4, "B": 2}, km=50),
         loc("Q", {"B": 2, "C": 4}, km=60),
     ]
-    plan = plan_sourcing(
-        ship(line("1", "A", 4), line("2", "B", 4), line("3", "C", 4)), pool, DEFAULT
-    )
+    plan = plan_sourcing(ship(line("1", "A", 4), line("2", "B", 4), line("3", "C", 4)), pool, DEFAULT)
     assert plan.complete
     assert sorted(plan.locations) == ["P", "Q"]
     assert placed(plan) == {("P", "1"): 4, ("P", "2"): 2, ("Q", "2"): 2, ("Q", "3"): 4}
@@ -182,9 +176,7 @@ def test_ship_falls_back_to_a_greedy_cover_when_no_pair_suffices() -> None:
         loc("C-ONLY", {"C": 5}, km=3),
         loc("AB-LITTLE", {"A": 1, "B": 1}, km=4),
     ]
-    plan = plan_sourcing(
-        ship(line("1", "A", 2), line("2", "B", 2), line("3", "C", 2)), pool, DEFAULT
-    )
+    plan = plan_sourcing(ship(line("1", "A", 2), line("2", "B", 2), line("3", "C", 2)), pool, DEFAULT)
     assert plan.rule is Rule.SHIP_SPLIT
     assert plan.complete
     assert sorted(plan.locations) == ["A-ONLY", "B-ONLY", "C-ONLY"]
@@ -386,9 +378,7 @@ def test_the_minimum_keeps_a_line_whole_at_a_farther_location_that_has_it_all() 
     # Another line forces a second location; A's line goes whole to FAR rather than 9 + 1.
     pool = [loc("NEAR", {"A": 9, "B": 1}, km=1), loc("FAR", {"A": 10}, km=50)]
     profile = SourcingProfile(min_split_line_value=500)
-    plan = plan_sourcing(
-        ship(line("1", "A", 10, price=100), line("2", "B", 1, price=100)), pool, profile
-    )
+    plan = plan_sourcing(ship(line("1", "A", 10, price=100), line("2", "B", 1, price=100)), pool, profile)
     assert plan.complete
     assert placed(plan) == {("NEAR", "2"): 1, ("FAR", "1"): 10}
 
@@ -474,18 +464,14 @@ def test_pickup_suggestions_are_ranked_from_the_pickup_store_not_the_customer() 
     store = Candidate("STORE", Coordinates(48.0, 11.0), frozenset(STORE_CAPS), {})
     near_store = Candidate("NEAR-STORE", Coordinates(48.1, 11.0), frozenset({"pickup"}), {"A": 1})
     near_home = Candidate("NEAR-HOME", Coordinates(0.1, 0.0), frozenset({"pickup"}), {"A": 1})
-    request = SourcingRequest(
-        (line("1", "A"),), Method.PICKUP, pickup_location="STORE", destination=HOME
-    )
+    request = SourcingRequest((line("1", "A"),), Method.PICKUP, pickup_location="STORE", destination=HOME)
     plan = plan_sourcing(request, [near_home, store, near_store], SUGGEST)
     assert plan.suggestions == ("NEAR-STORE", "NEAR-HOME")
 
 
 def test_pickup_at_an_unknown_store_places_nothing_and_suggests_others() -> None:
     pool = [loc("S-1", {"A": 1}, km=1, caps=("pickup",))]
-    request = SourcingRequest(
-        (line("1", "A"),), Method.PICKUP, pickup_location="GONE", destination=HOME
-    )
+    request = SourcingRequest((line("1", "A"),), Method.PICKUP, pickup_location="GONE", destination=HOME)
     plan = plan_sourcing(request, pool, SUGGEST)
     assert plan.rule is Rule.PICKUP_SHORT
     assert plan.allocations == ()
@@ -600,9 +586,7 @@ def test_pickup_with_no_lines_has_nothing_to_source() -> None:
 
 
 def transfer(store: str, *lines: LineDemand, excluded: Iterable[str] = ()) -> SourcingRequest:
-    return SourcingRequest(
-        tuple(lines), Method.TRANSFER, pickup_location=store, excluded=frozenset(excluded)
-    )
+    return SourcingRequest(tuple(lines), Method.TRANSFER, pickup_location=store, excluded=frozenset(excluded))
 
 
 def test_transfer_resources_units_for_the_pickup_store_from_another_ship_capable_location() -> None:
@@ -760,15 +744,11 @@ line_fields = st.tuples(
 @st.composite
 def orders(draw) -> tuple[LineDemand, ...]:
     fields = draw(st.lists(line_fields, min_size=1, max_size=3))
-    return tuple(
-        LineDemand(f"line-{i}", sku, qty, price) for i, (sku, qty, price) in enumerate(fields)
-    )
+    return tuple(LineDemand(f"line-{i}", sku, qty, price) for i, (sku, qty, price) in enumerate(fields))
 
 
 @st.composite
-def scenarios(
-    draw, methods: Iterable[Method] = tuple(Method), floors: Iterable[int] = (0, 0, 100, 300)
-):
+def scenarios(draw, methods: Iterable[Method] = tuple(Method), floors: Iterable[int] = (0, 0, 100, 300)):
     pool = draw(candidate_pools())
     lines = draw(orders())
     method = draw(st.sampled_from(list(methods)))
@@ -776,9 +756,7 @@ def scenarios(
     excluded = draw(st.frozensets(st.sampled_from(codes), max_size=2))
     store = draw(st.sampled_from([*codes, "MISSING"])) if method is not Method.SHIP else None
     destination = draw(st.one_of(st.none(), st.just(HOME), st.just(Coordinates(0.5, -0.5))))
-    request = SourcingRequest(
-        lines, method, pickup_location=store, destination=destination, excluded=excluded
-    )
+    request = SourcingRequest(lines, method, pickup_location=store, destination=destination, excluded=excluded)
     profile = SourcingProfile(
         pickup_policy=draw(st.sampled_from(list(PickupPolicy))),
         min_split_line_value=draw(st.sampled_from(list(floors))),
@@ -931,21 +909,13 @@ def test_property_ship_uses_the_best_single_location_whenever_one_has_everything
             need[ln.sku] += ln.quantity
     if not need:
         return
-    whole = [
-        c
-        for c in pool
-        if ship_eligible(c, request) and all(c.available.get(s, 0) >= q for s, q in need.items())
-    ]
+    whole = [c for c in pool if ship_eligible(c, request) and all(c.available.get(s, 0) >= q for s, q in need.items())]
     if not whole:
         assert plan.rule is not Rule.SHIP_SINGLE
         return
 
     def rank(c: Candidate):
-        d = (
-            distance_km(request.destination, c.coordinates)
-            if request.destination and c.coordinates
-            else math.inf
-        )
+        d = distance_km(request.destination, c.coordinates) if request.destination and c.coordinates else math.inf
         return (d, -(c.headroom if c.headroom is not None else 10**9), c.code)
 
     assert plan.rule is Rule.SHIP_SINGLE
@@ -961,10 +931,7 @@ def test_property_without_a_minimum_ship_is_complete_exactly_when_stock_suffices
     for ln in request.lines:
         if ln.quantity > 0:
             need[ln.sku] += ln.quantity
-    total = {
-        sku: sum(max(0, c.available.get(sku, 0)) for c in pool if ship_eligible(c, request))
-        for sku in need
-    }
+    total = {sku: sum(max(0, c.available.get(sku, 0)) for c in pool if ship_eligible(c, request)) for sku in need}
     short = {sku: q - total[sku] for sku, q in need.items() if q > total[sku]}
     assert plan.complete == (not short)
     unfilled_by_sku: dict[str, int] = defaultdict(int)
