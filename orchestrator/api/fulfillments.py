@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, TypeAlias
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from orchestrator.api.auth import ANY_KEY, STAFF
-from orchestrator.api.dependencies import DB, ActorDep, ClockDep, LifecycleDep, parse_if_match
+from orchestrator.api.dependencies import DB, ActorDep, parse_if_match
 from orchestrator.api.problems import problems
 from orchestrator.db.engine import Database
 from orchestrator.domain.access import Actor
@@ -83,239 +86,118 @@ class FulfillmentReadController(Controller):
         return await get_fulfillment(db, fulfillment_id, actor)
 
 
+@dataclass(frozen=True)
+class Transitions:
+    """A transition as the request's actor, with the app's database, clock and lifecycle rules."""
+
+    actor: Actor
+    db: Database
+    clock: Clock
+    settings: LifecycleSettings
+
+    async def __call__(
+        self, fulfillment_id: uuid.UUID, action: Action, apply: steps.Apply | None, if_match: str | None
+    ) -> FulfillmentView:
+        return await steps.transition(
+            self.db,
+            fulfillment_id,
+            action,
+            self.actor,
+            self.clock,
+            self.settings,
+            apply,
+            expected_version=parse_if_match(if_match),
+        )
+
+
+def _transitions(request: Request, state: State) -> Transitions:
+    return Transitions(request.user, state.db, state.clock, state.lifecycle)
+
+
+Run: TypeAlias = NamedDependency[Transitions]
+
+
+def transition_route(path: str, operation_id: str, summary: str, *, extra: tuple[int, ...] = ()):  # type: ignore[no-untyped-def]
+    return post(
+        f"/{{fulfillment_id:uuid}}/{path}",
+        operation_id=operation_id,
+        summary=summary,
+        status_code=200,
+        responses={**TRANSITION_PROBLEMS, **problems(*extra)} if extra else TRANSITION_PROBLEMS,
+    )
+
+
 class FulfillmentController(Controller):
     path = "/v1/fulfillments"
     tags = ["fulfillment"]
     guards = [STAFF]
+    dependencies = {"run": Provide(_transitions, sync_to_thread=False)}
 
-    async def _act(
-        self,
-        fulfillment_id: uuid.UUID,
-        action: Action,
-        actor: Actor,
-        db: Database,
-        clock: Clock,
-        settings: LifecycleSettings,
-        apply: steps.Apply | None,
-        if_match: str | None,
-    ) -> FulfillmentView:
-        return await steps.transition(
-            db, fulfillment_id, action, actor, clock, settings, apply, expected_version=parse_if_match(if_match)
-        )
+    @transition_route("accept", "acceptFulfillment", "Accept")
+    async def accept(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
+        return await run(fulfillment_id, Action.ACCEPT, steps.accept, if_match)
 
-    @post(
-        "/{fulfillment_id:uuid}/accept",
-        operation_id="acceptFulfillment",
-        summary="Accept",
-        status_code=200,
-        responses=TRANSITION_PROBLEMS,
-    )
-    async def accept(
-        self,
-        fulfillment_id: FulfillmentId,
-        actor: ActorDep,
-        db: DB,
-        clock: ClockDep,
-        lifecycle: LifecycleDep,
-        if_match: IfMatch = None,
-    ) -> FulfillmentView:
-        return await self._act(fulfillment_id, Action.ACCEPT, actor, db, clock, lifecycle, steps.accept, if_match)
-
-    @post(
-        "/{fulfillment_id:uuid}/reject",
-        operation_id="rejectFulfillment",
-        summary="Reject; the open quantity is sourced elsewhere",
-        status_code=200,
-        responses=TRANSITION_PROBLEMS,
-    )
+    @transition_route("reject", "rejectFulfillment", "Reject; the open quantity is sourced elsewhere")
     async def reject(
-        self,
-        fulfillment_id: FulfillmentId,
-        data: JSONBody[RejectIn],
-        actor: ActorDep,
-        db: DB,
-        clock: ClockDep,
-        lifecycle: LifecycleDep,
-        if_match: IfMatch = None,
+        self, fulfillment_id: FulfillmentId, data: JSONBody[RejectIn], run: Run, if_match: IfMatch = None
     ) -> FulfillmentView:
-        return await self._act(
-            fulfillment_id, Action.REJECT, actor, db, clock, lifecycle, steps.reject_with(data.reason), if_match
-        )
+        return await run(fulfillment_id, Action.REJECT, steps.reject_with(data.reason), if_match)
 
-    @post(
-        "/{fulfillment_id:uuid}/start-picking",
-        operation_id="startPicking",
-        summary="Start picking",
-        status_code=200,
-        responses=TRANSITION_PROBLEMS,
-    )
-    async def start_picking(
-        self,
-        fulfillment_id: FulfillmentId,
-        actor: ActorDep,
-        db: DB,
-        clock: ClockDep,
-        lifecycle: LifecycleDep,
-        if_match: IfMatch = None,
-    ) -> FulfillmentView:
-        return await self._act(
-            fulfillment_id, Action.START_PICKING, actor, db, clock, lifecycle, steps.start_picking, if_match
-        )
+    @transition_route("start-picking", "startPicking", "Start picking")
+    async def start_picking(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
+        return await run(fulfillment_id, Action.START_PICKING, steps.start_picking, if_match)
 
-    @post(
-        "/{fulfillment_id:uuid}/pick",
-        operation_id="pickLines",
-        summary="Record picked quantities; fewer than needed is a short pick, re-sourced elsewhere",
-        status_code=200,
-        responses=TRANSITION_PROBLEMS,
+    @transition_route(
+        "pick", "pickLines", "Record picked quantities; fewer than needed is a short pick, re-sourced elsewhere"
     )
     async def pick(
-        self,
-        fulfillment_id: FulfillmentId,
-        data: JSONBody[PickIn],
-        actor: ActorDep,
-        db: DB,
-        clock: ClockDep,
-        lifecycle: LifecycleDep,
-        if_match: IfMatch = None,
+        self, fulfillment_id: FulfillmentId, data: JSONBody[PickIn], run: Run, if_match: IfMatch = None
     ) -> FulfillmentView:
         picks = {line.line_id: line.quantity for line in data.lines}
-        return await self._act(
-            fulfillment_id, Action.PICK, actor, db, clock, lifecycle, steps.pick_lines(picks), if_match
-        )
+        return await run(fulfillment_id, Action.PICK, steps.pick_lines(picks), if_match)
 
-    @post(
-        "/{fulfillment_id:uuid}/ready",
-        operation_id="markReadyForPickup",
-        summary="Ready for pickup: a pickup code goes to the customer",
-        status_code=200,
-        responses=TRANSITION_PROBLEMS,
-    )
-    async def ready(
-        self,
-        fulfillment_id: FulfillmentId,
-        actor: ActorDep,
-        db: DB,
-        clock: ClockDep,
-        lifecycle: LifecycleDep,
-        if_match: IfMatch = None,
-    ) -> FulfillmentView:
-        return await self._act(fulfillment_id, Action.READY, actor, db, clock, lifecycle, steps.mark_ready, if_match)
+    @transition_route("ready", "markReadyForPickup", "Ready for pickup: a pickup code goes to the customer")
+    async def ready(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
+        return await run(fulfillment_id, Action.READY, steps.mark_ready, if_match)
 
-    @post(
-        "/{fulfillment_id:uuid}/pack",
-        operation_id="packFulfillment",
-        summary="Packed for shipping",
-        status_code=200,
-        responses=TRANSITION_PROBLEMS,
-    )
-    async def pack(
-        self,
-        fulfillment_id: FulfillmentId,
-        actor: ActorDep,
-        db: DB,
-        clock: ClockDep,
-        lifecycle: LifecycleDep,
-        if_match: IfMatch = None,
-    ) -> FulfillmentView:
-        return await self._act(fulfillment_id, Action.PACK, actor, db, clock, lifecycle, steps.pack, if_match)
+    @transition_route("pack", "packFulfillment", "Packed for shipping")
+    async def pack(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
+        return await run(fulfillment_id, Action.PACK, steps.pack, if_match)
 
-    @post(
-        "/{fulfillment_id:uuid}/ship",
-        operation_id="shipFulfillment",
-        summary="Shipped with a carrier",
-        status_code=200,
-        responses=TRANSITION_PROBLEMS,
-    )
+    @transition_route("ship", "shipFulfillment", "Shipped with a carrier")
     async def ship(
-        self,
-        fulfillment_id: FulfillmentId,
-        data: JSONBody[ShipIn],
-        actor: ActorDep,
-        db: DB,
-        clock: ClockDep,
-        lifecycle: LifecycleDep,
-        if_match: IfMatch = None,
+        self, fulfillment_id: FulfillmentId, data: JSONBody[ShipIn], run: Run, if_match: IfMatch = None
     ) -> FulfillmentView:
-        return await self._act(
-            fulfillment_id,
-            Action.SHIP,
-            actor,
-            db,
-            clock,
-            lifecycle,
-            steps.ship_with(data.carrier, data.tracking_number),
-            if_match,
-        )
+        return await run(fulfillment_id, Action.SHIP, steps.ship_with(data.carrier, data.tracking_number), if_match)
 
-    @post(
-        "/{fulfillment_id:uuid}/deliver",
-        operation_id="deliverFulfillment",
-        summary="Delivered (a transfer: received at the pickup store)",
-        status_code=200,
-        responses=TRANSITION_PROBLEMS,
-    )
-    async def deliver(
-        self,
-        fulfillment_id: FulfillmentId,
-        actor: ActorDep,
-        db: DB,
-        clock: ClockDep,
-        lifecycle: LifecycleDep,
-        if_match: IfMatch = None,
-    ) -> FulfillmentView:
-        return await self._act(fulfillment_id, Action.DELIVER, actor, db, clock, lifecycle, steps.deliver, if_match)
+    @transition_route("deliver", "deliverFulfillment", "Delivered (a transfer: received at the pickup store)")
+    async def deliver(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
+        return await run(fulfillment_id, Action.DELIVER, steps.deliver, if_match)
 
-    @post(
-        "/{fulfillment_id:uuid}/handover",
-        operation_id="handOver",
-        summary="Hand over to the customer against the pickup code (or a recorded override)",
-        status_code=200,
-        responses={**TRANSITION_PROBLEMS, **problems(423)},
+    @transition_route(
+        "handover",
+        "handOver",
+        "Hand over to the customer against the pickup code (or a recorded override)",
+        extra=(423,),
     )
     async def handover(
-        self,
-        fulfillment_id: FulfillmentId,
-        data: JSONBody[HandoverIn],
-        actor: ActorDep,
-        db: DB,
-        clock: ClockDep,
-        lifecycle: LifecycleDep,
-        if_match: IfMatch = None,
+        self, fulfillment_id: FulfillmentId, data: JSONBody[HandoverIn], run: Run, if_match: IfMatch = None
     ) -> FulfillmentView:
         units = {line.line_id: line.quantity for line in data.lines} if data.lines else None
-        return await self._act(
-            fulfillment_id,
-            Action.HANDOVER,
-            actor,
-            db,
-            clock,
-            lifecycle,
-            steps.hand_over(data.code, data.override_reason, units),
-            if_match,
+        return await run(
+            fulfillment_id, Action.HANDOVER, steps.hand_over(data.code, data.override_reason, units), if_match
         )
 
-    @post(
-        "/{fulfillment_id:uuid}/cancel",
-        operation_id="cancelFulfillment",
-        summary="Cancel what this location still holds for the order",
-        status_code=200,
-        responses=TRANSITION_PROBLEMS,
-    )
+    @transition_route("cancel", "cancelFulfillment", "Cancel what this location still holds for the order")
     async def cancel(
         self,
         fulfillment_id: FulfillmentId,
-        actor: ActorDep,
-        db: DB,
-        clock: ClockDep,
-        lifecycle: LifecycleDep,
+        run: Run,
         if_match: IfMatch = None,
         data: JSONBody[CancelIn | None] = None,
     ) -> FulfillmentView:
         reason = data.reason if data else "cancelled by the store"
-        return await self._act(
-            fulfillment_id, Action.CANCEL, actor, db, clock, lifecycle, steps.cancel_with(reason), if_match
-        )
+        return await run(fulfillment_id, Action.CANCEL, steps.cancel_with(reason), if_match)
 
 
 class LocationQueueController(Controller):
