@@ -83,3 +83,14 @@ def percentile(samples: list[float], q: float) -> float:
     if len(samples) == 1:
         return samples[0]
     return statistics.quantiles(samples, n=1000, method="inclusive")[int(q * 1000) - 1]
+
+
+def calibration_ms() -> float:
+    """Milliseconds for a fixed pure-Python workload, best of five: this VM's speed drifts by
+    2x over minutes, so every result is printed next to how fast the machine was at the time."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(i * i for i in range(1_000_000))
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import asyncpg
-from common import bench_servers, percentile, running_server
+from common import bench_servers, calibration_ms, percentile, running_server
 
 STORES = 20
 PRODUCTS = 200
@@ -362,6 +362,7 @@ def main() -> None:
     print(f"{'':44} {'orders/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for r in (h, o, b):
         print(f"{r['name'][:44]:44} {r['per_second']:>10} {r['p50_ms']:>8} {r['p99_ms']:>8}")
+    print(f"machine speed: {calibration_ms()} ms for the calibration loop (lower is faster)")
     print(f"ratio HTTP / raw baseline: {h['per_second'] / b['per_second']:.2f}")
     print(f"server CPU per request: {server_cpu / max(1, len(http.latencies)) * 1000:.2f} ms")
     if hot:

@@ -127,6 +127,7 @@ class _Scorer:
         self.line_sku = {line.line_key: line.sku for line in request.lines}
         self.price = {line.line_key: line.unit_price for line in request.lines}
         self._distance: dict[str, float | None] = {}
+        self._preference: dict[str, tuple[float, int, str]] = {}
         self._covered_demand: _Demand | None = None
         self._per_sku: dict[str, int] = {}
         self._coverage: dict[str, int] = {}
@@ -142,9 +143,13 @@ class _Scorer:
 
     def preference(self, c: Candidate) -> tuple[float, int, str]:
         """Nearer first, then more capacity headroom, then code (a stable tie-break)."""
-        d = self.distance(c)
-        headroom = c.headroom
-        return (d if d is not None else float("inf"), -(headroom if headroom is not None else 10**9), c.code)
+        key = self._preference.get(c.code)
+        if key is None:
+            d = self.distance(c)
+            headroom = c.headroom
+            key = (d if d is not None else float("inf"), -(headroom if headroom is not None else 10**9), c.code)
+            self._preference[c.code] = key
+        return key
 
     def ineligible_reason(self, c: Candidate, capability: str) -> str | None:
         if c.code in self.request.excluded:
@@ -178,8 +183,14 @@ class _Scorer:
 
     @staticmethod
     def _count(c: Candidate, per_sku: dict[str, int]) -> int:
-        available = c.available
-        return sum(min(q, max(0, available.get(sku, 0))) for sku, q in per_sku.items())
+        # Walks the location's stock (the skus asked for, as the database sends it), not the
+        # basket: this runs for every candidate, 1,000 of them at a big retailer.
+        total = 0
+        for sku, have in c.available.items():
+            wanted = per_sku.get(sku)
+            if wanted and have > 0:
+                total += wanted if have >= wanted else have
+        return total
 
 
 def plan_sourcing(request: SourcingRequest, candidates: Iterable[Candidate], profile: SourcingProfile) -> SourcingPlan:
@@ -288,14 +299,15 @@ def _cover(
     skus = list(need)
     needs = [need[sku] for sku in skus]
     stock = [[max(0, c.available.get(sku, 0)) for sku in skus] for c in pairs]
+    covers = [scorer.coverage(c, demand) for c in pairs]
     feasible: list[tuple[tuple[int, float, int], Candidate, Candidate]] = []
     for i, a in enumerate(pairs):
         for j in range(i + 1, len(pairs)):
-            b = pairs[j]
-            if scorer.coverage(a, demand) + scorer.coverage(b, demand) < total:
+            if covers[i] + covers[j] < total:
                 break  # sorted by coverage: no later partner can make up the difference
             if all(x + y >= q for x, y, q in zip(stock[i], stock[j], needs, strict=True)):
-                first, second = sorted((a, b), key=scorer.preference)
+                b = pairs[j]
+                first, second = (a, b) if scorer.preference(a) <= scorer.preference(b) else (b, a)
                 feasible.append((_pair_key(scorer, first, second), first, second))
     # Nearest pair first; the minimum split value can still rule a pair out.
     for _, first, second in sorted(feasible, key=lambda f: f[0]):

@@ -6,9 +6,7 @@ import math
 from dataclasses import dataclass
 
 import msgspec
-from sqlalchemy import select
 
-from orchestrator.db.catalogue import Product
 from orchestrator.db.engine import UnitOfWork, fetch
 from orchestrator.domain.errors import UnknownSku
 from orchestrator.domain.geo import Coordinates, distance_km
@@ -52,29 +50,33 @@ GROUP BY l.id
 )
 # Locations already chosen (and filtered) by _NEAREST: driven from the id list, one key lookup
 # per location, with no filter on locations for the planner to misjudge.
-_AVAILABLE_AT = """
-SELECT l.code, l.name, l.lat, l.lon, x.product_ids, x.available
-FROM unnest($2::int[]) AS ids(id)
-JOIN locations l ON l.id = ids.id
-CROSS JOIN LATERAL (
+# Near a point: the nearest capable locations (a batch at a time) and only their stock, in one
+# statement — driven from the chosen locations, one key lookup each, so a "near me" basket reads
+# a few hundred stock rows, not every store's. Locations without stock come back with NULLs, so
+# the caller can tell a short batch (no more locations) from locations that hold nothing.
+_NEAR = """
+WITH nearest AS (
+    SELECT id, code, name, lat, lon,
+           (lat - $3) ^ 2 + ((lon - $4) * cos(radians($3))) ^ 2 AS rank
+    FROM locations
+    WHERE active AND $2::text = ANY(capabilities) AND lat IS NOT NULL AND lon IS NOT NULL
+      AND ($5::float8 IS NULL OR (lat BETWEEN $5 AND $6 AND lon BETWEEN $7 AND $8))
+    ORDER BY rank, code
+    LIMIT $9 OFFSET $10
+)
+SELECT n.code, n.name, n.lat, n.lon, x.product_ids, x.available
+FROM nearest n
+LEFT JOIN LATERAL (
     SELECT array_agg(s.product_id) AS product_ids,
            array_agg(GREATEST(s.on_hand - s.reserved - s.safety_stock, 0)) AS available
     FROM stock_levels s
-    WHERE s.location_id = l.id AND s.product_id = ANY($1::int[])
+    WHERE s.location_id = n.id AND s.product_id = ANY($1::int[])
       AND s.on_hand - s.reserved - s.safety_stock > 0
-) x
-WHERE x.product_ids IS NOT NULL
+) x ON true
+ORDER BY n.rank, n.code
 """
 
-# Near a point, locations are taken nearest first in batches and only their stock is read: a
-# "near me" basket touches a few hundred stock rows, not every store's.
-_NEAREST = """
-SELECT id FROM locations
-WHERE active AND $1::text = ANY(capabilities) AND lat IS NOT NULL AND lon IS NOT NULL
-  AND ($4::float8 IS NULL OR (lat BETWEEN $4 AND $5 AND lon BETWEEN $6 AND $7))
-ORDER BY (lat - $2) ^ 2 + ((lon - $3) * cos(radians($2))) ^ 2, code
-LIMIT $8 OFFSET $9
-"""
+_PRODUCTS = "SELECT sku, id FROM products WHERE sku = ANY($1::text[]) AND active"
 
 
 def bounding_box(center: Coordinates, radius_km: float) -> tuple[float, float, float, float] | None:
@@ -91,8 +93,7 @@ def bounding_box(center: Coordinates, radius_km: float) -> tuple[float, float, f
 
 async def availability(uow: UnitOfWork, query: AvailabilityQuery) -> list[LocationAvailability]:
     session = uow.session
-    rows = await session.execute(select(Product.sku, Product.id).where(Product.sku.in_(query.skus), Product.active))
-    products = dict(rows.all())
+    products = {sku: pid for sku, pid in await fetch(session, _PRODUCTS, query.skus)}
     unknown = [s for s in query.skus if s not in products]
     if unknown:
         raise UnknownSku(f"unknown sku: {', '.join(unknown)}", field="skus", skus=unknown)
@@ -107,23 +108,19 @@ async def availability(uow: UnitOfWork, query: AvailabilityQuery) -> list[Locati
     found: list[LocationAvailability] = []
     offset = 0
     while len(found) < query.limit:
-        ids = [
-            r[0]
-            for r in await fetch(
-                session,
-                _NEAREST,
-                query.method,
-                query.near.lat,
-                query.near.lon,
-                *(box or (None, None, None, None)),
-                batch,
-                offset,
-            )
-        ]
-        if ids:
-            rows = await fetch(session, _AVAILABLE_AT, list(sku_of), ids)
-            found.extend(_rows_to_view(rows, query, sku_of))
-        if len(ids) < batch:
+        rows = await fetch(
+            session,
+            _NEAR,
+            list(sku_of),
+            query.method,
+            query.near.lat,
+            query.near.lon,
+            *(box or (None, None, None, None)),
+            batch,
+            offset,
+        )
+        found.extend(_rows_to_view([r for r in rows if r[4] is not None], query, sku_of))
+        if len(rows) < batch:
             break
         offset += batch
     found.sort(key=lambda a: (a.distance_km if a.distance_km is not None else math.inf, a.location))
