@@ -129,7 +129,8 @@ async def _serve_all(settings: Settings) -> None:
         worker_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await worker_task
-        await w.close()
+        with contextlib.suppress(Exception):  # Redis may already be gone; nothing left to flush
+            await w.close()
 
 
 @app.command()
@@ -161,7 +162,8 @@ def dev(
         admin = settings.admin_token_value or saved.get("admin") or f"oo_a_{secrets.token_urlsafe(32)}"
         updates["admin_token"] = admin
         settings = settings.model_copy(update=updates)
-        console.print(f"[bold]database[/bold] {settings.database_url}\n[bold]redis[/bold]    {settings.redis_url}")
+        console.print(f"[bold]database[/bold] {settings.database_url}", soft_wrap=True, highlight=False)
+        console.print(f"[bold]redis[/bold]    {settings.redis_url}", soft_wrap=True, highlight=False)
         upgrade_database(settings.database_url or "")
         keys = asyncio.run(_load_demo(settings))
         if keys is not None or "admin" not in saved:
@@ -186,14 +188,15 @@ async def _load_demo(settings: Settings) -> dict[str, str] | None:
 
 def _print_keys(keys: dict[str, str], settings: Settings) -> None:
     console.print(
-        f"[bold]API keys[/bold] (Authorization: Bearer <key>; all of them in {settings.state_dir}/demo-keys.json)"
+        f"[bold]API keys[/bold] (Authorization: Bearer <key>; all of them in {settings.state_dir}/demo-keys.json)",
+        soft_wrap=True,
     )
     for who, token in keys.items():
         if who == "admin" or who.startswith("channel") or who in ("staff STORE-001", "staff STORE-002"):
             console.print(f"  {who:<28} {token}", soft_wrap=True, highlight=False)
     console.print(f"staff keys for all {sum(k.startswith('staff') for k in keys)} stores are in the file.")
     base = f"http://{settings.host}:{settings.port}"
-    console.print(f"API docs: {base}/schema   health: {base}/health/ready")
+    console.print(f"API docs: {base}/schema   health: {base}/health/ready", soft_wrap=True, highlight=False)
 
 
 @import_app.command("inventory")

@@ -141,6 +141,10 @@ class EmbeddedRedis:
         self._process = None
 
 
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 class EmbeddedServices:
     """``with EmbeddedServices(dir, postgres=True, redis=True) as urls:`` → (database_url, redis_url)."""
 
@@ -152,16 +156,10 @@ class EmbeddedServices:
 
     def start(self) -> EmbeddedServices:
         atexit.register(self.stop)
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def on_term(signum: int, frame: FrameType | None) -> None:
-            self.stop()
-            if callable(previous):
-                previous(signum, frame)
-            raise SystemExit(128 + signum)
-
-        if previous in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, on_term)
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            # SIGTERM unwinds like Ctrl-C: callers' ``finally`` blocks run while the servers are
+            # still up, then ``stop()`` (``__exit__`` or atexit) takes them down.
+            signal.signal(signal.SIGTERM, _exit_on_signal)
         if self.postgres:
             self.database_url = self.postgres.start()
         if self.redis:
