@@ -293,7 +293,9 @@ def demo_load() -> None:
     _print_keys(keys, settings)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+)
 def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="intake | sourcing")]) -> None:
     """Run a benchmark from bench/ (extra options are passed through)."""
     script = PROJECT_ROOT / "bench" / f"{name}.py"
@@ -301,6 +303,7 @@ def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="intake |
         console.print(f"[red]no benchmark {name}[/red]; see bench/")
         raise typer.Exit(2)
     sys.argv = [str(script), *ctx.args]
+    sys.path.insert(0, str(script.parent))  # as `python bench/<name>.py` would have it
     runpy.run_path(str(script), run_name="__main__")
 
 

@@ -61,7 +61,7 @@ def parse_if_match(value: str | None) -> int | None:
     if value is None:
         return None
     cleaned = value.strip().removeprefix("W/").strip('"')
-    if not cleaned.isdigit():
+    if not (cleaned.isascii() and cleaned.isdigit()):  # "²" is a digit to isdigit(), not to int()
         raise InvalidRequest("If-Match must carry a version the API returned as ETag", field="If-Match")
     return int(cleaned)
 

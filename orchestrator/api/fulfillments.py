@@ -217,7 +217,7 @@ class LocationQueueController(Controller):
         actor: ActorDep,
         db: DB,
         status: Annotated[str | None, QueryParameter(description="comma-separated states; default: open ones")] = None,
-        cursor: Annotated[int | None, QueryParameter(ge=0)] = None,
+        cursor: Annotated[int | None, QueryParameter(ge=0, le=10**9)] = None,  # an offset; keeps within bigint
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> FulfillmentPage:
         items, next_cursor = await fulfillment_queue(db, code, actor, status=status, offset=cursor or 0, limit=limit)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, get, post, put
 from litestar.exceptions import PermissionDeniedException
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, PathParameter
 
 from orchestrator.api.auth import ADMIN, ANY_KEY, CHANNELS
 from orchestrator.api.dependencies import DB, ActorDep, ClockDep
@@ -64,7 +64,12 @@ class SourcingProfileController(Controller):
         responses=problems(400, 401, 403, 422),
     )
     async def put_profile(
-        self, channel: FromPath[str], data: JSONBody[ProfileIn], actor: ActorDep, db: DB, clock: ClockDep
+        self,
+        channel: Annotated[str, PathParameter(max_length=80)],
+        data: JSONBody[ProfileIn],
+        actor: ActorDep,
+        db: DB,
+        clock: ClockDep,
     ) -> ProfileView:
         return await sourcing_admin.put_profile(db, channel, msgspec.structs.asdict(data), actor, clock.now())
 

@@ -6,7 +6,7 @@ import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -251,8 +251,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, ident = raw.split("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(ident)
-    except (ValueError, UnicodeDecodeError):
+        at = datetime.fromisoformat(stamp)
+        at.astimezone(UTC)  # OverflowError when it falls outside the years a timestamp can hold
+        return at, uuid.UUID(ident)
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise InvalidRequest("cursor is not one this API returned", field="cursor") from None
 
 

@@ -72,8 +72,10 @@ from orchestrator.services.timeline import OrderRef, event_rows
 from orchestrator.services.views import OrderView
 
 # Unique constraints two concurrent placements can both pass the checks for; the loser retries
-# and then finds the winner's order.
-RACED_CONSTRAINTS = frozenset({"uq_orders_channel_ref", "orders_number_key", "idempotency_keys_pkey"})
+# and then finds the winner's order (or, for a phone intake fills in, the winner's customer).
+RACED_CONSTRAINTS = frozenset(
+    {"uq_orders_channel_ref", "orders_number_key", "idempotency_keys_pkey", "uq_customers_phone"}
+)
 
 
 class DuplicateOrder(Exception):

@@ -111,7 +111,9 @@ async def resource(session: AsyncSession, aggregate: OrderAggregate, step: Step,
             pickup_fulfillment={"id": pickup_fo.id} if pickup_fo is not None else None,
             reason=f"re-sourced after {trigger.replace('_', ' ')}",
         )
-        await reserve(session, rows, step.actor.label)
+        # The rows this step releases or restocks are locked in the same canonical pass as the new
+        # reservations: two separate passes could lock out of order and deadlock.
+        await reserve(session, rows, step.actor.label, [(c.location_id, c.product_id) for c in step.ledger.changes])
         await insert_rows(session, rows)
         for row in rows.fulfillments:
             aggregate.fulfillments.append(FulfillmentOrder(**row))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from orchestrator.db.stock import StockChange, apply_stock_changes, lock_stock, 
 from orchestrator.domain.errors import InsufficientStock, Shortfall
 from orchestrator.domain.fulfillment import Method, Status
 from orchestrator.domain.geo import Coordinates
-from orchestrator.domain.inventory import MovementKind, find_shortfalls
+from orchestrator.domain.inventory import MovementKind, StockKey, find_shortfalls
 from orchestrator.domain.sourcing import (
     Candidate,
     PickupPolicy,
@@ -287,23 +288,24 @@ def _line_row(fo_id: uuid.UUID, line_id: uuid.UUID, product_id: int, sku: str, q
     }
 
 
-async def reserve_check(session: AsyncSession, rows: Materialised) -> None:
-    """Lock the planned stock rows (canonical order) and re-check them against the plan."""
+async def reserve_check(session: AsyncSession, rows: Materialised, also_lock: Iterable[StockKey] = ()) -> None:
+    """Lock the planned stock rows (canonical order) and re-check them against the plan.
+    ``also_lock``: rows the transaction will change as well, locked in the same canonical pass."""
     wanted: dict[tuple[int, int], int] = defaultdict(int)
     sku_of: dict[int, str] = {}
     for line in rows.lines:
         sku_of[line["product_id"]] = line["sku"]
     for change in rows.changes:
         wanted[(change.location_id, change.product_id)] += change.reserved_delta
-    positions = await lock_stock(session, wanted)
+    positions = await lock_stock(session, [*wanted, *also_lock])
     short = find_shortfalls(positions, wanted, sku_of)
     if short:
         raise StockMoved(short)
 
 
-async def reserve(session: AsyncSession, rows: Materialised, actor: str) -> None:
+async def reserve(session: AsyncSession, rows: Materialised, actor: str, also_lock: Iterable[StockKey] = ()) -> None:
     """Lock, re-check, then reserve and write the ledger."""
-    await reserve_check(session, rows)
+    await reserve_check(session, rows, also_lock)
     await apply_stock_changes(session, rows.changes, actor)
 
 
