@@ -264,7 +264,7 @@ async def _cancel_fulfillment(step: Step, fo: FulfillmentOrder, reason: str) -> 
 
 def pick_lines(picks: dict[uuid.UUID, int]) -> Apply:
     """``picks``: fulfillment line id → units found. Fewer than the line needs is a short pick:
-    the missing units are released here and sourced elsewhere."""
+    the missing units are released here, written off the shelf count, and sourced elsewhere."""
 
     async def apply(step: Step) -> None:
         by_id = {line.id: line for line in step.lines}
@@ -290,6 +290,8 @@ def pick_lines(picks: dict[uuid.UUID, int]) -> Apply:
             missing = here - found
             if missing:
                 await step.ledger.release(line, missing, "short pick")
+                # The units were not on the shelf: write them off, or the next order is promised them.
+                step.ledger.write_off(step.fo.location_id, line, missing, "short pick: not found on the shelf")
                 line.quantity_cancelled += missing
                 step.shortages.append(Shortage(line, missing))
                 short.append({"sku": line.sku, "missing": missing})

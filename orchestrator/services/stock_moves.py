@@ -85,6 +85,13 @@ class StockLedger:
                 StockChange(location_id, line.product_id, MovementKind.RESTOCK, quantity, 0, reason, self.reference)
             )
 
+    def write_off(self, location_id: int, line: FulfillmentOrderLine, quantity: int, reason: str) -> None:
+        """Units the shelf count promised but that are not there."""
+        if quantity > 0:
+            self.changes.append(
+                StockChange(location_id, line.product_id, MovementKind.ADJUSTMENT, -quantity, 0, reason, self.reference)
+            )
+
     def receive_transfer(self, destination_id: int, pickup_line: FulfillmentOrderLine, quantity: int) -> None:
         """Units arriving at the pickup store are shelved and at once reserved for the order."""
         self.session.add(

@@ -127,8 +127,9 @@ async def test_short_pick_sends_the_missing_units_to_another_store(shop):
     after = await get_order(shop, order["id"])
     new = open_at(after, "S2")
     assert len(new) == 1 and new[0]["lines"][0]["quantity"] == 2
-    # S1: one unit left the shelf, the two it could not find are no longer held there.
-    assert await on_hand_reserved(shop, "S1", "A") == (2, 0)
+    # S1: one unit left the shelf; the two it could not find are written off, not promised again.
+    assert await on_hand_reserved(shop, "S1", "A") == (0, 0)
+    assert (await movement_kinds(shop, "S1", "A"))[:3] == ["adjustment", "release", "pick"]
     assert await on_hand_reserved(shop, "S2", "A") == (5, 2)
     ds = await decisions(shop, order["id"])
     assert ds[0]["trigger"] == "short_pick" and "S1" in ds[0]["request"]["excluded"]
@@ -163,7 +164,8 @@ async def test_short_pick_of_nothing_rejects_the_store_and_resources_everything(
     assert result["status"] == "rejected"
     after = await get_order(shop, order["id"])
     assert len(open_at(after, "S2")) == 1
-    assert await on_hand_reserved(shop, "S1", "A") == (5, 0)
+    # The two units S1 could not find are off its count.
+    assert await on_hand_reserved(shop, "S1", "A") == (3, 0)
     assert await on_hand_reserved(shop, "S2", "A") == (5, 2)
 
 
