@@ -343,6 +343,9 @@ def main() -> None:
         http, raw = Tally(), Tally()
         http_elapsed = raw_elapsed = server_cpu = 0.0
         with running_server(url, redis_url, ADMIN, workers=args.workers) as server:
+            # Latency at a steady rate first, on a fresh database (warmed by a short closed run).
+            asyncio.run(http_load(server, args.clients, 3))
+            paced = asyncio.run(open_loop(server, args.clients, args.rate, min(args.duration, 20)))
             for _ in range(args.rounds):
                 t, elapsed, cpu = asyncio.run(http_load(server, args.clients, args.duration / args.rounds))
                 http.merge(t)
@@ -351,7 +354,6 @@ def main() -> None:
                 t, elapsed = asyncio.run(baseline(url, args.clients, args.baseline_duration / args.rounds))
                 raw.merge(t)
                 raw_elapsed += elapsed
-            paced = asyncio.run(open_loop(server, args.clients, args.rate, min(args.duration, 20)))
             hot = None if args.skip_hot else asyncio.run(hot_sku(server.base, url))
 
     h = report(f"HTTP POST /v1/orders ({args.clients} clients, {args.workers} worker)", http, http_elapsed)
