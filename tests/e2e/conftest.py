@@ -22,6 +22,11 @@ ADMIN_TOKEN = "test-admin-token"
 
 @pytest.fixture
 def settings(database_url: str, redis_url: str) -> Settings:
+    return settings_for(database_url, redis_url)
+
+
+def settings_for(database_url: str, redis_url: str) -> Settings:
+    """Quiet, with the test admin token and no key cache (keys made in a test work at once)."""
     return Settings(
         database_url=database_url,
         redis_url=redis_url,

@@ -37,6 +37,28 @@ async def act(shop, headers, fo_id, action, body=None, *, expect=200, if_match=N
     return r.json()
 
 
+async def to_ready(shop, staff, fo) -> dict:
+    """Accept, pick every line in full, mark ready for pickup."""
+    await act(shop, staff, fo["id"], "accept")
+    await act(shop, staff, fo["id"], "start-picking")
+    picks = [{"line_id": ln["id"], "quantity": ln["quantity"]} for ln in fo["lines"]]
+    await act(shop, staff, fo["id"], "pick", {"lines": picks})
+    return await act(shop, staff, fo["id"], "ready")
+
+
+async def ship_through(shop, staff, fo, quantity: int, tracking: str = "T") -> dict:
+    """Accept, pick ``quantity`` of the first line, pack and ship."""
+    for action, body in [
+        ("accept", None),
+        ("start-picking", None),
+        ("pick", {"lines": [{"line_id": fo["lines"][0]["id"], "quantity": quantity}]}),
+        ("pack", None),
+        ("ship", {"carrier": "DHL", "tracking_number": tracking}),
+    ]:
+        shipped = await act(shop, staff, fo["id"], action, body)
+    return shipped
+
+
 async def get_order(shop, order_id, headers=None) -> dict:
     r = await shop.client.get(f"/v1/orders/{order_id}", headers=headers or shop.admin)
     assert r.status_code == 200, r.text

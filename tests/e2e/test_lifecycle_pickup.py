@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
-from tests.e2e.support import act, events, get_order, get_stock, movement_kinds, pickup_code
+from tests.e2e.support import act, events, get_order, get_stock, movement_kinds, pickup_code, to_ready
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -17,19 +17,6 @@ async def place_pickup(shop, lines, *, method="pickup", location="S1"):
     r = await shop.place(shop.order_body(lines, method=method, location=location))
     assert r.status_code == 201, r.text
     return r.json()
-
-
-async def to_ready(shop, staff, fo):
-    await act(shop, staff, fo["id"], "accept")
-    await act(shop, staff, fo["id"], "start-picking")
-    await act(
-        shop,
-        staff,
-        fo["id"],
-        "pick",
-        {"lines": [{"line_id": ln["id"], "quantity": ln["quantity"]} for ln in fo["lines"]]},
-    )
-    return await act(shop, staff, fo["id"], "ready")
 
 
 def wrong(code: str) -> str:

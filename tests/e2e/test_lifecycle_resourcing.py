@@ -18,6 +18,7 @@ from tests.e2e.support import (
     on_hand_reserved,
     pickup_code,
     place_ship,
+    ship_through,
 )
 
 
@@ -77,14 +78,7 @@ async def test_rejection_resources_the_order_at_another_store_moving_the_reserva
 
     # The second store runs it to the end; the order completes.
     nf = new[0]
-    for action, body in [
-        ("accept", None),
-        ("start-picking", None),
-        ("pick", {"lines": [{"line_id": nf["lines"][0]["id"], "quantity": 2}]}),
-        ("pack", None),
-        ("ship", {"carrier": "DHL", "tracking_number": "T"}),
-    ]:
-        await act(shop, s2, nf["id"], action, body)
+    await ship_through(shop, s2, nf, 2, "T")
     done = await get_order(shop, order["id"])
     assert done["status"] == "completed"
     assert done["lines"][0]["quantity_fulfilled"] == 2
@@ -141,14 +135,7 @@ async def test_short_pick_sends_the_missing_units_to_another_store(shop):
     await act(shop, s1, fo["id"], "ship", {"carrier": "DHL", "tracking_number": "1"})
     assert (await get_order(shop, order["id"]))["status"] == "partially_fulfilled"
     nf = new[0]
-    for action, body in [
-        ("accept", None),
-        ("start-picking", None),
-        ("pick", {"lines": [{"line_id": nf["lines"][0]["id"], "quantity": 2}]}),
-        ("pack", None),
-        ("ship", {"carrier": "DHL", "tracking_number": "2"}),
-    ]:
-        await act(shop, s2, nf["id"], action, body)
+    await ship_through(shop, s2, nf, 2, "2")
     done = await get_order(shop, order["id"])
     assert done["status"] == "completed"
     assert done["lines"][0]["quantity_fulfilled"] == 3

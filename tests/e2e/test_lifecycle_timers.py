@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from orchestrator.jobs.worker import lifecycle_settings
 from orchestrator.services import pickup_timers
-from tests.e2e.support import act, events, get_order, on_hand_reserved, pickup_code
+from tests.e2e.support import act, events, get_order, on_hand_reserved, pickup_code, to_ready
 
 HOLD_DAYS = 2
 
@@ -56,16 +56,7 @@ async def ready_order(shop, lines=(("A", 2),)):
     assert r.status_code == 201, r.text
     order = r.json()
     fo = order["fulfillment_orders"][0]
-    await act(shop, staff, fo["id"], "accept")
-    await act(shop, staff, fo["id"], "start-picking")
-    await act(
-        shop,
-        staff,
-        fo["id"],
-        "pick",
-        {"lines": [{"line_id": ln["id"], "quantity": ln["quantity"]} for ln in fo["lines"]]},
-    )
-    ready = await act(shop, staff, fo["id"], "ready")
+    ready = await to_ready(shop, staff, fo)
     return order, ready, staff
 
 

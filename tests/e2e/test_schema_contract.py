@@ -30,7 +30,7 @@ from schemathesis.config import SchemathesisConfig
 from orchestrator.app import create_app
 from orchestrator.config import Settings
 from tests.conftest import TABLES
-from tests.e2e.conftest import ADMIN_TOKEN
+from tests.e2e.conftest import ADMIN_TOKEN, settings_for
 from tests.e2e.support import PROBLEM
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -95,15 +95,7 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def live_url(database_url: str, redis_url: str) -> Iterator[str]:
-    settings = Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        admin_token=ADMIN_TOKEN,
-        access_log=False,
-        log_level="WARNING",
-        key_cache_seconds=0.0,
-    )
-    server = LiveServer(settings)
+    server = LiveServer(settings_for(database_url, redis_url))
     server.start()
     try:
         yield server.url

@@ -804,6 +804,14 @@ def headroom_ok(c: Candidate) -> bool:
     return c.headroom is None or c.headroom > 0
 
 
+def need_per_sku(request: SourcingRequest) -> dict[str, int]:
+    need: dict[str, int] = defaultdict(int)
+    for ln in request.lines:
+        if ln.quantity > 0:
+            need[ln.sku] += ln.quantity
+    return need
+
+
 def ship_eligible(c: Candidate, request: SourcingRequest) -> bool:
     return c.code not in request.excluded and "ship" in c.capabilities and headroom_ok(c)
 
@@ -886,10 +894,7 @@ def test_property_suggestions_can_each_serve_the_whole_order(scenario) -> None:
     assert len(plan.suggestions) <= profile.suggestion_limit
     assert len(set(plan.suggestions)) == len(plan.suggestions)
     by_code = {c.code: c for c in pool}
-    need: dict[str, int] = defaultdict(int)
-    for ln in request.lines:
-        if ln.quantity > 0:
-            need[ln.sku] += ln.quantity
+    need = need_per_sku(request)
     capability = request.method.capability if request.method.is_pickup else "pickup"
     for code in plan.suggestions:
         c = by_code[code]
@@ -903,10 +908,7 @@ def test_property_suggestions_can_each_serve_the_whole_order(scenario) -> None:
 def test_property_ship_uses_the_best_single_location_whenever_one_has_everything(scenario) -> None:
     request, pool, profile = scenario
     plan = plan_sourcing(request, pool, profile)
-    need: dict[str, int] = defaultdict(int)
-    for ln in request.lines:
-        if ln.quantity > 0:
-            need[ln.sku] += ln.quantity
+    need = need_per_sku(request)
     if not need:
         return
     whole = [c for c in pool if ship_eligible(c, request) and all(c.available.get(s, 0) >= q for s, q in need.items())]
@@ -927,10 +929,7 @@ def test_property_ship_uses_the_best_single_location_whenever_one_has_everything
 def test_property_without_a_minimum_ship_is_complete_exactly_when_stock_suffices(scenario) -> None:
     request, pool, profile = scenario
     plan = plan_sourcing(request, pool, profile)
-    need: dict[str, int] = defaultdict(int)
-    for ln in request.lines:
-        if ln.quantity > 0:
-            need[ln.sku] += ln.quantity
+    need = need_per_sku(request)
     total = {sku: sum(max(0, c.available.get(sku, 0)) for c in pool if ship_eligible(c, request)) for sku in need}
     short = {sku: q - total[sku] for sku, q in need.items() if q > total[sku]}
     assert plan.complete == (not short)
@@ -946,10 +945,7 @@ def test_property_without_a_minimum_ship_is_complete_exactly_when_stock_suffices
 def test_property_ship_uses_two_locations_whenever_two_suffice_and_one_does_not(scenario) -> None:
     request, pool, profile = scenario
     plan = plan_sourcing(request, pool, profile)
-    need: dict[str, int] = defaultdict(int)
-    for ln in request.lines:
-        if ln.quantity > 0:
-            need[ln.sku] += ln.quantity
+    need = need_per_sku(request)
     eligible = [c for c in pool if ship_eligible(c, request)]
 
     def covers(*cs: Candidate) -> bool:
@@ -977,10 +973,7 @@ def test_property_pickup_places_everything_at_the_store_when_it_has_everything(s
     request, pool, profile = scenario
     plan = plan_sourcing(request, pool, profile)
     store = next((c for c in pool if c.code == request.pickup_location), None)
-    need: dict[str, int] = defaultdict(int)
-    for ln in request.lines:
-        if ln.quantity > 0:
-            need[ln.sku] += ln.quantity
+    need = need_per_sku(request)
     if (
         need
         and store is not None
