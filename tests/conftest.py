@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import text
 
 from orchestrator.cli import upgrade_database
 from orchestrator.db.engine import Database
@@ -69,15 +71,22 @@ def redis_url(servers: tuple[str, str]) -> str:
     return servers[1]
 
 
+@asynccontextmanager
+async def emptied(database_url: str, *, pool_size: int, max_overflow: int) -> AsyncIterator[Database]:
+    """The session's database with every table emptied, and a connection pool of this size."""
+    database = Database(database_url, pool_size=pool_size, max_overflow=max_overflow)
+    async with database.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pool_size=20, max_overflow=20)
-    async with database.engine.begin() as conn:
-        from sqlalchemy import text
-
-        await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-    yield database
-    await database.dispose()
+    async with emptied(database_url, pool_size=20, max_overflow=20) as database:
+        yield database
 
 
 @pytest.fixture
