@@ -46,7 +46,6 @@ from orchestrator.domain.money import check_currency
 from orchestrator.domain.order_number import new_order_number
 from orchestrator.domain.order_status import OrderStatus
 from orchestrator.domain.sourcing import (
-    Candidate,
     LineDemand,
     PickupPolicy,
     SourcingProfile,
@@ -66,7 +65,8 @@ from orchestrator.services.sourcing import (
     materialise,
     reserve_check,
     shortfalls_of,
-    source,
+    source_widely,
+    store_candidate,
 )
 from orchestrator.services.timeline import OrderRef, event_rows
 from orchestrator.services.views import OrderView
@@ -359,13 +359,13 @@ async def _source(
         positions = await lock_stock(session, keys)
         by_product = {pid: sku for sku, pid in products.items()}
         available = {by_product[k[1]]: p.available for k, p in positions.items()}
-        candidate = Candidate(store.code, store.coordinates, store.capabilities, available, store.daily_capacity)
-        plan = plan_sourcing(request, [candidate], profile)
+        plan = plan_sourcing(request, [store_candidate(store, available)], profile)
         if plan.complete:
             return Sourced(plan, {store.code: store.id}, products), True
         if savepoint is not None:
             await savepoint.rollback()
-    return await source(session, request, profile, products, store=store), False
+    # The store alone was just planned on (under lock): go straight to every location.
+    return await source_widely(session, request, profile, products, store=store), False
 
 
 def _as_json(value: Any) -> Any:

@@ -118,30 +118,56 @@ async def source(
 ) -> Sourced:
     """Plan against current availability. A pickup first looks at the chosen store alone (the
     common case, one small query) and only widens to every store when it falls short."""
-    by_product = {pid: sku for sku, pid in products.items()}
-    need: dict[int, int] = defaultdict(int)
-    for line in request.lines:
-        need[products[line.sku]] += line.quantity
     if store is not None:
-        candidates, ids = await sourcing_candidates(session, by_product, need=need, only_locations=[store.id])
+        by_product = {pid: sku for sku, pid in products.items()}
+        candidates, ids = await sourcing_candidates(
+            session, by_product, need=_need(request, products), only_locations=[store.id]
+        )
         candidates = _with_store(candidates, store)
         ids[store.code] = store.id
         plan = plan_sourcing(request, candidates, profile)
         if plan.complete:
             return Sourced(plan, ids, products)
+    return await source_widely(session, request, profile, products, store=store)
+
+
+async def source_widely(
+    session: AsyncSession,
+    request: SourcingRequest,
+    profile: SourcingProfile,
+    products: dict[str, int],
+    *,
+    store: SiteRow | None = None,
+) -> Sourced:
+    """Plan over every location that can matter: the best-covering ``CANDIDATE_LIMIT``, nearest
+    (to the pickup store or the customer) among equals; a pickup store is always among them."""
+    by_product = {pid: sku for sku, pid in products.items()}
     origin = store.coordinates if store is not None else request.destination
-    candidates, ids = await sourcing_candidates(session, by_product, need=need, near=origin, limit=CANDIDATE_LIMIT)
+    candidates, ids = await sourcing_candidates(
+        session, by_product, need=_need(request, products), near=origin, limit=CANDIDATE_LIMIT
+    )
     if store is not None:
         candidates = _with_store(candidates, store)
         ids[store.code] = store.id
     return Sourced(plan_sourcing(request, candidates, profile), ids, products)
 
 
+def _need(request: SourcingRequest, products: dict[str, int]) -> dict[int, int]:
+    need: dict[int, int] = defaultdict(int)
+    for line in request.lines:
+        need[products[line.sku]] += line.quantity
+    return need
+
+
+def store_candidate(store: SiteRow, available: dict[str, int]) -> Candidate:
+    return Candidate(store.code, store.coordinates, store.capabilities, available, store.daily_capacity)
+
+
 def _with_store(candidates: list[Candidate], store: SiteRow) -> list[Candidate]:
+    """A pickup store holding none of the basket still has to be planned on (and reported)."""
     if any(c.code == store.code for c in candidates):
         return candidates
-    empty = Candidate(store.code, store.coordinates, store.capabilities, {}, store.daily_capacity)
-    return [*candidates, empty]
+    return [*candidates, store_candidate(store, {})]
 
 
 def shortfalls_of(sourced: Sourced, request: SourcingRequest) -> InsufficientStock:
