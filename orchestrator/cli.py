@@ -293,9 +293,7 @@ def demo_load() -> None:
     _print_keys(keys, settings)
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
-)
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
 def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="intake | sourcing")]) -> None:
     """Run a benchmark from bench/ (extra options are passed through)."""
     script = PROJECT_ROOT / "bench" / f"{name}.py"

@@ -17,7 +17,7 @@ from arq.connections import RedisSettings
 from orchestrator import metrics
 from orchestrator.config import Settings
 from orchestrator.db.engine import Database
-from orchestrator.domain.pickup import PickupGuard
+from orchestrator.domain.pickup import PickupGuard, reminder_at
 from orchestrator.services import pickup_timers
 from orchestrator.services.clock import SystemClock
 from orchestrator.services.fulfillment import LifecycleSettings
@@ -42,8 +42,12 @@ async def schedule_pickup_timers(ctx: dict[str, Any], messages: list[OutboxMessa
             continue
         fo_id = m.payload["data"]["fulfillment_id"]
         deadline = datetime.fromisoformat(m.payload["data"]["pickup_deadline"])
+        ready_at = datetime.fromisoformat(m.payload["occurred_at"])
         await ctx["redis"].enqueue_job(
-            "remind_pickup", fo_id, _job_id=f"remind:{fo_id}:{deadline.isoformat()}", _defer_until=deadline - ahead
+            "remind_pickup",
+            fo_id,
+            _job_id=f"remind:{fo_id}:{deadline.isoformat()}",
+            _defer_until=reminder_at(deadline, ahead, ready_at),
         )
         await ctx["redis"].enqueue_job(
             "expire_pickup", fo_id, _job_id=f"expire:{fo_id}:{deadline.isoformat()}", _defer_until=deadline

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta
 
 
-class Clock:
-    """The time now. A plain base class rather than a Protocol: handlers receive it by
+class Clock(ABC):
+    """The time now. An abstract class rather than a Protocol: handlers receive it by
     injection, and an isinstance check against a runtime Protocol costs on every request."""
 
-    def now(self) -> datetime:
-        raise NotImplementedError
+    @abstractmethod
+    def now(self) -> datetime: ...
 
 
 class SystemClock(Clock):

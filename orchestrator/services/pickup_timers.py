@@ -16,6 +16,7 @@ from orchestrator.db.orders import FulfillmentOrder
 from orchestrator.domain.access import SYSTEM
 from orchestrator.domain.errors import IllegalTransition, NotFound
 from orchestrator.domain.fulfillment import Action, Status
+from orchestrator.domain.pickup import reminder_at
 from orchestrator.services import fulfillment as steps
 from orchestrator.services.clock import Clock
 from orchestrator.services.fulfillment import LifecycleSettings, Step
@@ -45,7 +46,12 @@ async def remind_if_due(
 ) -> bool:
     async def apply(step: Step) -> None:
         fo = step.fo
-        if fo.reminder_sent_at is not None or fo.pickup_deadline is None or step.now < fo.pickup_deadline - ahead:
+        if (
+            fo.reminder_sent_at is not None
+            or fo.pickup_deadline is None
+            or fo.ready_at is None
+            or step.now < reminder_at(fo.pickup_deadline, ahead, fo.ready_at)
+        ):
             raise NotDue()
         fo.reminder_sent_at = step.now
         step.say(REMINDER, {"pickup_deadline": fo.pickup_deadline.isoformat()})
