@@ -18,9 +18,9 @@ from orchestrator.api.problems import problems
 from orchestrator.db.engine import Database
 from orchestrator.domain.access import Actor
 from orchestrator.domain.fulfillment import Action
-from orchestrator.services import fulfillment as steps
+from orchestrator.services import fulfillment_steps as steps
 from orchestrator.services.clock import Clock
-from orchestrator.services.fulfillment import LifecycleSettings
+from orchestrator.services.fulfillment import Apply, LifecycleSettings, transition
 from orchestrator.services.fulfillment_queries import fulfillment_queue, get_fulfillment
 from orchestrator.services.views import FulfillmentView, Page
 
@@ -96,9 +96,9 @@ class Transitions:
     settings: LifecycleSettings
 
     async def __call__(
-        self, fulfillment_id: uuid.UUID, action: Action, apply: steps.Apply | None, if_match: str | None
+        self, fulfillment_id: uuid.UUID, action: Action, apply: Apply | None, if_match: str | None
     ) -> FulfillmentView:
-        return await steps.transition(
+        return await transition(
             self.db,
             fulfillment_id,
             action,

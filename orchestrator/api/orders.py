@@ -30,7 +30,7 @@ from orchestrator.domain.fulfillment import Method
 from orchestrator.domain.geo import Coordinates
 from orchestrator.domain.idempotency import request_fingerprint
 from orchestrator.domain.money import check_subtotal
-from orchestrator.services import fulfillment, order_queries, orders
+from orchestrator.services import order_changes, order_queries, orders
 from orchestrator.services.commands import CustomerDetails, IdempotencyClaim, NewLine, PlaceOrder
 from orchestrator.services.views import FulfillmentView, OrderEventView, OrderView, Page
 
@@ -220,7 +220,7 @@ class OrderController(Controller):
         data: JSONBody[CancelOrder | None] = None,
     ) -> Response[OrderView]:
         reason = data.reason if data else "cancelled on request"
-        aggregate = await fulfillment.cancel_order(
+        aggregate = await order_changes.cancel_order(
             db,
             order_id,
             actor,
@@ -242,4 +242,4 @@ class OrderController(Controller):
     async def arrival(
         self, order_id: FromPath[uuid.UUID], data: JSONBody[ArrivalIn], actor: ActorDep, db: DB, clock: ClockDep
     ) -> list[FulfillmentView]:
-        return await fulfillment.record_arrival(db, order_id, actor, clock, data.parking_spot, data.vehicle)
+        return await order_changes.record_arrival(db, order_id, actor, clock, data.parking_spot, data.vehicle)

@@ -17,9 +17,9 @@ from orchestrator.domain.access import SYSTEM
 from orchestrator.domain.errors import IllegalTransition, NotFound
 from orchestrator.domain.fulfillment import Action, Status
 from orchestrator.domain.pickup import reminder_at
-from orchestrator.services import fulfillment as steps
+from orchestrator.services import fulfillment_steps as steps
 from orchestrator.services.clock import Clock
-from orchestrator.services.fulfillment import LifecycleSettings, Step
+from orchestrator.services.fulfillment import LifecycleSettings, Step, transition
 
 REMINDER = "fulfillment.pickup_reminder"
 
@@ -35,7 +35,7 @@ async def expire_if_due(db: Database, fulfillment_id: uuid.UUID, clock: Clock, s
         await steps.expire(step)
 
     try:
-        await steps.transition(db, fulfillment_id, Action.EXPIRE, SYSTEM, clock, settings, apply)
+        await transition(db, fulfillment_id, Action.EXPIRE, SYSTEM, clock, settings, apply)
     except (NotDue, IllegalTransition, NotFound):
         return False
     return True
@@ -57,7 +57,7 @@ async def remind_if_due(
         step.say(REMINDER, {"pickup_deadline": fo.pickup_deadline.isoformat()})
 
     try:
-        await steps.transition(db, fulfillment_id, Action.REMIND, SYSTEM, clock, settings, apply)
+        await transition(db, fulfillment_id, Action.REMIND, SYSTEM, clock, settings, apply)
     except (NotDue, IllegalTransition, NotFound):
         return False
     return True

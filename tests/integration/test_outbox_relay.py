@@ -19,12 +19,13 @@ from orchestrator.config import Settings
 from orchestrator.domain.errors import InsufficientStock
 from orchestrator.domain.fulfillment import Action
 from orchestrator.jobs.worker import drain_outbox
-from orchestrator.services import fulfillment as steps
+from orchestrator.services import fulfillment_steps as steps
+from orchestrator.services.fulfillment import LifecycleSettings, transition
 from orchestrator.services.outbox_relay import claim_batch, publish, relay_outbox
 from tests.integration.invariants import all_violations
 from tests.integration.world import ADMIN, add_location, add_product, place, set_stock
 
-LIFECYCLE = steps.LifecycleSettings(secret="integration-secret")
+LIFECYCLE = LifecycleSettings(secret="integration-secret")
 
 
 @pytest.fixture
@@ -170,10 +171,10 @@ async def _ready_for_pickup(db, clock) -> tuple[dict, dict]:
     fo = order["fulfillment_orders"][0]
     fo_id = uuid.UUID(fo["id"])
     line_id = uuid.UUID(fo["lines"][0]["id"])
-    await steps.transition(db, fo_id, Action.ACCEPT, ADMIN, clock, LIFECYCLE, steps.accept)
-    await steps.transition(db, fo_id, Action.START_PICKING, ADMIN, clock, LIFECYCLE, steps.start_picking)
-    await steps.transition(db, fo_id, Action.PICK, ADMIN, clock, LIFECYCLE, steps.pick_lines({line_id: 2}))
-    ready = await steps.transition(db, fo_id, Action.READY, ADMIN, clock, LIFECYCLE, steps.mark_ready)
+    await transition(db, fo_id, Action.ACCEPT, ADMIN, clock, LIFECYCLE, steps.accept)
+    await transition(db, fo_id, Action.START_PICKING, ADMIN, clock, LIFECYCLE, steps.start_picking)
+    await transition(db, fo_id, Action.PICK, ADMIN, clock, LIFECYCLE, steps.pick_lines({line_id: 2}))
+    ready = await transition(db, fo_id, Action.READY, ADMIN, clock, LIFECYCLE, steps.mark_ready)
     return order, {"id": str(fo_id), "pickup_deadline": ready.pickup_deadline}
 
 

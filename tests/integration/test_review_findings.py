@@ -75,7 +75,7 @@ async def test_a_rejection_that_resources_elsewhere_locks_stock_rows_in_one_cano
     import orchestrator.services.stock_moves as stock_moves_module
     from orchestrator.db import stock as stock_module
     from orchestrator.domain.fulfillment import Action
-    from orchestrator.services import fulfillment as steps
+    from orchestrator.services import fulfillment_steps as steps
     from orchestrator.services.fulfillment import LifecycleSettings, transition
     from tests.integration.world import ADMIN, place
 

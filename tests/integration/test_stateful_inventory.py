@@ -29,8 +29,9 @@ from sqlalchemy import text
 from orchestrator.db.engine import Database
 from orchestrator.domain.errors import InsufficientStock, OrderNotCancellable, StockWouldGoNegative
 from orchestrator.services.clock import ManualClock
-from orchestrator.services.fulfillment import LifecycleSettings, cancel_order
+from orchestrator.services.fulfillment import LifecycleSettings
 from orchestrator.services.inventory import StockUpdate, change_stock
+from orchestrator.services.order_changes import cancel_order
 from orchestrator.services.sourcing_admin import put_profile
 from tests.conftest import TABLES
 from tests.integration.invariants import all_violations
