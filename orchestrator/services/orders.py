@@ -40,7 +40,6 @@ from orchestrator.domain.errors import (
     UnknownSku,
 )
 from orchestrator.domain.events import OrderEventDraft
-from orchestrator.domain.geo import Coordinates
 from orchestrator.domain.idempotency import lock_id
 from orchestrator.domain.money import check_currency
 from orchestrator.domain.order_number import new_order_number
@@ -63,6 +62,7 @@ from orchestrator.services.sourcing import (
     StockMoved,
     decision_row,
     materialise,
+    profile_from_row,
     reserve_check,
     shortfalls_of,
     source_widely,
@@ -167,7 +167,7 @@ async def _place(
     context = IntakeContext(
         products=_as_json(products_json),
         store=_as_json(store_json),
-        profile=_profile(_as_json(profile_json)),
+        profile=profile_from_row(_as_json(profile_json)),
         customer=SimpleNamespace(id=who[0], email=who[1], phone=who[2], name=who[3]) if who else None,
     )
     view, body = await _create(session, cmd, context, customer, currency, actor, now, claim)
@@ -375,33 +375,14 @@ def _as_json(value: Any) -> Any:
 def _pickup_store(cmd: PlaceOrder, row: dict[str, Any] | None) -> SiteRow:
     if row is None or not row["active"]:
         raise UnknownLocation(f"unknown location {cmd.location}", field="fulfillment.location")
-    capabilities = frozenset(row["capabilities"])
-    if cmd.method.capability not in capabilities:
+    store = SiteRow.from_row(row)
+    if cmd.method.capability not in store.capabilities:
         raise LocationLacksCapability(
             f"{cmd.location} does not offer {cmd.method.value}",
             field="fulfillment.location",
-            capabilities=sorted(capabilities),
+            capabilities=sorted(store.capabilities),
         )
-    return SiteRow(
-        id=row["id"],
-        code=row["code"],
-        coordinates=Coordinates(row["lat"], row["lon"]) if row["lat"] is not None and row["lon"] is not None else None,
-        capabilities=capabilities,
-        daily_capacity=row["daily_capacity"],
-        active=row["active"],
-        pickup_hold_days=row["pickup_hold_days"],
-    )
-
-
-def _profile(row: dict[str, Any] | None) -> SourcingProfile:
-    if row is None:
-        return SourcingProfile()
-    return SourcingProfile(
-        version=row["version"],
-        pickup_policy=PickupPolicy(row["pickup_policy"]),
-        min_split_line_value=row["min_split_line_value"],
-        suggestion_limit=row["suggestion_limit"],
-    )
+    return store
 
 
 async def _customer(session: AsyncSession, details: CustomerDetails) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,14 +46,15 @@ class StockMoved(Exception):
         self.shortfalls = shortfalls
 
 
-def profile_from_row(row: SourcingProfileVersion | None) -> SourcingProfile:
+def profile_from_row(row: Mapping[str, Any] | None) -> SourcingProfile:
+    """A stored profile version (its columns by name); no row means the defaults, version 0."""
     if row is None:
         return SourcingProfile()
     return SourcingProfile(
-        version=row.version,
-        pickup_policy=PickupPolicy(row.pickup_policy),
-        min_split_line_value=row.min_split_line_value,
-        suggestion_limit=row.suggestion_limit,
+        version=row["version"],
+        pickup_policy=PickupPolicy(row["pickup_policy"]),
+        min_split_line_value=row["min_split_line_value"],
+        suggestion_limit=row["suggestion_limit"],
     )
 
 
@@ -64,7 +65,7 @@ async def current_profile(session: AsyncSession, channel: str) -> SourcingProfil
         .order_by(SourcingProfileVersion.version.desc())
         .limit(1)
     )
-    return profile_from_row(row)
+    return profile_from_row(row.model_dump() if row is not None else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,20 @@ class SiteRow:
     active: bool
     pickup_hold_days: int
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> SiteRow:
+        """From a ``locations`` row's columns by name."""
+        lat, lon = row["lat"], row["lon"]
+        return cls(
+            id=row["id"],
+            code=row["code"],
+            coordinates=Coordinates(lat, lon) if lat is not None and lon is not None else None,
+            capabilities=frozenset(row["capabilities"]),
+            daily_capacity=row["daily_capacity"],
+            active=row["active"],
+            pickup_hold_days=row["pickup_hold_days"],
+        )
+
 
 async def load_site(session: AsyncSession, *, code: str | None = None, id: int | None = None) -> SiteRow | None:
     query = select(Location)
@@ -86,15 +101,7 @@ async def load_site(session: AsyncSession, *, code: str | None = None, id: int |
     loc = await session.scalar(query)
     if loc is None:
         return None
-    return SiteRow(
-        id=loc.id,  # type: ignore[arg-type]
-        code=loc.code,
-        coordinates=Coordinates(loc.lat, loc.lon) if loc.lat is not None and loc.lon is not None else None,
-        capabilities=frozenset(loc.capabilities),
-        daily_capacity=loc.daily_capacity,
-        active=loc.active,
-        pickup_hold_days=loc.pickup_hold_days,
-    )
+    return SiteRow.from_row(loc.model_dump())
 
 
 @dataclass
