@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -27,7 +26,6 @@ from orchestrator.db.engine import (
     fetch,
     is_unique_violation,
 )
-from orchestrator.db.orders import FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine
 from orchestrator.db.stock import lock_stock
 from orchestrator.domain.access import Actor
 from orchestrator.domain.errors import (
@@ -54,9 +52,8 @@ from orchestrator.domain.sourcing import (
 from orchestrator.services.clock import Clock
 from orchestrator.services.commands import CustomerDetails, IdempotencyClaim, Placement, PlaceOrder
 from orchestrator.services.customers import normalise_details
-from orchestrator.services.order_queries import OrderAggregate, load_order
+from orchestrator.services.order_queries import load_order, new_order_view
 from orchestrator.services.sourcing import (
-    Materialised,
     SiteRow,
     Sourced,
     StockMoved,
@@ -311,7 +308,7 @@ async def _create(
         for i, ln in enumerate(cmd.lines)
     ]
     events, messages = event_rows(OrderRef(order_id, number, cmd.channel), 1, drafts, actor, now)
-    view = _view(order_row, who, line_rows, rows, {code: i for code, i in sourced.location_ids.items()})
+    view = new_order_view(order_row, who, line_rows, rows.fulfillments, rows.lines, sourced.location_ids)
     body = msgspec.json.encode(view)
     locations, product_ids, quantities = sql.reservation_totals(rows.changes)
     idempotency = None
@@ -392,39 +389,3 @@ async def _customer(session: AsyncSession, details: CustomerDetails) -> Any:
         raise AssertionError("customer neither found nor created")  # pragma: no cover
     cid, email, phone, name = rows[0]
     return SimpleNamespace(id=cid, email=email, phone=phone, name=name)
-
-
-def _row(table: type, values: dict[str, Any]) -> Any:
-    """A row about to be written, readable like the loaded object (ORM objects cost ~100 µs each
-    to construct; this is the hot path)."""
-    return SimpleNamespace(**{**_COLUMNS[table], **values})
-
-
-_COLUMNS = {
-    t: {c.name: None for c in t.__table__.columns}  # type: ignore[attr-defined]
-    for t in (Order, OrderLine, FulfillmentOrder, FulfillmentOrderLine)
-}
-
-
-def _view(
-    order_row: dict[str, Any],
-    customer: Any,
-    line_rows: list[dict[str, Any]],
-    rows: Materialised,
-    location_ids: dict[str, int],
-) -> OrderView:
-    """The new order as it will read back, built from the rows about to be written."""
-    fo_lines: dict[uuid.UUID, list[Any]] = defaultdict(list)
-    for line in rows.lines:
-        fo_lines[line["fulfillment_order_id"]].append(_row(FulfillmentOrderLine, line))
-    for lines in fo_lines.values():
-        lines.sort(key=lambda x: x.id)
-    aggregate = OrderAggregate(
-        order=_row(Order, order_row),
-        customer=customer,
-        lines=[_row(OrderLine, line) for line in line_rows],
-        fulfillments=[_row(FulfillmentOrder, f) for f in rows.fulfillments],
-        fulfillment_lines=dict(fo_lines),
-        codes={i: code for code, i in location_ids.items()},
-    )
-    return aggregate.view()
