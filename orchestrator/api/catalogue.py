@@ -250,8 +250,8 @@ class LocationController(Controller):
     ) -> MovementPage:
         async with db.unit_of_work() as uow:
             rows = await inventory.movements(uow, code, sku, actor, before=cursor, limit=limit)
-        next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
-        return MovementPage(items=rows[:limit], next_cursor=next_cursor)
+        page = catalogue.keyset_page(rows, limit, "id")
+        return MovementPage(items=page.items, next_cursor=page.next_cursor)
 
 
 class ProductController(Controller):

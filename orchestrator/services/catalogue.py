@@ -115,5 +115,5 @@ class KeysetPage:
 
 def keyset_page(rows: list[Any], limit: int, key: str) -> KeysetPage:
     if len(rows) > limit:
-        return KeysetPage(rows[:limit], getattr(rows[limit - 1], key))
+        return KeysetPage(rows[:limit], str(getattr(rows[limit - 1], key)))
     return KeysetPage(rows, None)
