@@ -11,7 +11,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 from redis.asyncio import Redis
@@ -20,14 +19,18 @@ from orchestrator.api.auth import PUBLIC_PATTERNS, ApiKeyMiddleware
 from orchestrator.api.availability import AvailabilityController
 from orchestrator.api.catalogue import LocationController, ProductController
 from orchestrator.api.dependencies import DEPENDENCIES
+from orchestrator.api.docs import asset_routers, render_plugins
 from orchestrator.api.fulfillments import (
     FulfillmentController,
     FulfillmentReadController,
     LocationQueueController,
 )
 from orchestrator.api.health import HealthController, MetricsController
+from orchestrator.api.http_boundary import HttpBoundary
+from orchestrator.api.json_bodies import StrictJsonRequest
 from orchestrator.api.orders import OrderController
 from orchestrator.api.problems import EXCEPTION_HANDLERS
+from orchestrator.api.query_params import reject_undeclared_query_parameters
 from orchestrator.api.sourcing import SourcingController, SourcingProfileController
 from orchestrator.config import Settings
 from orchestrator.db.engine import Database
@@ -62,7 +65,12 @@ def create_app(
         if settings.database_url is None and db is None:
             raise RuntimeError("ORCHESTRATOR_DATABASE_URL is not set (or run `orchestrator dev`)")
         database = db or Database(
-            settings.database_url or "", pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+            settings.database_url or "",
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            pool_timeout_s=settings.db_pool_timeout_s,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         client = redis or Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
         app.state.db = database
@@ -84,7 +92,7 @@ def create_app(
         secret=settings.secret_key.get_secret_value(),
         guard=PickupGuard(settings.pickup_max_failed_attempts, timedelta(minutes=settings.pickup_lockout_minutes)),
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             OrderController,
             LocationController,
@@ -97,7 +105,10 @@ def create_app(
             SourcingController,
             HealthController,
             MetricsController,
+            *asset_routers(),
         ],
+        request_class=StrictJsonRequest,
+        before_request=reject_undeclared_query_parameters,
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
@@ -113,7 +124,7 @@ def create_app(
             version="1.0.0",
             description=API_DESCRIPTION,
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=render_plugins(),
             components=Components(
                 security_schemes={
                     "apiKey": SecurityScheme(type="http", scheme="bearer", description="API key"),
@@ -123,3 +134,6 @@ def create_app(
         ),
         debug=False,
     )
+    # In front of litestar's router, so that unrouted requests (404, 405) pass it too.
+    app.asgi_handler = HttpBoundary(app.asgi_handler, max_header_bytes=settings.max_header_bytes)
+    return app

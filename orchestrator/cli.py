@@ -1,21 +1,21 @@
-"""The ``orchestrator`` command: serve, worker, dev, db, import, keys, demo, bench."""
+"""The ``orchestrator`` command: serve, worker, dev, db, import, keys, demo, events, bench."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import os
 import runpy
-import secrets
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from orchestrator.config import Settings
 
@@ -39,6 +39,21 @@ def _require_database(settings: Settings) -> str:
     return settings.database_url
 
 
+def _with_database(settings: Settings) -> Settings:
+    """``settings`` with a database: the configured one, else the one of the ``orchestrator dev``
+    running on this state dir, so that ``keys create``, ``events`` and the rest work beside it."""
+    from orchestrator.dev_stack import DEV_SERVERS
+
+    running = settings.state_dir / DEV_SERVERS
+    if not settings.database_url and running.exists():
+        servers = json.loads(running.read_text())
+        settings = settings.model_copy(
+            update={"database_url": servers["database_url"], "redis_url": settings.redis_url or servers["redis_url"]}
+        )
+    _require_database(settings)
+    return settings
+
+
 def upgrade_database(url: str) -> None:
     from alembic import command
     from alembic.config import Config
@@ -52,7 +67,7 @@ def upgrade_database(url: str) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration (alembic upgrade head)."""
-    upgrade_database(_require_database(Settings()))
+    upgrade_database(_with_database(Settings()).database_url or "")
     console.print("database is at head")
 
 
@@ -92,24 +107,17 @@ def worker() -> None:
 
 
 async def _run_worker(settings: Settings) -> None:
-    from arq import Worker
+    from orchestrator.jobs.worker import run_worker  # rides out Redis and PostgreSQL outages
 
-    from orchestrator.jobs.worker import worker_settings
-
-    w = Worker(**worker_settings(settings))
-    try:
-        await w.main()
-    finally:
-        await w.close()
+    await run_worker(settings)
 
 
 async def _serve_all(settings: Settings) -> None:
     """API and worker in one event loop (dev mode): the worker stops when the server does."""
     import uvicorn
-    from arq import Worker
 
     from orchestrator.app import create_app
-    from orchestrator.jobs.worker import worker_settings
+    from orchestrator.jobs.worker import run_worker
 
     server = uvicorn.Server(
         uvicorn.Config(
@@ -121,16 +129,13 @@ async def _serve_all(settings: Settings) -> None:
             loop="uvloop",
         )
     )
-    w = Worker(**worker_settings(settings))
-    worker_task = asyncio.create_task(w.main())
+    worker_task = asyncio.create_task(run_worker(settings))
     try:
         await server.serve()
     finally:
         worker_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await worker_task
-        with contextlib.suppress(Exception):  # Redis may already be gone; nothing left to flush
-            await w.close()
 
 
 @app.command()
@@ -141,36 +146,12 @@ def dev(
 ) -> None:
     """Everything in one command: embedded PostgreSQL and Redis (unless ORCHESTRATOR_DATABASE_URL /
     ORCHESTRATOR_REDIS_URL are set), migrations, demo data, the API and the worker."""
-    from orchestrator.embedded import EmbeddedServices
+    from orchestrator.dev_stack import dev_stack
 
-    settings = Settings()
-    state = settings.state_dir
-    if reset and state.exists():
-        import shutil
-
-        shutil.rmtree(state)
-    state.mkdir(parents=True, exist_ok=True)
-    embedded = EmbeddedServices(state, postgres=settings.database_url is None, redis=settings.redis_url is None)
-    with embedded:
-        updates: dict[str, object] = {"host": host, "port": port}
-        if embedded.database_url:
-            updates["database_url"] = embedded.database_url
-        if embedded.redis_url:
-            updates["redis_url"] = embedded.redis_url
-        secrets_file = state / "demo-keys.json"
-        saved = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
-        admin = settings.admin_token_value or saved.get("admin") or f"oo_a_{secrets.token_urlsafe(32)}"
-        updates["admin_token"] = admin
-        settings = settings.model_copy(update=updates)
+    with dev_stack(Settings().model_copy(update={"host": host, "port": port}), reset=reset) as (settings, keys):
         console.print(f"[bold]database[/bold] {settings.database_url}", soft_wrap=True, highlight=False)
         console.print(f"[bold]redis[/bold]    {settings.redis_url}", soft_wrap=True, highlight=False)
-        upgrade_database(settings.database_url or "")
-        keys = asyncio.run(_load_demo(settings))
-        if keys is not None or "admin" not in saved:
-            saved = {"admin": admin, **(keys or {k: v for k, v in saved.items() if k != "admin"})}
-            secrets_file.write_text(json.dumps(saved, indent=2))
-            os.chmod(secrets_file, 0o600)
-        _print_keys(saved, settings)
+        _print_keys(keys, settings)
         asyncio.run(_serve_all(settings))
 
 
@@ -188,13 +169,13 @@ async def _load_demo(settings: Settings) -> dict[str, str] | None:
 
 def _print_keys(keys: dict[str, str], settings: Settings) -> None:
     console.print(
-        f"[bold]API keys[/bold] (Authorization: Bearer <key>; all of them in {settings.state_dir}/demo-keys.json)",
+        f"[bold]API keys[/bold] (Authorization: Bearer <key>; all of them in {settings.state_dir / 'demo-keys.json'})",
         soft_wrap=True,
     )
     for who, token in keys.items():
         if who == "admin" or who.startswith("channel") or who in ("staff STORE-001", "staff STORE-002"):
             console.print(f"  {who:<28} {token}", soft_wrap=True, highlight=False)
-    console.print(f"staff keys for all {sum(k.startswith('staff') for k in keys)} stores are in the file.")
+    console.print(f"staff keys for all {sum(k.startswith('staff') for k in keys)} locations are in the file.")
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"API docs: {base}/schema   health: {base}/health/ready", soft_wrap=True, highlight=False)
 
@@ -204,8 +185,7 @@ def import_inventory_command(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV: location,sku,on_hand")],
 ) -> None:
     """Set on-hand levels from a CSV (COPY into a staging table, then one upsert; all or nothing)."""
-    settings = Settings()
-    _require_database(settings)
+    settings = _with_database(Settings())
     report = asyncio.run(_import(settings, path, path.stat().st_size))
     if report.errors:
         console.print(f"[red]nothing imported[/red]: {len(report.errors)} problem(s)")
@@ -250,8 +230,7 @@ def keys_create(
     from orchestrator.domain.access import Role
     from orchestrator.domain.errors import DomainError
 
-    settings = Settings()
-    _require_database(settings)
+    settings = _with_database(Settings())
     try:
         parsed = Role(role)
     except ValueError:
@@ -284,13 +263,72 @@ async def _create_key(settings: Settings, role, name: str, channel: str | None, 
 @demo_app.command("load")
 def demo_load() -> None:
     """Load the demo stores, products and stock into an empty database; prints the demo keys."""
-    settings = Settings()
-    _require_database(settings)
+    settings = _with_database(Settings())
     keys = asyncio.run(_load_demo(settings))
     if keys is None:
         console.print("the catalogue already holds data; nothing loaded")
         return
     _print_keys(keys, settings)
+
+
+@app.command()
+def events(
+    order: Annotated[str, typer.Argument(help="the order's id or number")],
+    limit: Annotated[int, typer.Option(min=1, help="outbox events to show, the latest")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables")] = False,
+) -> None:
+    """An order's timeline and its latest outbox events (published or still waiting)."""
+    from orchestrator.domain.errors import NotFound
+
+    settings = _with_database(Settings())
+    try:
+        history = asyncio.run(_order_history(settings, order, limit))
+    except NotFound as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(msgspec.json.format(msgspec.json.encode(history), indent=2).decode())
+        return
+    # Piped, rich would squeeze the tables into 80 columns; a log or a pager takes wide lines.
+    out = console if console.is_terminal else Console(width=160)
+    out.print(
+        f"[bold]order {history.number}[/bold]  {history.order_id}  channel {history.channel}  "
+        f"status [bold]{history.status}[/bold]",
+        soft_wrap=True,
+        highlight=False,
+    )
+    timeline = Table(title="timeline", title_justify="left", show_lines=True)
+    outbox = Table(title="outbox (latest)", title_justify="left", show_lines=True)
+    for table, headings in ((timeline, ("seq", "at", "type", "actor")), (outbox, ("id", "type", "written", "sent"))):
+        for heading in headings:
+            table.add_column(heading, no_wrap=True)
+        table.add_column("data", overflow="fold")  # ids and codes whole, never cut with an ellipsis
+    for e in history.timeline:
+        timeline.add_row(str(e.seq), f"{e.occurred_at:%m-%d %H:%M:%S}", e.type, e.actor, _fields(e.data))
+    for m in history.outbox:
+        sent = f"{m.published_at:%H:%M:%S}" if m.published_at else f"[yellow]waiting[/yellow] ({m.attempts} tries)"
+        outbox.add_row(str(m.id), m.type, f"{m.created_at:%m-%d %H:%M:%S}", sent, _fields(m.data))
+    out.print(timeline)
+    out.print(outbox)
+
+
+def _fields(data: dict) -> str:
+    """One ``name=value`` a line; nested values as compact JSON."""
+    return "\n".join(
+        f"{name}={value if isinstance(value, str) else json.dumps(value, separators=(',', ':'), default=str)}"
+        for name, value in data.items()
+    )
+
+
+async def _order_history(settings: Settings, order: str, limit: int):  # type: ignore[no-untyped-def]
+    from orchestrator.db.engine import Database
+    from orchestrator.services.order_history import order_history
+
+    db = Database(settings.database_url or "", pool_size=1, max_overflow=0)
+    try:
+        return await order_history(db, order, outbox_limit=limit)
+    finally:
+        await db.dispose()
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})

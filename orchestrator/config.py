@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -29,20 +28,38 @@ class Settings(BaseSettings):
     # one costs a connect and re-preparing every statement.
     db_pool_size: int = 40
     db_max_overflow: int = 10
+    # API requests only (the CSV import and migrations keep their own): every wait on the
+    # database is bounded, so a hung server costs a request seconds and a 503, not a hang.
+    db_connect_timeout_s: float = Field(default=2.0, gt=0, description="API: opening a connection")
+    db_pool_timeout_s: float = Field(default=2.0, gt=0, description="API: waiting for a pooled connection")
+    db_statement_timeout_ms: int = Field(
+        default=3000, gt=0, description="API: one statement (server-side; the client gives up 1 s later)"
+    )
     max_body_bytes: int = 256 * 1024
+    max_header_bytes: int = Field(
+        default=16 * 1024, gt=0, description="all request headers together; more is a 431 problem"
+    )
     access_log: bool = True
     log_level: str = "INFO"
     default_phone_region: str = "US"
     state_dir: Path = Field(default=Path(".orchestrator"), description="embedded servers' data")
     events_stream: str = "orchestrator:events"
     events_stream_maxlen: int = 1_000_000
+    events_stream_retention_hours: float = Field(
+        default=72.0, gt=0, description="stream entries older than this are trimmed (they may carry pickup codes)"
+    )
     outbox_batch_size: int = 200
     outbox_claim_seconds: int = 30
+    outbox_poll_seconds: float = Field(
+        default=5.0, gt=0, description="the worker drains this often when no NOTIFY wakes it"
+    )
     pickup_reminder_hours: float = 24.0
     pickup_max_failed_attempts: int = 5
     pickup_lockout_minutes: int = 15
     key_cache_seconds: float = 10.0
 
-    @cached_property
+    # A plain property, never cached: a cached value would be copied by ``model_copy`` and keep
+    # answering for the token before the copy (``orchestrator dev`` sets it that way).
+    @property
     def admin_token_value(self) -> str | None:
         return self.admin_token.get_secret_value() if self.admin_token else None

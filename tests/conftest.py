@@ -98,6 +98,8 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def clock():
+    """Starts at the real time now, so what a test does by it agrees with the clocks it cannot
+    move (arq's, Redis's TTLs, PostgreSQL's now()); moving it forward simulates the future."""
     from orchestrator.services.clock import ManualClock
 
-    return ManualClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    return ManualClock(datetime.now(UTC))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, delete, get, patch, post, put
@@ -120,7 +120,7 @@ class LocationController(Controller):
         actor: ActorDep,
         db: DB,
         cursor: Cursor = None,
-        capability: FromQuery[str | None] = None,
+        capability: FromQuery[Literal["pickup", "curbside", "ship"] | None] = None,
         limit: Limit = 100,
     ) -> LocationPage:
         async with db.unit_of_work() as uow:

@@ -12,57 +12,68 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from orchestrator.api.auth import ANY_KEY, STAFF
-from orchestrator.api.dependencies import DB, ActorDep, parse_if_match
+from orchestrator.api.auth import ANY_KEY, CHANNELS, STAFF
+from orchestrator.api.dependencies import DB, ActorDep, ClockDep, LifecycleDep, parse_if_match
 from orchestrator.api.problems import problems
+from orchestrator.api.schemas import IF_MATCH_PATTERN, RequestBody
 from orchestrator.db.engine import Database
 from orchestrator.domain.access import Actor
 from orchestrator.domain.fulfillment import Action
 from orchestrator.services import fulfillment_steps as steps
 from orchestrator.services.clock import Clock
-from orchestrator.services.fulfillment import Apply, LifecycleSettings, transition
+from orchestrator.services.fulfillment import Apply, LifecycleSettings, resend_pickup_code, transition
 from orchestrator.services.fulfillment_queries import fulfillment_queue, get_fulfillment
 from orchestrator.services.views import FulfillmentView, Page
 
 FulfillmentId = FromPath[uuid.UUID]
 IfMatch = Annotated[
-    str | None, HeaderParameter(name="If-Match", required=False, description="the fulfillment's ETag/version")
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        required=False,
+        description="the fulfillment's ETag/version",
+        schema_extra={"pattern": IF_MATCH_PATTERN},
+    ),
 ]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 TRANSITION_PROBLEMS = problems(400, 401, 403, 404, 409, 412, 422)
 
 
-class RejectIn(msgspec.Struct, kw_only=True):
+class RejectIn(RequestBody, kw_only=True):
     reason: Reason
 
 
-class CancelIn(msgspec.Struct, kw_only=True):
+class CancelIn(RequestBody, kw_only=True):
     reason: Reason = "cancelled by the store"
 
 
-class PickLine(msgspec.Struct, kw_only=True):
+class PickLine(RequestBody, kw_only=True):
     line_id: uuid.UUID
     quantity: Annotated[int, msgspec.Meta(ge=0, le=100_000)]
 
 
-class PickIn(msgspec.Struct, kw_only=True):
+class PickIn(RequestBody, kw_only=True):
     lines: Annotated[list[PickLine], msgspec.Meta(min_length=1, max_length=200)]
 
 
-class ShipIn(msgspec.Struct, kw_only=True):
+class ShipIn(RequestBody, kw_only=True):
     carrier: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
     tracking_number: Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
 
 
-class HandoverLine(msgspec.Struct, kw_only=True):
+class HandoverLine(RequestBody, kw_only=True):
     line_id: uuid.UUID
     quantity: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 
 
-class HandoverIn(msgspec.Struct, kw_only=True):
+class HandoverIn(RequestBody, kw_only=True):
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] | None = None
     override_reason: Reason | None = None
     lines: Annotated[list[HandoverLine], msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class PickupCodeOut(msgspec.Struct, kw_only=True):
+    code: str
 
 
 class FulfillmentPage(Page, kw_only=True):
@@ -70,7 +81,8 @@ class FulfillmentPage(Page, kw_only=True):
 
 
 class FulfillmentReadController(Controller):
-    """Any key reads a fulfillment (staff: their stores' only); only staff and admins act on it."""
+    """Any key reads a fulfillment (staff: their stores' only); the ordering channel may have its
+    pickup code re-sent. Only staff and admins act on it (``FulfillmentController``)."""
 
     path = "/v1/fulfillments"
     tags = ["fulfillment"]
@@ -84,6 +96,20 @@ class FulfillmentReadController(Controller):
     )
     async def get(self, fulfillment_id: FulfillmentId, actor: ActorDep, db: DB) -> FulfillmentView:
         return await get_fulfillment(db, fulfillment_id, actor)
+
+    @post(
+        "/{fulfillment_id:uuid}/resend-code",
+        operation_id="resendPickupCode",
+        summary="The pickup code again, for the channel that placed the order to pass on",
+        description="Only while ready for pickup. The order's timeline records that it was re-sent.",
+        guards=[CHANNELS],
+        status_code=200,
+        responses=problems(401, 403, 404, 409),
+    )
+    async def resend_code(
+        self, fulfillment_id: FulfillmentId, actor: ActorDep, db: DB, clock: ClockDep, lifecycle: LifecycleDep
+    ) -> PickupCodeOut:
+        return PickupCodeOut(code=await resend_pickup_code(db, fulfillment_id, actor, clock, lifecycle))
 
 
 @dataclass(frozen=True)

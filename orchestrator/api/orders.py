@@ -23,13 +23,15 @@ from orchestrator.api.dependencies import (
     parse_if_match,
 )
 from orchestrator.api.problems import problems
-from orchestrator.api.schemas import CancelOrder, CreateOrder
+from orchestrator.api.schemas import IF_MATCH_PATTERN, CancelOrder, CreateOrder, RequestBody
 from orchestrator.domain.access import Actor
+from orchestrator.domain.customer import normalise_phone
 from orchestrator.domain.errors import InsufficientStock, InvalidRequest
 from orchestrator.domain.fulfillment import Method
 from orchestrator.domain.geo import Coordinates
-from orchestrator.domain.idempotency import request_fingerprint
+from orchestrator.domain.idempotency import idempotency_scope, request_fingerprint
 from orchestrator.domain.money import check_subtotal
+from orchestrator.domain.order_status import OrderStatus
 from orchestrator.services import order_changes, order_queries, orders
 from orchestrator.services.commands import CustomerDetails, IdempotencyClaim, NewLine, PlaceOrder
 from orchestrator.services.views import FulfillmentView, OrderEventView, OrderView, Page
@@ -45,7 +47,12 @@ IdempotencyKey = Annotated[
 ]
 IfMatch = Annotated[
     str | None,
-    HeaderParameter(name="If-Match", required=False, description="ETag (version) the change is based on"),
+    HeaderParameter(
+        name="If-Match",
+        required=False,
+        description="ETag (version) the change is based on",
+        schema_extra={"pattern": IF_MATCH_PATTERN},
+    ),
 ]
 
 
@@ -53,7 +60,7 @@ class OrderPage(Page, kw_only=True):
     items: list[OrderView]
 
 
-class ArrivalIn(msgspec.Struct, kw_only=True):
+class ArrivalIn(RequestBody, kw_only=True):
     parking_spot: Annotated[str, msgspec.Meta(max_length=40)] | None = None
     vehicle: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
@@ -129,7 +136,8 @@ class OrderController(Controller):
     ) -> Response[OrderView]:
         channel = channel_for(actor, data.channel)
         body: Any = msgspec.to_builtins(data)
-        claim = IdempotencyClaim(actor.label, idempotency_key, request_fingerprint("POST", "/v1/orders", body))
+        fingerprint = request_fingerprint("POST", "/v1/orders", body)
+        claim = IdempotencyClaim(idempotency_scope(actor), idempotency_key, fingerprint)
         try:
             placement = await orders.place_order(
                 db,
@@ -161,13 +169,32 @@ class OrderController(Controller):
         self,
         actor: ActorDep,
         db: DB,
+        settings: SettingsDep,
         customer_email: FromQuery[str | None] = None,
+        customer_phone: Annotated[
+            str | None, QueryParameter(max_length=40, description="any spelling; matched in E.164")
+        ] = None,
+        customer_id: FromQuery[uuid.UUID | None] = None,
         channel: FromQuery[str | None] = None,
-        status: FromQuery[str | None] = None,
+        status: FromQuery[OrderStatus | None] = None,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> OrderPage:
-        flt = order_queries.OrderFilter(customer_email, channel, status, cursor, limit)
+        phone = None
+        if customer_phone is not None:
+            try:
+                phone = normalise_phone(customer_phone, settings.default_phone_region)
+            except InvalidRequest as exc:
+                raise InvalidRequest(exc.detail, field="customer_phone") from None
+        flt = order_queries.OrderFilter(
+            customer_email,
+            channel,
+            status.value if status else None,
+            cursor,
+            limit,
+            customer_phone=phone,
+            customer_id=customer_id,
+        )
         items, next_cursor = await order_queries.list_orders(db, flt, actor)
         return OrderPage(items=items, next_cursor=next_cursor)
 

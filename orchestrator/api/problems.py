@@ -18,7 +18,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DBAPIError
 
-from orchestrator.db.engine import sqlstate
+from orchestrator.db.engine import OutageLog, database_unavailable, sqlstate
 from orchestrator.domain import errors as e
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -85,6 +85,7 @@ HTTP_TITLES = {
     413: ("request-too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("validation-error", "Validation failed"),
+    431: ("request-headers-too-large", "Request header fields too large"),
     429: ("too-many-requests", "Too many requests"),
     500: ("internal-error", "Internal server error"),
     503: ("unavailable", "Service unavailable"),
@@ -134,7 +135,8 @@ def _looks_malformed(exc: ValidationException) -> bool:
     return "malformed" in text.lower() or "JSON is" in text or "invalid json" in text.lower()
 
 
-_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+# A missing or an unknown field: the message names it, the key is the object it is (not) in.
+_MISSING_FIELD = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
 _MISSING_PARAM = re.compile(r"Missing required (\w+) parameter '([^']+)'")
 
 
@@ -189,7 +191,34 @@ def on_http_error(request: Request, exc: HTTPException) -> Response[Problem]:
     )
 
 
+# Before the app has its database (a failed startup), outages are counted here.
+_OUTAGES_BEFORE_STARTUP = OutageLog()
+RETRY_AFTER_SECONDS = 5
+
+
+def on_database_unavailable(request: Request, exc: Exception) -> Response[Problem]:
+    """503 with Retry-After; one log line per incident, without a traceback: a thousand requests
+    failing on a stopped database are one fact, not a thousand errors."""
+    db = getattr(request.app.state, "db", None)
+    outages = getattr(db, "outages", _OUTAGES_BEFORE_STARTUP)
+    if outages.first_of_incident():
+        log.error("database unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
+    slug, title = HTTP_TITLES[503]
+    return problem_response(
+        Problem(
+            type=problem_type(slug),
+            title=title,
+            status=503,
+            detail="the database is unavailable; try again shortly",
+            instance=request.url.path,
+        ),
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def on_unexpected_error(request: Request, exc: Exception) -> Response[Problem]:
+    if database_unavailable(exc):
+        return on_database_unavailable(request, exc)
     log.exception("unhandled error", path=request.url.path, error=repr(exc))
     slug, title = HTTP_TITLES[500]
     return problem_response(
@@ -209,6 +238,8 @@ UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 
 
 def on_database_error(request: Request, exc: Exception) -> Response[Problem]:
+    if database_unavailable(exc):
+        return on_database_unavailable(request, exc)
     if sqlstate(exc) not in UNSTORABLE_TEXT_SQLSTATES:
         return on_unexpected_error(request, exc)
     slug, title = HTTP_TITLES[400]
@@ -246,7 +277,7 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
         409: "Conflicts with the current state",
         412: "If-Match names a stale version",
         413: "Request body too large",
-        415: "Unsupported media type",
+        415: "Unsupported media type: the body must be application/json",
         422: "Validation failed; `errors` lists the fields",
         423: "Locked after too many wrong attempts",
         503: "A dependency is down",

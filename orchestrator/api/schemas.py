@@ -18,21 +18,29 @@ Lat = Annotated[float, Meta(ge=-90, le=90)]
 Lon = Annotated[float, Meta(ge=-180, le=180)]
 Reason = Annotated[str, Meta(min_length=1, max_length=500)]
 Text200 = Annotated[str, Meta(max_length=200)]
+# What ``dependencies.parse_if_match`` accepts (``"3"``, ``W/"3"`` or ``3``); documented in the
+# OpenAPI document only, so that a bad value stays the ``invalid-request`` problem naming If-Match.
+IF_MATCH_PATTERN = r'^(W/)?"?[0-9]{1,18}"?$'
 
 
-class CustomerIn(msgspec.Struct, kw_only=True):
+class RequestBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every request body of the service's own: a field it does not know is a 422 naming
+    it, never silently dropped (``cancel`` with ``lines`` must not cancel the whole order)."""
+
+
+class CustomerIn(RequestBody, kw_only=True):
     email: Annotated[str, Meta(max_length=320)] | None = None
     phone: Annotated[str, Meta(max_length=40)] | None = None
     name: Text200 | None = None
 
 
-class LineIn(msgspec.Struct, kw_only=True):
+class LineIn(RequestBody, kw_only=True):
     sku: Sku
     quantity: Quantity
     unit_price: Minor
 
 
-class AddressIn(msgspec.Struct, kw_only=True, omit_defaults=True):
+class AddressIn(RequestBody, kw_only=True, omit_defaults=True):
     name: Text200 | None = None
     line1: Text200 | None = None
     line2: Text200 | None = None
@@ -44,13 +52,13 @@ class AddressIn(msgspec.Struct, kw_only=True, omit_defaults=True):
     lon: Lon | None = None
 
 
-class FulfillmentIn(msgspec.Struct, kw_only=True):
+class FulfillmentIn(RequestBody, kw_only=True):
     method: Literal["pickup", "curbside", "ship"]
     location: Code | None = None
     address: AddressIn | None = None
 
 
-class CreateOrder(msgspec.Struct, kw_only=True):
+class CreateOrder(RequestBody, kw_only=True):
     channel_order_ref: Annotated[str, Meta(min_length=1, max_length=200)]
     customer: CustomerIn
     lines: Annotated[list[LineIn], Meta(min_length=1, max_length=200)]
@@ -59,11 +67,11 @@ class CreateOrder(msgspec.Struct, kw_only=True):
     channel: Annotated[str, Meta(min_length=1, max_length=80)] | None = msgspec.field(default=None)
 
 
-class CancelOrder(msgspec.Struct, kw_only=True):
+class CancelOrder(RequestBody, kw_only=True):
     reason: Reason = "cancelled on request"
 
 
-class LocationIn(msgspec.Struct, kw_only=True):
+class LocationIn(RequestBody, kw_only=True):
     code: Code
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     kind: Literal["store", "warehouse"] = "store"
@@ -77,7 +85,7 @@ class LocationIn(msgspec.Struct, kw_only=True):
     active: bool = True
 
 
-class LocationPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+class LocationPatch(RequestBody, kw_only=True, omit_defaults=True):
     name: Annotated[str, Meta(min_length=1, max_length=200)] | msgspec.UnsetType = msgspec.UNSET
     kind: Literal["store", "warehouse"] | msgspec.UnsetType = msgspec.UNSET
     address: AddressIn | msgspec.UnsetType = msgspec.UNSET
@@ -90,26 +98,26 @@ class LocationPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     active: bool | msgspec.UnsetType = msgspec.UNSET
 
 
-class ProductIn(msgspec.Struct, kw_only=True):
+class ProductIn(RequestBody, kw_only=True):
     sku: Sku
     name: Annotated[str, Meta(min_length=1, max_length=300)]
     gtin: Annotated[str, Meta(pattern=r"^\d{8,14}$")] | None = None
     active: bool = True
 
 
-class ProductPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ProductPatch(RequestBody, kw_only=True, omit_defaults=True):
     name: Annotated[str, Meta(min_length=1, max_length=300)] | msgspec.UnsetType = msgspec.UNSET
     gtin: Annotated[str, Meta(pattern=r"^\d{8,14}$")] | None | msgspec.UnsetType = msgspec.UNSET
     active: bool | msgspec.UnsetType = msgspec.UNSET
 
 
-class StockSet(msgspec.Struct, kw_only=True):
+class StockSet(RequestBody, kw_only=True):
     on_hand: Annotated[int, Meta(ge=0, le=10**9)]
     reason: Reason = "count"
     safety_stock: Annotated[int, Meta(ge=0, le=10**9)] | None = None
 
 
-class StockAdjust(msgspec.Struct, kw_only=True):
+class StockAdjust(RequestBody, kw_only=True):
     delta: Annotated[int, Meta(ge=-(10**9), le=10**9)]
     reason: Reason
     kind: Literal["adjustment", "receipt"] = "adjustment"

@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, PathParameter
 from orchestrator.api.auth import ADMIN, ANY_KEY, CHANNELS
 from orchestrator.api.dependencies import DB, ActorDep, ClockDep
 from orchestrator.api.problems import problems
-from orchestrator.api.schemas import Code, LineIn
+from orchestrator.api.schemas import Code, LineIn, RequestBody
 from orchestrator.domain.fulfillment import Method
 from orchestrator.domain.geo import Coordinates
 from orchestrator.domain.money import MAX_AMOUNT
@@ -24,13 +24,13 @@ from orchestrator.services.sourcing_admin import DecisionView, ProfileView, Simu
 Channel = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 
 
-class ProfileIn(msgspec.Struct, kw_only=True):
+class ProfileIn(RequestBody, kw_only=True):
     pickup_policy: Literal["suggest", "transfer"] = "suggest"
     min_split_line_value: Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)] = 0
     suggestion_limit: Annotated[int, msgspec.Meta(ge=0, le=50)] = 5
 
 
-class SimulateIn(msgspec.Struct, kw_only=True):
+class SimulateIn(RequestBody, kw_only=True):
     channel: Channel = "simulation"
     method: Literal["pickup", "curbside", "ship"]
     location: Code | None = None

@@ -3,6 +3,7 @@ import time."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -65,6 +67,46 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, DATABASE_ERRORS) and sqlstate(exc) in RETRYABLE_SQLSTATES
 
 
+# The server is not there to answer: connection exceptions (class 08), shutting down or starting
+# up (57P01-57P03), out of connections (53300), a statement cancelled by its timeout (57014).
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "57014"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or did not answer in time (refused,
+    reset, timed out, shutting down, the pool exhausted), as opposed to a bug or bad input."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    for candidate in _driver_errors(exc):
+        # OSError covers refused and reset connections and TimeoutError (connect or command
+        # timeout); asyncpg's bare InterfaceError, a connection closed or left busy under a
+        # statement (its subclasses are bad input or configuration, not an outage).
+        if isinstance(candidate, OSError):
+            return True
+        if type(candidate) is asyncpg.InterfaceError:
+            return True
+    code = sqlstate(exc)
+    return code is not None and (code.startswith("08") or code in UNAVAILABLE_SQLSTATES)
+
+
+class OutageLog:
+    """Says once per incident that the database is unavailable, not once per failed request: an
+    incident is a run of failures with no quiet gap longer than ``quiet_s``."""
+
+    def __init__(self, quiet_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._quiet_s = quiet_s
+        self._clock = clock
+        self._last: float | None = None
+
+    def first_of_incident(self) -> bool:
+        now = self._clock()
+        first = self._last is None or now - self._last > self._quiet_s
+        self._last = now
+        return first
+
+
 class UnitOfWork:
     """One transaction. Leaving the block without ``commit()`` rolls back: writing is explicit."""
 
@@ -94,18 +136,42 @@ class UnitOfWork:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 20, max_overflow: int = 10, echo: bool = False):
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 20,
+        max_overflow: int = 10,
+        echo: bool = False,
+        connect_timeout_s: float | None = None,
+        pool_timeout_s: float | None = None,
+        statement_timeout_ms: int | None = None,
+    ):
+        """Without the timeouts, asyncpg's and SQLAlchemy's own defaults (for the CLI's long
+        jobs); the API sets all three so that no wait on the database is unbounded."""
         self.url = asyncpg_url(url)
+        server_settings = {"application_name": "orchestrator"}
+        connect_args: dict[str, Any] = {"server_settings": server_settings}
+        if connect_timeout_s is not None:
+            connect_args["timeout"] = connect_timeout_s
+        if statement_timeout_ms is not None:
+            server_settings["statement_timeout"] = str(statement_timeout_ms)
+            # The server cancels a slow statement itself; a server that is hung cannot, so the
+            # client gives up a second later.
+            connect_args["command_timeout"] = statement_timeout_ms / 1000 + 1.0
+        pool: dict[str, Any] = {"pool_timeout": pool_timeout_s} if pool_timeout_s is not None else {}
         self.engine = create_async_engine(
             self.url,
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_pre_ping=False,
             echo=echo,
-            connect_args={"server_settings": {"application_name": "orchestrator"}},
+            connect_args=connect_args,
             json_serializer=_json_text,
             json_deserializer=msgspec.json.decode,
+            **pool,
         )
+        self.outages = OutageLog()
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
 
     def unit_of_work(self) -> UnitOfWork:

@@ -84,14 +84,6 @@ class FulfillmentOrder(SQLModel, table=True):
             "pickup_deadline",
             postgresql_where=text("status = 'ready_for_pickup'"),
         ),
-        # Unique among the store's open pickups: a code can only ever open one order's goods.
-        Index(
-            "uq_fulfillment_orders_open_pickup_code",
-            "location_id",
-            "pickup_code_digest",
-            unique=True,
-            postgresql_where=text("status = 'ready_for_pickup'"),
-        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -108,7 +100,10 @@ class FulfillmentOrder(SQLModel, table=True):
     ready_at: datetime | None = timestamp()
     pickup_deadline: datetime | None = timestamp()
     reminder_sent_at: datetime | None = timestamp()
-    pickup_code_digest: str | None = Field(default=None, max_length=64)
+    # The pickup code is derived (domain.pickup.pickup_code) from the secret, this row's id and
+    # this issue number, never stored; 0: no code issued yet. Handover names the fulfillment, so
+    # two open pickups at one store sharing a code is harmless and needs no unique index.
+    pickup_code_issue: int = 0
     pickup_failed_attempts: int = 0
     pickup_locked_until: datetime | None = timestamp()
     arrived_at: datetime | None = timestamp()

@@ -20,6 +20,8 @@ class OutboxMessage(SQLModel, table=True):
     event_id: uuid.UUID = Field(unique=True)
     type: str = Field(max_length=60)
     order_id: uuid.UUID | None = None
+    # The event as published; what only the notification needs (a pickup code) is removed from
+    # it by the statement that sets published_at (services/outbox_relay.py).
     payload: dict = jsonb()
     created_at: datetime = created_at()
     claimed_until: datetime | None = timestamp()

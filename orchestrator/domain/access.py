@@ -20,6 +20,8 @@ class Actor:
     id: str
     channel: str | None = None
     locations: frozenset[str] = field(default_factory=frozenset)
+    # The API key's stable id; ``id`` is its display name, which any number of keys may share.
+    key_id: str | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 
 from cachetools import TTLCache
@@ -62,8 +63,19 @@ async def create_key(
     return token, key
 
 
+async def working_tokens(uow: UnitOfWork, tokens: Iterable[str]) -> set[str]:
+    """The tokens among ``tokens`` that are keys of this database and not revoked."""
+    by_digest = {digest(t): t for t in tokens}
+    found = await uow.session.scalars(
+        select(ApiKey.secret_digest).where(ApiKey.secret_digest.in_(list(by_digest)), ApiKey.revoked_at.is_(None))
+    )
+    return {by_digest[d] for d in found}
+
+
 def actor_of(key: ApiKey) -> Actor:
-    return Actor(kind=key.role, id=key.name, channel=key.channel, locations=frozenset(key.location_codes))
+    return Actor(
+        kind=key.role, id=key.name, channel=key.channel, locations=frozenset(key.location_codes), key_id=str(key.id)
+    )
 
 
 class KeyResolver:
@@ -77,7 +89,7 @@ class KeyResolver:
 
     async def resolve(self, token: str) -> Actor | None:
         if self._admin and hmac.compare_digest(token.encode(), self._admin.encode()):
-            return Actor(kind=Role.ADMIN.value, id="bootstrap")
+            return Actor(kind=Role.ADMIN.value, id="bootstrap", key_id="bootstrap")
         key = digest(token)
         if key in self._cache:
             return self._cache[key]

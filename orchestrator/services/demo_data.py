@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select
 from orchestrator.db.catalogue import Location, Product
 from orchestrator.db.engine import Database
 from orchestrator.domain.access import Actor, Role
-from orchestrator.services.api_keys import create_key
+from orchestrator.services.api_keys import create_key, working_tokens
 from orchestrator.services.inventory import import_inventory
 
 # (code suffix, city, lat, lon, timezone)
@@ -171,15 +171,28 @@ async def load_demo_data(db: Database, now: datetime) -> dict[str, str] | None:
     )
     if report.errors:
         raise RuntimeError(f"demo stock did not load: {report.errors}")
+    return await working_demo_keys(db, {}, now)
+
+
+async def working_demo_keys(db: Database, known: dict[str, str], now: datetime) -> dict[str, str]:
+    """A key per channel and per demo store of this database: the one in ``known`` (by name, e.g.
+    "channel web", "staff STORE-004") while the database still accepts it, else a new one. So a
+    keys file outlives restarts and still tells the truth after the database was replaced."""
+    async with db.unit_of_work() as uow:
+        working = await working_tokens(uow, known.values())
+        codes = [x["code"] for x in demo_locations()]
+        present = set(await uow.session.scalars(select(Location.code).where(Location.code.in_(codes))))
+    # (name in the file, role, channel, locations, name of the stored key)
+    wanted: list[tuple[str, Role, str | None, list[str], str]] = [
+        (f"channel {channel}", Role.CHANNEL, channel, [], f"demo {channel}") for channel in CHANNELS
+    ] + [(f"staff {code}", Role.STAFF, None, [code], f"demo staff {code}") for code in codes if code in present]
     keys: dict[str, str] = {}
-    for channel in CHANNELS:
+    for name, role, channel, locations, key_name in wanted:
+        if known.get(name) in working:
+            keys[name] = known[name]
+            continue
         async with db.unit_of_work() as uow:
-            token, _ = await create_key(uow, role=Role.CHANNEL, name=f"demo {channel}", channel=channel, now=now)
-            keys[f"channel {channel}"] = token
-    for loc in locations:
-        async with db.unit_of_work() as uow:
-            token, _ = await create_key(
-                uow, role=Role.STAFF, name=f"demo staff {loc['code']}", locations=[loc["code"]], now=now
+            keys[name], _ = await create_key(
+                uow, role=role, name=key_name, channel=channel, locations=locations, now=now
             )
-            keys[f"staff {loc['code']}"] = token
     return keys

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db.engine import Database, UnitOfWork
 from orchestrator.db.orders import FulfillmentOrder, FulfillmentOrderLine
-from orchestrator.domain.access import Actor
+from orchestrator.domain.access import Actor, Role
 from orchestrator.domain.errors import (
+    IllegalTransition,
     NotFound,
     VersionMismatch,
 )
@@ -29,14 +30,16 @@ from orchestrator.domain.fulfillment import (
     Action,
     Method,
     Status,
+    allowed_actions,
     next_state,
 )
 from orchestrator.domain.order_status import FulfillmentSummary, derive_order_status
 from orchestrator.domain.pickup import (
     PickupGuard,
+    pickup_code,
 )
 from orchestrator.services.clock import Clock
-from orchestrator.services.order_queries import OrderAggregate, fulfillment_view, load_order
+from orchestrator.services.order_queries import FULFILLMENT_NOT_FOUND, OrderAggregate, fulfillment_view, load_order
 from orchestrator.services.resourcing import Shortage, resource
 from orchestrator.services.sourcing import StockMoved
 from orchestrator.services.stock_moves import StockLedger
@@ -95,11 +98,11 @@ async def transition(
         session = uow.session
         order_id = await session.scalar(select(FulfillmentOrder.order_id).where(FulfillmentOrder.id == fulfillment_id))
         if order_id is None:
-            raise NotFound(f"fulfillment {fulfillment_id} not found")
+            raise NotFound(FULFILLMENT_NOT_FOUND)
         aggregate = await load_order(session, order_id, ADMIN_VIEW, lock=True)
         fo = next(f for f in aggregate.fulfillments if f.id == fulfillment_id)
         if not _may_act(actor, aggregate, fo, action):
-            raise NotFound(f"fulfillment {fulfillment_id} not found")
+            raise NotFound(FULFILLMENT_NOT_FOUND)
         if expected_version is not None and expected_version != fo.version:
             raise VersionMismatch(expected_version, fo.version)
         target = next_state(Status(fo.status), Method(fo.method), action)
@@ -138,6 +141,37 @@ async def transition(
         return fulfillment_view(fo, aggregate.fulfillment_lines.get(fo.id, []), codes, aggregate.order.number)
 
     return await db.run(attempt, also_retry=(StockMoved,))
+
+
+async def resend_pickup_code(
+    db: Database, fulfillment_id: uuid.UUID, actor: Actor, clock: Clock, settings: LifecycleSettings
+) -> str:
+    """The current code of a pickup that is ready, for the channel that placed the order (or an
+    admin) to pass on again. The timeline records that it was re-sent; the code goes nowhere but
+    the answer (it is derived, so nothing is stored)."""
+
+    async def attempt(uow: UnitOfWork) -> str:
+        session = uow.session
+        order_id = await session.scalar(select(FulfillmentOrder.order_id).where(FulfillmentOrder.id == fulfillment_id))
+        if order_id is None:
+            raise NotFound(FULFILLMENT_NOT_FOUND)
+        aggregate = await load_order(session, order_id, ADMIN_VIEW, lock=True)
+        fo = next(f for f in aggregate.fulfillments if f.id == fulfillment_id)
+        # Another channel's customer is outside this key's reach: the same 404 as no such pickup.
+        if not (actor.is_admin or (actor.kind == Role.CHANNEL and actor.channel == aggregate.order.channel)):
+            raise NotFound(FULFILLMENT_NOT_FOUND)
+        status, method = Status(fo.status), Method(fo.method)
+        if status is not Status.READY_FOR_PICKUP or fo.pickup_code_issue < 1:
+            raise IllegalTransition("resend the pickup code of", status.value, allowed_actions(status, method))
+        draft = OrderEventDraft(
+            "fulfillment.pickup_code_resent",
+            {"fulfillment_id": str(fo.id), "location": aggregate.codes[fo.location_id], "method": fo.method},
+        )
+        await record_order_change(session, aggregate, [draft], actor, clock.now())
+        await uow.commit()
+        return pickup_code(settings.secret, fo.id, fo.pickup_code_issue)
+
+    return await db.run(attempt)
 
 
 def _may_act(actor: Actor, aggregate: OrderAggregate, fo: FulfillmentOrder, action: Action) -> bool:

@@ -12,7 +12,12 @@ from orchestrator.db.orders import FulfillmentOrder, Order
 from orchestrator.domain.access import Actor
 from orchestrator.domain.errors import InvalidRequest, NotFound
 from orchestrator.domain.fulfillment import OPEN_STATES, Status
-from orchestrator.services.order_queries import fulfillment_lines, fulfillment_view, location_codes
+from orchestrator.services.order_queries import (
+    FULFILLMENT_NOT_FOUND,
+    fulfillment_lines,
+    fulfillment_view,
+    location_codes,
+)
 from orchestrator.services.views import FulfillmentView
 
 
@@ -27,12 +32,12 @@ async def get_fulfillment(db: Database, fulfillment_id: uuid.UUID, actor: Actor)
             )
         ).one_or_none()
         if row is None:
-            raise NotFound(f"fulfillment {fulfillment_id} not found")
+            raise NotFound(FULFILLMENT_NOT_FOUND)
         fo, number = row
         ids = {fo.location_id} | ({fo.destination_location_id} if fo.destination_location_id else set())
         codes = await location_codes(session, ids)
         if actor.is_staff and not (set(codes.values()) & actor.locations):
-            raise NotFound(f"fulfillment {fulfillment_id} not found")
+            raise NotFound(FULFILLMENT_NOT_FOUND)
         lines = await fulfillment_lines(session, [fo.id])
         return fulfillment_view(fo, lines.get(fo.id, []), codes, number)
 

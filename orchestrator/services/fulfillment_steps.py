@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
-
 from orchestrator.db.orders import FulfillmentOrder
 from orchestrator.domain.errors import Conflict, InvalidRequest, PickupLocked, WrongPickupCode
 from orchestrator.domain.events import OrderEventDraft
 from orchestrator.domain.fulfillment import OPEN_STATES, Method, Status
 from orchestrator.domain.inventory import MovementKind
-from orchestrator.domain.pickup import codes_match, new_pickup_code, pickup_code_digest, pickup_deadline
+from orchestrator.domain.pickup import code_matches, pickup_code, pickup_deadline
 from orchestrator.services.fulfillment import Apply, Step
 from orchestrator.services.resourcing import Shortage
 from orchestrator.services.sourcing import load_site
@@ -145,8 +143,9 @@ async def mark_ready(step: Step) -> None:
     if waiting:
         raise Conflict("transfers to this store have not all arrived", transfers=waiting)
     _all_picked(step)
-    code = await _unique_code(step)
-    step.fo.pickup_code_digest = pickup_code_digest(step.settings.secret, step.fo.location_id, code)
+    # A new issue, a new code: whatever code this pickup had before no longer opens it.
+    step.fo.pickup_code_issue += 1
+    code = pickup_code(step.settings.secret, step.fo.id, step.fo.pickup_code_issue)
     step.fo.ready_at = step.now
     hold_days = await _hold_days(step)
     step.fo.pickup_deadline = pickup_deadline(step.now, hold_days)
@@ -164,24 +163,6 @@ async def _hold_days(step: Step) -> int:
     site = await load_site(step.ledger.session, id=step.fo.location_id)
     assert site is not None
     return site.pickup_hold_days
-
-
-async def _unique_code(step: Step) -> str:
-    """Six digits no other open pickup at this store has (the partial unique index agrees)."""
-    session = step.ledger.session
-    for _ in range(20):
-        code = new_pickup_code()
-        digest = pickup_code_digest(step.settings.secret, step.fo.location_id, code)
-        taken = await session.scalar(
-            select(FulfillmentOrder.id).where(
-                FulfillmentOrder.location_id == step.fo.location_id,
-                FulfillmentOrder.status == Status.READY_FOR_PICKUP.value,
-                FulfillmentOrder.pickup_code_digest == digest,
-            )
-        )
-        if taken is None:
-            return code
-    raise Conflict("could not draw a free pickup code; try again")
 
 
 async def pack(step: Step) -> None:
@@ -235,7 +216,7 @@ def hand_over(code: str | None, override_reason: str | None, units: dict[uuid.UU
                     "too many wrong pickup codes; try again later",
                     locked_until=fo.pickup_locked_until.isoformat() if fo.pickup_locked_until else None,
                 )
-            if not code or not codes_match(step.settings.secret, fo.location_id, code, fo.pickup_code_digest):
+            if not code_matches(step.settings.secret, fo.id, fo.pickup_code_issue, code):
                 failures, locked_until = guard.after_failure(fo.pickup_failed_attempts, step.now)
                 fo.pickup_failed_attempts = failures
                 fo.pickup_locked_until = locked_until

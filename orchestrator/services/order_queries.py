@@ -40,6 +40,11 @@ from orchestrator.services.views import (
     OrderView,
 )
 
+# One wording whether the order does not exist or this key may not see it: a 404 must not tell
+# another store which orders exist (nor name an internal id the caller did not send).
+ORDER_NOT_FOUND = "order not found"
+FULFILLMENT_NOT_FOUND = "fulfillment not found"
+
 
 async def location_codes(session: AsyncSession, ids: set[int]) -> dict[int, str]:
     if not ids:
@@ -225,7 +230,7 @@ async def load_order(session: AsyncSession, order_id: uuid.UUID, actor: Actor, *
     if lock:
         locked = await session.scalar(select(Order.id).where(Order.id == order_id).with_for_update())
         if locked is None:
-            raise NotFound(f"order {order_id} not found")
+            raise NotFound(ORDER_NOT_FOUND)
         await session.execute(
             select(FulfillmentOrder.id)
             .where(FulfillmentOrder.order_id == order_id)
@@ -234,14 +239,14 @@ async def load_order(session: AsyncSession, order_id: uuid.UUID, actor: Actor, *
         )
     found = await load_orders(session, [order_id])
     if not found or not found[0].visible_to(actor):
-        raise NotFound(f"order {order_id} not found")
+        raise NotFound(ORDER_NOT_FOUND)
     return found[0]
 
 
 async def order_id_by_number(session: AsyncSession, number: str) -> uuid.UUID:
     found = await session.scalar(select(Order.id).where(Order.number == number))
     if found is None:
-        raise NotFound(f"order {number} not found")
+        raise NotFound(ORDER_NOT_FOUND)
     return found
 
 
@@ -268,6 +273,8 @@ class OrderFilter:
     status: str | None = None
     cursor: str | None = None
     limit: int = 50
+    customer_phone: str | None = None  # E.164, normalised by the caller (it knows the default region)
+    customer_id: uuid.UUID | None = None
 
 
 async def list_order_ids(session: AsyncSession, flt: OrderFilter, actor: Actor) -> tuple[list[uuid.UUID], str | None]:
@@ -277,6 +284,10 @@ async def list_order_ids(session: AsyncSession, flt: OrderFilter, actor: Actor) 
         query = query.join(Customer, Customer.id == Order.customer_id).where(
             Customer.email == normalise_email(flt.customer_email)
         )
+    if flt.customer_phone:
+        query = query.where(Order.customer_id.in_(select(Customer.id).where(Customer.phone == flt.customer_phone)))
+    if flt.customer_id:
+        query = query.where(Order.customer_id == flt.customer_id)
     if flt.channel:
         query = query.where(Order.channel == flt.channel)
     if flt.status:

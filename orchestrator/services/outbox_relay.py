@@ -3,13 +3,19 @@
 At-least-once: a worker that dies after publishing but before marking leaves the claim to expire
 and the batch is published again; every message carries its stable event id for deduplication.
 No row lock is held while Redis is called.
+
+What only the notification needs (``PRIVATE_FIELDS`` of the event's data, e.g. a pickup code)
+leaves the outbox row in the statement that marks it published, and the stream keeps events for
+a retention period only: neither a database dump nor an old stream entry reveals it later.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -31,7 +37,19 @@ _CLAIM = text(
     RETURNING o.id, o.event_id, o.type, o.order_id, o.payload
     """
 )
-_MARK = text("UPDATE outbox SET published_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
+# Keys of an event's ``data`` meant for the customer's notification only (OrderEventDraft.private).
+PRIVATE_FIELDS = ("pickup_code",)
+_MARK = text(
+    """
+    UPDATE outbox SET published_at = now(),
+                      payload = CASE WHEN jsonb_typeof(payload -> 'data') = 'object'
+                                     THEN jsonb_set(payload, '{data}', (payload -> 'data') - CAST(:private AS text[]))
+                                     ELSE payload END
+    WHERE id = ANY(CAST(:ids AS bigint[]))
+    """
+)
+# A batch that could not be published is claimable again at once (no wait for the claim to lapse).
+_RELEASE = text("UPDATE outbox SET claimed_until = NULL WHERE id = ANY(CAST(:ids AS bigint[]))")
 
 
 @dataclass(frozen=True)
@@ -52,12 +70,28 @@ async def claim_batch(db: Database, batch: int, claim_seconds: int) -> list[Outb
 
 
 async def mark_published(db: Database, ids: list[int]) -> None:
+    """Published, and scrubbed of what only the notification needed, in one statement."""
     async with db.unit_of_work() as uow:
-        await uow.session.execute(_MARK, {"ids": ids})
+        await uow.session.execute(_MARK, {"ids": ids, "private": list(PRIVATE_FIELDS)})
         await uow.commit()
 
 
-async def publish(redis: Redis, stream: str, maxlen: int, messages: list[OutboxMessageOut]) -> None:
+async def release_claim(db: Database, ids: list[int]) -> None:
+    async with db.unit_of_work() as uow:
+        await uow.session.execute(_RELEASE, {"ids": ids})
+        await uow.commit()
+
+
+async def publish(
+    redis: Redis, stream: str, maxlen: int, messages: list[OutboxMessageOut], retention: timedelta | None = None
+) -> None:
+    """XADD each message (``maxlen`` caps the stream approximately), then drop the entries older
+    than ``retention``. Entry ids carry Redis's clock, so the cut-off is taken from Redis's clock
+    too (TIME), not from this process's."""
+    min_id = None
+    if retention is not None:
+        seconds, micros = await redis.time()
+        min_id = max(0, seconds * 1000 + micros // 1000 - int(retention.total_seconds() * 1000))
     async with redis.pipeline(transaction=False) as pipe:
         for m in messages:
             pipe.xadd(
@@ -71,6 +105,8 @@ async def publish(redis: Redis, stream: str, maxlen: int, messages: list[OutboxM
                 maxlen=maxlen,
                 approximate=True,
             )
+        if min_id is not None:
+            pipe.xtrim(stream, minid=min_id, approximate=False)
         await pipe.execute()
 
 
@@ -80,6 +116,7 @@ async def relay_outbox(
     *,
     stream: str,
     maxlen: int = 1_000_000,
+    retention: timedelta | None = None,
     batch: int = 200,
     claim_seconds: int = 30,
     after_publish: Callable[[list[OutboxMessageOut]], Awaitable[None]] | None = None,
@@ -90,7 +127,12 @@ async def relay_outbox(
         messages = await claim_batch(db, batch, claim_seconds)
         if not messages:
             return total
-        await publish(redis, stream, maxlen, messages)
+        try:
+            await publish(redis, stream, maxlen, messages, retention)
+        except Exception:
+            with contextlib.suppress(Exception):  # the database may be gone too: the claim lapses
+                await release_claim(db, [m.id for m in messages])
+            raise
         await mark_published(db, [m.id for m in messages])
         if after_publish is not None:
             await after_publish(messages)

@@ -302,6 +302,7 @@ def _fulfillment_row(
         "feeds_fulfillment_id": None,
         "sourcing_decision_id": decision_id,
         "ship_address": ship_address,
+        "pickup_code_issue": 0,
         "pickup_failed_attempts": 0,
         "created_at": now,
     }

@@ -14,10 +14,25 @@ import pytest
 
 from orchestrator.app import create_app
 from orchestrator.config import Settings
+from orchestrator.db.engine import Database
 from orchestrator.domain.access import Role
 from orchestrator.services.api_keys import create_key
+from tests.conftest import emptied
+from tests.integration.invariants import lifecycle_violations
 
 ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The emptied test database; after every e2e test using it, once the app has stopped, the
+    levels, the ledger, the reservations and the fulfillment lines must still agree
+    (``lifecycle_violations``), whatever the test did. A lifecycle test that only reads order
+    states would otherwise pass with stock left reserved for closed lines, or never given back."""
+    async with emptied(database_url, pool_size=20, max_overflow=20) as database:
+        yield database
+        violations = await lifecycle_violations(database)
+        assert not violations, "stock invariants broken after the test:\n" + "\n".join(violations)
 
 
 @pytest.fixture

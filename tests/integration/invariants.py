@@ -84,6 +84,58 @@ _CANCELLED_HOLDING = text(
 )
 
 
+_OPEN_STATES_SQL = "('pending', 'accepted', 'picking', 'ready_for_pickup', 'packed')"
+
+# An active reservation belongs to a fulfillment line that is still open, and an open line holds
+# exactly its unpicked units: those of a pickup line that travel on a transfer feeding it are held
+# by the transfer's line (at its source, or picked and on the way) until the transfer arrives.
+# Holds at every point of the lifecycle, picked or not.
+_FULFILLMENT_LINES_VS_RESERVATIONS = text(
+    f"""
+    WITH incoming AS (
+        SELECT t.feeds_fulfillment_id AS fo_id, tl.order_line_id,
+               sum(tl.quantity - tl.quantity_cancelled - tl.quantity_handed_over) AS units
+        FROM fulfillment_orders t JOIN fulfillment_order_lines tl ON tl.fulfillment_order_id = t.id
+        WHERE t.feeds_fulfillment_id IS NOT NULL
+        GROUP BY 1, 2
+    ), held AS (
+        SELECT fulfillment_order_line_id AS line_id, sum(quantity) AS units FROM reservations
+        WHERE status = 'active' GROUP BY 1
+    )
+    SELECT f.order_id, f.id, f.status, fl.sku,
+           CASE WHEN f.status IN {_OPEN_STATES_SQL}
+                THEN fl.quantity - fl.quantity_cancelled - fl.quantity_picked - coalesce(i.units, 0)
+                ELSE 0 END AS due,
+           coalesce(h.units, 0) AS held
+    FROM fulfillment_order_lines fl
+    JOIN fulfillment_orders f ON f.id = fl.fulfillment_order_id
+    LEFT JOIN incoming i ON i.fo_id = f.id AND i.order_line_id = fl.order_line_id
+    LEFT JOIN held h ON h.line_id = fl.id
+    WHERE coalesce(h.units, 0) <> CASE WHEN f.status IN {_OPEN_STATES_SQL}
+                THEN fl.quantity - fl.quantity_cancelled - fl.quantity_picked - coalesce(i.units, 0)
+                ELSE 0 END
+    ORDER BY 1, 2, 4
+    """
+)
+
+# Every unit of an order line is accounted for exactly once: handed over, cancelled, unsourced, or
+# still due on a customer-facing fulfillment line (transfers only move units between stores).
+_ORDER_LINES_ACCOUNTED = text(
+    """
+    SELECT ol.order_id, ol.line_no, ol.sku,
+           ol.quantity - ol.quantity_cancelled - ol.quantity_unsourced - ol.quantity_fulfilled AS open_units,
+           coalesce(sum(fl.quantity - fl.quantity_cancelled - fl.quantity_handed_over), 0) AS due
+    FROM order_lines ol
+    LEFT JOIN fulfillment_order_lines fl ON fl.order_line_id = ol.id
+        AND fl.fulfillment_order_id IN (SELECT id FROM fulfillment_orders WHERE method <> 'transfer')
+    GROUP BY ol.id
+    HAVING ol.quantity - ol.quantity_cancelled - ol.quantity_unsourced - ol.quantity_fulfilled
+           <> coalesce(sum(fl.quantity - fl.quantity_cancelled - fl.quantity_handed_over), 0)
+    ORDER BY 1, 2
+    """
+)
+
+
 async def _violations(db: Database, *, levels: bool, reservations: bool, ledger: bool) -> list[str]:
     out: list[str] = []
     async with db.unit_of_work() as uow:
@@ -130,5 +182,31 @@ async def order_violations(db: Database) -> list[str]:
     return out
 
 
+async def fulfillment_violations(db: Database) -> list[str]:
+    """At any point of the lifecycle: an active reservation belongs only to an open fulfillment
+    line and the line's active reservations equal its open (unpicked, not travelling) units;
+    reservations sit where their fulfillment is; cancelled orders hold nothing; every unit of an
+    order line is handed over, cancelled, unsourced or due on exactly one fulfillment."""
+    out: list[str] = []
+    async with db.unit_of_work() as uow:
+        s = uow.session
+        for order_id, fo_id, status, sku, due, held in await s.execute(_FULFILLMENT_LINES_VS_RESERVATIONS):
+            out.append(f"order {order_id} fulfillment {fo_id} ({status}) line {sku}: {due} open units, {held} reserved")
+        for order_id, line_no, sku, open_units, due in await s.execute(_ORDER_LINES_ACCOUNTED):
+            out.append(f"order {order_id} line {line_no} ({sku}): {open_units} open units, {due} due on fulfillments")
+        for rid, at, fo_at in await s.execute(_RESERVATION_ELSEWHERE):
+            out.append(f"reservation {rid} at location {at} for a fulfillment at {fo_at}")
+        for order_id, held in await s.execute(_CANCELLED_HOLDING):
+            out.append(f"cancelled order/fulfillment of {order_id} still holds {held} units")
+    return out
+
+
+async def lifecycle_violations(db: Database) -> list[str]:
+    """Every invariant that holds whatever has happened to the orders (picks included)."""
+    return await stock_violations(db) + await fulfillment_violations(db)
+
+
 async def all_violations(db: Database) -> list[str]:
-    return await stock_violations(db) + await order_violations(db)
+    """For tests where nothing has been picked: the lifecycle invariants, and every open unit of
+    an order line reserved."""
+    return await lifecycle_violations(db) + await order_violations(db)

@@ -17,6 +17,7 @@ from orchestrator.domain.errors import InsufficientStock
 from orchestrator.domain.inventory import MovementKind
 from orchestrator.services.inventory import import_inventory
 from tests.integration.invariants import all_violations
+from tests.integration.lock_waits import backend_pid, queued_behind
 from tests.integration.world import ADMIN, add_location, add_product, place, set_stock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +133,7 @@ async def test_an_import_racing_the_first_receipt_of_a_new_level_keeps_the_ledge
         await lock_stock(s, [(loc, prod)])
         await apply_stock_changes(s, [StockChange(loc, prod, MovementKind.RECEIPT, 5, 0, "delivery", "po")], "test")
         importing = asyncio.create_task(import_inventory(db, _chunks("location,sku,on_hand\nS2,B,8\n"), ADMIN))
-        await asyncio.sleep(0.5)  # the import reaches the row the receipt holds and waits for it
+        await queued_behind(db, await backend_pid(s), importing)  # the import waits for the new row
         await receipt.commit()
     report = await asyncio.wait_for(importing, timeout=10)
     assert report.errors == []
@@ -143,23 +144,33 @@ async def test_an_import_racing_the_first_receipt_of_a_new_level_keeps_the_ledge
 async def test_imports_racing_placements_never_leave_a_level_below_what_orders_hold(db, clock, catalogue):
     await set_stock(db, "S1", "A", 50)
 
+    settled = 0
+    progress = asyncio.Condition()
+
     async def order(i: int) -> bool:
+        nonlocal settled
         try:
             await place(db, clock, [("A", 1)], location="S1", email=f"r{i}@example.com")
         except InsufficientStock:
             return False
+        finally:
+            async with progress:
+                settled += 1
+                progress.notify_all()
         return True
 
-    async def count(on_hand: int, after: float):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(after)
+    async def count(on_hand: int, after_orders: int):  # type: ignore[no-untyped-def]
+        # Each count lands at a different point of the rush: once so many placements settled.
+        async with progress:
+            await progress.wait_for(lambda: settled >= after_orders)
         return on_hand, await import_inventory(db, _chunks(f"location,sku,on_hand\nS1,A,{on_hand}\n", 1000), ADMIN)
 
     results = await asyncio.gather(
         *[order(i) for i in range(80)],
-        count(45, 0.0),
-        count(30, 0.02),
-        count(38, 0.05),
-        count(20, 0.1),
+        count(45, 0),
+        count(30, 10),
+        count(38, 25),
+        count(20, 40),
     )
     won = sum(r is True for r in results[:80])
     imports = results[80:]

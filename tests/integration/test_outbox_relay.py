@@ -8,18 +8,22 @@ import contextlib
 import json
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
+from arq import Worker
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.jobs import JobDef
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from orchestrator.config import Settings
 from orchestrator.domain.errors import InsufficientStock
 from orchestrator.domain.fulfillment import Action
-from orchestrator.jobs.worker import drain_outbox
+from orchestrator.jobs.worker import drain_outbox, expire_pickup, remind_pickup
 from orchestrator.services import fulfillment_steps as steps
+from orchestrator.services.clock import ManualClock
 from orchestrator.services.fulfillment import LifecycleSettings, transition
 from orchestrator.services.outbox_relay import claim_batch, publish, relay_outbox
 from tests.integration.invariants import all_violations
@@ -178,15 +182,30 @@ async def _ready_for_pickup(db, clock) -> tuple[dict, dict]:
     return order, {"id": str(fo_id), "pickup_deadline": ready.pickup_deadline}
 
 
-def _worker_ctx(db, pool: ArqRedis, database_url: str, redis_url: str, stream: str) -> dict:
+def _worker_ctx(db, pool: ArqRedis, database_url: str, redis_url: str, stream: str, clock, batch: int = 5) -> dict:
     settings = Settings(
         database_url=database_url,
         redis_url=redis_url,
         events_stream=stream,
-        outbox_batch_size=5,
+        outbox_batch_size=batch,
         pickup_reminder_hours=24.0,
     )
-    return {"settings": settings, "db": db, "redis": pool, "relay_lock": asyncio.Lock()}
+    return {
+        "settings": settings,
+        "db": db,
+        "redis": pool,
+        "clock": clock,
+        "lifecycle": LIFECYCLE,
+        "relay_lock": asyncio.Lock(),
+    }
+
+
+def _ms(delta: timedelta) -> int:
+    return round(delta.total_seconds() * 1000)
+
+
+async def _jobs_by_id(pool: ArqRedis) -> dict[str, JobDef]:
+    return {j.job_id: j for j in await pool.queued_jobs()}
 
 
 async def test_worker_drain_publishes_the_outbox_to_the_configured_stream(
@@ -194,7 +213,7 @@ async def test_worker_drain_publishes_the_outbox_to_the_configured_stream(
 ):
     for _ in range(3):
         await place(db, clock, [("A", 1)])
-    ctx = _worker_ctx(db, arq_pool, database_url, redis_url, stream)
+    ctx = _worker_ctx(db, arq_pool, database_url, redis_url, stream, clock)
     assert await drain_outbox(ctx) == 6
     assert await _stream_ids(arq_pool, stream) == [str(r["event_id"]) for r in await _outbox(db)]
     assert await drain_outbox(ctx) == 0
@@ -206,13 +225,17 @@ async def test_worker_drain_schedules_reminder_and_expiry_for_a_ready_pickup_onc
 ):
     _, fo = await _ready_for_pickup(db, clock)
     deadline: datetime = fo["pickup_deadline"]
-    ctx = _worker_ctx(db, arq_pool, database_url, redis_url, stream)
+    ctx = _worker_ctx(db, arq_pool, database_url, redis_url, stream, clock)
     assert await drain_outbox(ctx) > 0
     jobs = {j.function: j for j in await arq_pool.queued_jobs()}
     assert set(jobs) == {"remind_pickup", "expire_pickup"}
     assert jobs["expire_pickup"].args == (fo["id"],) and jobs["remind_pickup"].args == (fo["id"],)
-    assert jobs["expire_pickup"].score == int(deadline.timestamp() * 1000)
-    assert jobs["remind_pickup"].score == int((deadline - timedelta(hours=24)).timestamp() * 1000)
+    # Deferred by the injected clock: due that long after arq enqueued them.
+    expire, remind = jobs["expire_pickup"], jobs["remind_pickup"]
+    enqueued_ms = int(expire.enqueue_time.timestamp() * 1000)
+    assert abs(expire.score - enqueued_ms - _ms(deadline - clock.now())) <= 1
+    enqueued_ms = int(remind.enqueue_time.timestamp() * 1000)
+    assert abs(remind.score - enqueued_ms - _ms(deadline - timedelta(hours=24) - clock.now())) <= 1
     assert jobs["expire_pickup"].job_id == f"expire:{fo['id']}:{deadline.isoformat()}"
 
     # The ready event delivered again (at-least-once) does not schedule the timers twice.
@@ -228,29 +251,142 @@ async def test_worker_drain_schedules_reminder_and_expiry_for_a_ready_pickup_onc
     assert len(await arq_pool.queued_jobs()) == 2
 
 
+async def test_a_ready_event_relayed_after_its_timers_fell_due_schedules_them_to_run_now(
+    db, store, stream, arq_pool, database_url, redis_url
+):
+    """The worker was down for ten days: the pickup's reminder and deadline have passed. Its
+    timers run at once, and the fresh pickup relayed in the same batch still gets its own."""
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=10))
+    _, late = await _ready_for_pickup(db, clock)
+    clock.advance(datetime.now(UTC) - clock.now())  # back to the real time, which arq uses too
+    _, fresh = await _ready_for_pickup(db, clock)
+    ctx = _worker_ctx(db, arq_pool, database_url, redis_url, stream, clock, batch=200)
+    assert await drain_outbox(ctx) == len(await _outbox(db))  # both ready events in one batch
+
+    jobs = await _jobs_by_id(arq_pool)
+    late_jobs = [jobs[f"{kind}:{late['id']}:{late['pickup_deadline'].isoformat()}"] for kind in ("remind", "expire")]
+    for job in late_jobs:
+        assert job.score <= int(job.enqueue_time.timestamp() * 1000) + 1, "due already: runs now"
+    fresh_expiry = jobs[f"expire:{fresh['id']}:{fresh['pickup_deadline'].isoformat()}"]
+    assert fresh_expiry.score > int(fresh_expiry.enqueue_time.timestamp() * 1000) + _ms(timedelta(days=6))
+    assert f"remind:{fresh['id']}:{fresh['pickup_deadline'].isoformat()}" in jobs
+
+    # The late pickup's timers run now and expire it; the fresh pickup's stay deferred.
+    worker = Worker(
+        functions=[expire_pickup, remind_pickup],
+        redis_pool=arq_pool,
+        queue_name=arq_pool.default_queue_name,
+        ctx=ctx,
+        burst=True,
+        max_burst_jobs=2,
+        poll_delay=0.01,
+        handle_signals=False,
+    )
+    await asyncio.wait_for(worker.main(), timeout=30)
+    assert worker.jobs_complete == 2 and worker.jobs_failed == 0
+    async with db.unit_of_work() as uow:
+        statuses = dict(
+            (await uow.session.execute(text("SELECT CAST(id AS text), status FROM fulfillment_orders"))).all()
+        )
+    assert statuses == {late["id"]: "expired", fresh["id"]: "ready_for_pickup"}
+
+
+async def test_a_ready_event_that_cannot_be_scheduled_leaves_the_rest_of_the_batch_its_timers(
+    db, clock, store, stream, arq_pool, database_url, redis_url
+):
+    async with db.unit_of_work() as uow:  # first in the batch, and unreadable
+        await uow.session.execute(
+            text(
+                "INSERT INTO outbox (event_id, type, payload, created_at, attempts)"
+                " VALUES (:id, 'fulfillment.ready_for_pickup', CAST(:payload AS jsonb), now(), 0)"
+            ),
+            {"id": uuid.uuid4(), "payload": json.dumps({"data": {"fulfillment_id": str(uuid.uuid4())}})},
+        )
+        await uow.commit()
+    _, fo = await _ready_for_pickup(db, clock)
+    ctx = _worker_ctx(db, arq_pool, database_url, redis_url, stream, clock, batch=200)
+    assert await drain_outbox(ctx) == len(await _outbox(db))
+    assert {j.function: j.args for j in await arq_pool.queued_jobs()} == {
+        "remind_pickup": (fo["id"],),
+        "expire_pickup": (fo["id"],),
+    }
+
+
+async def _rows_holding(db, needle: str) -> dict[str, int]:
+    """Rows of every table whose text holds ``needle`` as a whole number (bytea as hex, too)."""
+    pattern = f"(^|[^0-9]){needle}([^0-9]|$)"
+    hex_needle = needle.encode().hex()
+    found = {}
+    async with db.unit_of_work() as uow:
+        tables = (
+            await uow.session.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+        ).scalars()
+        for table in list(tables):
+            n = (
+                await uow.session.execute(
+                    text(f'SELECT count(*) FROM "{table}" t WHERE t::text ~ :pattern OR strpos(t::text, :hex) > 0'),
+                    {"pattern": pattern, "hex": hex_needle},
+                )
+            ).scalar_one()
+            if n:
+                found[table] = n
+    return found
+
+
+async def test_once_relayed_the_pickup_code_rests_in_no_table(
+    db, clock, store, stream, arq_pool, database_url, redis_url
+):
+    _, fo = await _ready_for_pickup(db, clock)
+    ctx = _worker_ctx(db, arq_pool, database_url, redis_url, stream, clock)
+    await drain_outbox(ctx)
+    ready = [
+        json.loads(fields[b"payload"])
+        for _, fields in await arq_pool.xrange(stream)
+        if fields[b"type"] == b"fulfillment.ready_for_pickup"
+    ]
+    code = ready[0]["data"]["pickup_code"]  # the customer's notification still gets it
+    assert len(code) == 6 and code.isdigit()
+    assert await _rows_holding(db, code) == {}
+    async with db.unit_of_work() as uow:
+        payload = (
+            await uow.session.execute(text("SELECT payload FROM outbox WHERE type = 'fulfillment.ready_for_pickup'"))
+        ).scalar_one()
+    assert payload["data"] == {k: v for k, v in ready[0]["data"].items() if k != "pickup_code"}
+
+
+async def test_the_stream_keeps_events_only_for_its_retention(db, redis, clock, store, stream):
+    seconds, micros = await redis.time()
+    redis_now_ms = seconds * 1000 + micros // 1000
+    too_old = f"{redis_now_ms - _ms(timedelta(hours=73))}-0"
+    recent = f"{redis_now_ms - _ms(timedelta(hours=71))}-0"
+    await redis.xadd(stream, {"id": "too-old"}, id=too_old)
+    await redis.xadd(stream, {"id": "recent"}, id=recent)
+    await place(db, clock, [("A", 1)])
+    assert await relay_outbox(db, redis, stream=stream, retention=timedelta(hours=72)) == 2
+    ids = await _stream_ids(redis, stream)
+    assert ids[0] == "recent" and len(ids) == 3
+
+
 async def test_the_running_worker_is_woken_by_a_commit_and_publishes_without_waiting_for_a_poll(
     db, redis, redis_url, database_url, stream, store, clock
 ):
-    """`orchestrator worker` end to end: the outbox trigger NOTIFYs at commit, the worker's
-    listener drains at once — well before its 10-second fallback poll."""
-    from arq import Worker
-
+    """`orchestrator worker` end to end: the outbox trigger NOTIFYs at commit and the worker's
+    listener drains at once. Its fallback poll is an hour and no cron job runs here, and the
+    order is placed only once the listener's first drain is over: only the notification can
+    deliver its events."""
     from orchestrator.jobs.worker import worker_settings
 
-    settings = Settings(database_url=database_url, redis_url=redis_url, events_stream=stream)
+    settings = Settings(database_url=database_url, redis_url=redis_url, events_stream=stream, outbox_poll_seconds=3600)
     options = worker_settings(settings)
     options["queue_name"] = f"test:jobs:{uuid.uuid4().hex}"
-    options["cron_jobs"] = []  # only the LISTEN/NOTIFY path may deliver in this test
+    options["cron_jobs"] = []  # only the listener may deliver in this test
+    watcher = await asyncpg.connect(database_url)  # opened before the worker's connections
     worker = Worker(**options)
     running = asyncio.create_task(worker.main())
     try:
-        await asyncio.sleep(0.5)  # the listener connects
+        await _until_listening_and_idle(watcher)
         placed = await place(db, clock, [("A", 2)])
-        deadline = asyncio.get_running_loop().time() + 5
-        entries = []
-        while asyncio.get_running_loop().time() < deadline and len(entries) < 2:
-            entries = await redis.xrange(stream)
-            await asyncio.sleep(0.05)
+        entries = await _wait_for_stream(redis, stream, 2, within=5)
         assert [e[1][b"type"] for e in entries] == [b"order.placed", b"order.sourced"]
         assert json.loads(entries[0][1][b"payload"])["order_id"] == placed["id"]
     finally:
@@ -258,3 +394,32 @@ async def test_the_running_worker_is_woken_by_a_commit_and_publishes_without_wai
         with contextlib.suppress(asyncio.CancelledError):
             await running
         await worker.close()
+        await watcher.close()
+
+
+async def _wait_for_stream(redis, stream: str, count: int, within: float) -> list:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    entries = await redis.xrange(stream)
+    while len(entries) < count and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+        entries = await redis.xrange(stream)
+    return entries
+
+
+async def _until_listening_and_idle(watcher: asyncpg.Connection) -> None:
+    """The worker's listener ran LISTEN and then its first drain (an empty claim) to its COMMIT,
+    on a connection opened after the listening one (the drain's, not one of the test's)."""
+    facts = """
+        SELECT EXISTS (
+            SELECT FROM pg_stat_activity l JOIN pg_stat_activity d USING (datname)
+            WHERE l.datname = current_database() AND l.query LIKE 'LISTEN %'
+              AND d.pid NOT IN (l.pid, pg_backend_pid()) AND d.backend_start > l.backend_start
+              AND d.state = 'idle' AND d.query = 'COMMIT;'
+        )
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while not await watcher.fetchval(facts):
+        assert loop.time() < deadline, "the worker's listener never started"
+        await asyncio.sleep(0.02)

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from orchestrator.services.commands import CustomerDetails
 from orchestrator.services.orders import place_order
 from tests.integration.invariants import all_violations
+from tests.integration.lock_waits import backend_pid, queued_behind
 from tests.integration.world import NOW, WEB, add_location, add_product, order_command, set_stock
 
 
@@ -42,17 +43,7 @@ async def test_a_phone_claimed_by_a_racing_first_order_does_not_fail_intake_with
         )
         # Wait until the placement queues behind the other transaction's row on the phone index.
         placing = asyncio.create_task(place_order(db, cmd, WEB, clock, claim=None))
-        for _ in range(200):
-            async with db.unit_of_work() as uow:
-                waiting = await uow.session.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'orchestrator' "
-                        "AND wait_event_type = 'Lock'"
-                    )
-                )
-            if waiting or placing.done():
-                break
-            await asyncio.sleep(0.01)
+        await queued_behind(db, await backend_pid(other.session), placing)
         await other.commit()
     placement = await placing
     assert placement.status_code == 201

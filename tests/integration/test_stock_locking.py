@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 
 import pytest
 from sqlalchemy import text
@@ -14,6 +15,7 @@ from orchestrator.db.engine import constraint_name, sqlstate
 from orchestrator.db.stock import MissingStockLevel, StockChange, apply_stock_changes, lock_stock
 from orchestrator.domain.inventory import MovementKind, StockPosition
 from tests.integration.invariants import ledger_violations
+from tests.integration.lock_waits import backend_pid, record_retries, until_waiting
 from tests.integration.world import add_location, add_product, set_stock
 
 
@@ -24,15 +26,6 @@ async def _grid(db, locations: int, products: int, on_hand: int = 100) -> tuple[
         for j in range(1, products + 1):
             await set_stock(db, f"L{i}", f"P{j}", on_hand)
     return locs, prods
-
-
-async def _waiting_for_lock(db, pid: int) -> bool:
-    async with db.unit_of_work() as uow:
-        return bool(
-            await uow.session.scalar(
-                text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND NOT granted"), {"pid": pid}
-            )
-        )
 
 
 async def _row_is_locked(db, key: tuple[int, int]) -> bool:
@@ -53,17 +46,12 @@ async def test_lock_stock_takes_rows_in_location_then_product_order_whatever_the
     keys = [(l1, p2), (l2, p1), (l2, p2), (l3, p1)]  # canonical order
     async with db.unit_of_work() as holder, db.unit_of_work() as locker:
         await lock_stock(holder.session, [(l2, p1)])
-        pid = await locker.session.scalar(text("SELECT pg_backend_pid()"))
+        pid = await backend_pid(locker.session)
         # Ask for the keys backwards: the canonical order still locks (l1, p2) first, then
         # queues on (l2, p1) before touching the rows after it.
         locking = asyncio.create_task(lock_stock(locker.session, list(reversed(keys))))
         try:
-            for _ in range(200):
-                if await _waiting_for_lock(db, pid):
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                pytest.fail("lock_stock did not queue behind the held row")
+            await until_waiting(db, pid)
             assert not locking.done()
             taken = {k: await _row_is_locked(db, k) for k in [(l1, p2), (l2, p2), (l3, p1)]}
             # The first key in canonical order is taken; the keys after the busy one are not yet.
@@ -213,3 +201,35 @@ async def test_database_refuses_reserving_more_than_is_on_hand_even_without_the_
             (3, 0, 0)
         ]
         assert await uow.session.scalar(text("SELECT count(*) FROM inventory_movements")) == 1  # the setup
+
+
+async def test_a_deadlock_db_run_retries_away_is_still_recorded_by_record_retries(db, monkeypatch):
+    """``db.run`` hides a deadlock from its caller by running the use case again; the concurrency
+    tests assert "no deadlock" through ``record_retries``, which must therefore see this one."""
+    (l1, l2), (p1,) = await _grid(db, 2, 1)
+    retried = record_retries(monkeypatch)
+    attempts: Counter[str] = Counter()
+    holding = {"a": asyncio.Event(), "b": asyncio.Event()}
+    pids: dict[str, int] = {}
+
+    def crossing(name: str, first: tuple[int, int], second: tuple[int, int]):  # type: ignore[no-untyped-def]
+        async def use_case(uow) -> None:  # type: ignore[no-untyped-def]
+            attempts[name] += 1
+            await lock_stock(uow.session, [first])
+            if attempts[name] == 1:  # only the first attempt crosses the other; a retry just waits
+                pids[name] = await backend_pid(uow.session)
+                holding[name].set()
+                await asyncio.gather(*(e.wait() for e in holding.values()))
+                if name == "b":  # ask for the second row only once "a" queues for it: a sure deadlock
+                    await until_waiting(db, pids["a"])
+            await lock_stock(uow.session, [second])
+            await uow.commit()
+
+        return use_case
+
+    await asyncio.wait_for(
+        asyncio.gather(db.run(crossing("a", (l1, p1), (l2, p1))), db.run(crossing("b", (l2, p1), (l1, p1)))),
+        timeout=30,
+    )
+    assert retried == ["40P01"]
+    assert sum(attempts.values()) == 3

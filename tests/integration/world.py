@@ -18,7 +18,7 @@ from orchestrator.services.orders import place_order
 
 ADMIN = Actor(kind="admin", id="integration")
 WEB = Actor(kind="channel", id="web", channel="web")
-NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+NOW = datetime.now(UTC)  # set-up time: the real one, as the database's now() sees it
 
 
 async def add_location(

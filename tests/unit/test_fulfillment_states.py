@@ -11,7 +11,7 @@ from orchestrator.domain.fulfillment import (
     CLOSED_WITHOUT_FULFILLING,
     FULFILLED_STATES,
     OPEN_STATES,
-    SYSTEM_ACTIONS,
+    TRANSITIONS,
     Action,
     Method,
     Status,
@@ -107,8 +107,15 @@ def test_allowed_actions_never_list_system_actions(state: Status, method: Method
     assert all(a in {x.value for x in Action} for a in listed)
 
 
-def test_system_actions_are_expire_and_remind() -> None:
-    assert {A.EXPIRE, A.REMIND} == set(SYSTEM_ACTIONS)
+@pytest.mark.parametrize(("state", "action"), list(TRANSITIONS))
+def test_every_transition_is_offered_to_people_except_the_clocks_expire_and_remind(
+    state: Status, action: Action
+) -> None:
+    # A transition nobody is offered is dead; a clock action offered to people lets staff expire
+    # a pickup early or send reminders at will.
+    for method in TRANSITIONS[(state, action)][1]:
+        offered = action.value in allowed_actions(state, method)
+        assert offered is (action not in {A.EXPIRE, A.REMIND}), (state, method, action)
 
 
 def test_ready_for_pickup_lists_handover_and_cancel_but_not_expire() -> None:

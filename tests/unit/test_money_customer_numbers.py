@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from orchestrator.domain import money
 from orchestrator.domain.customer import normalise_email, normalise_phone
 from orchestrator.domain.errors import InvalidRequest
-from orchestrator.domain.money import ISO_4217, check_currency, line_total
+from orchestrator.domain.money import ISO_4217, check_currency
 from orchestrator.domain.order_number import (
     ALPHABET,
     PATTERN,
@@ -37,12 +37,6 @@ def test_the_currency_list_is_three_letter_upper_case_codes() -> None:
     assert len(ISO_4217) > 150
     assert all(len(c) == 3 and c.isalpha() and c.isupper() for c in ISO_4217)
     assert {"EUR", "USD", "GBP", "CHF", "SEK", "PLN"} <= ISO_4217
-
-
-def test_line_total_is_quantity_times_unit_price_in_minor_units() -> None:
-    assert line_total(3, 1999) == 5997
-    assert line_total(0, 1999) == 0
-    assert isinstance(line_total(2, 5), int)
 
 
 def test_a_subtotal_is_the_sum_of_line_totals_and_may_not_overflow_an_amount_column() -> None:

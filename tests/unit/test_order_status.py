@@ -100,14 +100,6 @@ def test_a_rejected_transfer_does_not_cancel_the_order() -> None:
     assert derive_order_status([fo(S.ACCEPTED), fo(S.REJECTED, M.TRANSFER)]) is OS.IN_PROGRESS
 
 
-def test_derive_order_status_accepts_any_iterable() -> None:
-    assert derive_order_status(iter([fo(S.PENDING), fo(S.PENDING, M.TRANSFER)])) is OS.RECEIVED
-
-
-def test_fulfillment_summary_defaults_to_nothing_handed_over() -> None:
-    assert FulfillmentSummary(S.PENDING, M.PICKUP).handed_over == 0
-
-
 def test_a_pickup_that_expired_after_a_partial_handover_still_reached_the_customer() -> None:
     assert derive_order_status([fo(S.EXPIRED, handed_over=1)]) is OS.COMPLETED
     assert derive_order_status([fo(S.CANCELLED, handed_over=2), fo(S.PICKED_UP)]) is OS.COMPLETED

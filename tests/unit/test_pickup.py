@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,82 +13,64 @@ from hypothesis import strategies as st
 from orchestrator.domain.pickup import (
     CODE_DIGITS,
     PickupGuard,
-    codes_match,
-    new_pickup_code,
-    pickup_code_digest,
+    code_matches,
+    pickup_code,
     pickup_deadline,
     reminder_at,
 )
 
 SECRET = "server-secret"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+PICKUP = uuid.UUID("7f0c1a52-93c4-4d1e-9a55-0c4bd1f8e001")
 
 
-def test_a_pickup_code_is_six_digits() -> None:
+def test_a_pickup_code_is_six_digits_keeping_leading_zeros_and_varies_per_pickup() -> None:
     assert CODE_DIGITS == 6
-    codes = [new_pickup_code() for _ in range(500)]
+    codes = [pickup_code(SECRET, uuid.UUID(int=n), 1) for n in range(2000)]
     assert all(re.fullmatch(r"\d{6}", code) for code in codes)
-
-
-def test_pickup_codes_keep_leading_zeros_and_vary() -> None:
-    codes = {new_pickup_code() for _ in range(2000)}
-    assert len(codes) > 1900  # a million possibilities: collisions in 2,000 draws are rare
+    assert len(set(codes)) > 1990  # a million possibilities: collisions in 2,000 are rare
     assert any(code.startswith("0") for code in codes)
 
 
-def test_the_digest_is_a_keyed_hmac_not_the_code() -> None:
-    digest = pickup_code_digest(SECRET, 12, "042137")
-    assert re.fullmatch(r"[0-9a-f]{64}", digest)
-    assert "042137" not in digest
-    assert digest == pickup_code_digest(SECRET, 12, "042137")
+def test_the_code_is_derived_the_same_every_time() -> None:
+    assert pickup_code(SECRET, PICKUP, 1) == pickup_code(SECRET, PICKUP, 1)
+    assert pickup_code(SECRET, PICKUP, 1) == pickup_code(SECRET, str(PICKUP), 1)
 
 
-def test_the_digest_differs_per_location() -> None:
-    assert pickup_code_digest(SECRET, 1, "123456") != pickup_code_digest(SECRET, 2, "123456")
+def test_the_code_differs_per_issue_pickup_and_secret() -> None:
+    code = pickup_code(SECRET, PICKUP, 1)
+    assert pickup_code(SECRET, PICKUP, 2) != code
+    assert pickup_code(SECRET, uuid.UUID(int=PICKUP.int + 1), 1) != code
+    assert pickup_code("other-secret", PICKUP, 1) != code
 
 
-def test_the_digest_differs_per_secret() -> None:
-    assert pickup_code_digest("a", 1, "123456") != pickup_code_digest("b", 1, "123456")
+def test_no_code_exists_before_the_first_issue() -> None:
+    with pytest.raises(ValueError):
+        pickup_code(SECRET, PICKUP, 0)
+    assert not code_matches(SECRET, PICKUP, 0, pickup_code(SECRET, PICKUP, 1))
 
 
-def test_the_digest_differs_per_code() -> None:
-    assert pickup_code_digest(SECRET, 1, "123456") != pickup_code_digest(SECRET, 1, "123457")
+def test_the_code_matches_its_pickup_and_issue_ignoring_surrounding_whitespace() -> None:
+    code = pickup_code(SECRET, PICKUP, 3)
+    assert code_matches(SECRET, PICKUP, 3, code)
+    assert code_matches(SECRET, PICKUP, 3, f" {code}\n")
 
 
-def test_the_digest_ignores_surrounding_whitespace_in_the_code() -> None:
-    assert pickup_code_digest(SECRET, 7, " 123456\n") == pickup_code_digest(SECRET, 7, "123456")
-
-
-def test_the_location_and_code_cannot_be_shifted_into_each_other() -> None:
-    # "1:23456" vs "12:3456" would collide if the parts were simply concatenated.
-    assert pickup_code_digest(SECRET, 1, "23456") != pickup_code_digest(SECRET, 12, "3456")
-
-
-def test_codes_match_the_right_code_at_the_right_location() -> None:
-    digest = pickup_code_digest(SECRET, 3, "555123")
-    assert codes_match(SECRET, 3, "555123", digest)
-    assert codes_match(SECRET, 3, " 555123 ", digest)
-
-
-def test_codes_do_not_match_a_wrong_code_location_or_secret() -> None:
-    digest = pickup_code_digest(SECRET, 3, "555123")
-    assert not codes_match(SECRET, 3, "555124", digest)
-    assert not codes_match(SECRET, 4, "555123", digest)
-    assert not codes_match("other-secret", 3, "555123", digest)
-    assert not codes_match(SECRET, 3, "", digest)
-
-
-def test_codes_never_match_when_no_code_was_issued() -> None:
-    assert not codes_match(SECRET, 3, "555123", None)
+def test_the_code_does_not_match_another_issue_pickup_secret_or_nothing() -> None:
+    code = pickup_code(SECRET, PICKUP, 3)
+    assert not code_matches(SECRET, PICKUP, 4, code)
+    assert not code_matches(SECRET, uuid.uuid4(), 3, code)
+    assert not code_matches("other-secret", PICKUP, 3, code)
+    assert not code_matches(SECRET, PICKUP, 3, "")
+    assert not code_matches(SECRET, PICKUP, 3, None)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(min_value=0, max_value=10**6 - 1), st.integers(min_value=1, max_value=10**6))
-def test_property_a_code_matches_only_its_own_digest(number: int, location: int) -> None:
-    code = f"{number:06d}"
-    digest = pickup_code_digest(SECRET, location, code)
-    assert codes_match(SECRET, location, code, digest)
-    assert not codes_match(SECRET, location, f"{(number + 1) % 10**6:06d}", digest)
+@given(st.uuids(), st.integers(min_value=1, max_value=1000))
+def test_property_only_the_derived_code_matches(pickup: uuid.UUID, issue: int) -> None:
+    code = pickup_code(SECRET, pickup, issue)
+    assert code_matches(SECRET, pickup, issue, code)
+    assert not code_matches(SECRET, pickup, issue, f"{(int(code) + 1) % 10**6:06d}")
 
 
 def test_guard_counts_wrong_codes_without_locking_before_the_fifth() -> None:

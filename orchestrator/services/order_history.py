@@ -1,0 +1,71 @@
+"""An order's history for an operator (``orchestrator events``): its timeline and the outbox
+messages written about it, published or still waiting."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from orchestrator.db.engine import Database
+from orchestrator.db.orders import Order
+from orchestrator.db.outbox import OutboxMessage
+from orchestrator.domain.access import Actor
+from orchestrator.domain.errors import NotFound
+from orchestrator.domain.order_number import normalise_order_number
+from orchestrator.services.order_queries import order_events
+from orchestrator.services.views import OrderEventView
+
+OPERATOR = Actor(kind="admin", id="cli")
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    event_id: uuid.UUID
+    type: str
+    created_at: datetime
+    published_at: datetime | None
+    attempts: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OrderHistory:
+    order_id: uuid.UUID
+    number: str
+    channel: str
+    status: str
+    timeline: list[OrderEventView]
+    outbox: list[OutboxEntry]  # the latest ones, oldest first
+
+
+async def order_history(db: Database, ref: str, *, outbox_limit: int = 20) -> OrderHistory:
+    """``ref`` is the order's id or its number (as the customer reads it out)."""
+    try:
+        where = Order.id == uuid.UUID(ref)
+    except ValueError:
+        where = Order.number == normalise_order_number(ref)
+    async with db.unit_of_work() as uow:
+        order = (
+            await uow.session.execute(select(Order.id, Order.number, Order.channel, Order.status).where(where))
+        ).first()
+        if order is None:
+            raise NotFound(f"no order {ref}")
+        rows = await uow.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.order_id == order.id)
+            .order_by(OutboxMessage.id.desc())
+            .limit(outbox_limit)
+        )
+        outbox = [
+            OutboxEntry(
+                m.id or 0, m.event_id, m.type, m.created_at, m.published_at, m.attempts, m.payload.get("data", {})
+            )
+            for m in reversed(list(rows))
+        ]
+    timeline = await order_events(db, order.id, OPERATOR)
+    return OrderHistory(order.id, order.number, order.channel, order.status, timeline, outbox)
