@@ -10,12 +10,12 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from orchestrator.api.auth import ANY_KEY, CHANNELS, STAFF
 from orchestrator.api.dependencies import DB, ActorDep, ClockDep, LifecycleDep, parse_if_match
 from orchestrator.api.problems import problems
-from orchestrator.api.schemas import IF_MATCH_PATTERN, RequestBody
+from orchestrator.api.schemas import RequestBody, if_match_header
 from orchestrator.db.engine import Database
 from orchestrator.domain.access import Actor
 from orchestrator.domain.fulfillment import Action
@@ -26,15 +26,7 @@ from orchestrator.services.fulfillment_queries import fulfillment_queue, get_ful
 from orchestrator.services.views import FulfillmentView, Page
 
 FulfillmentId = FromPath[uuid.UUID]
-IfMatch = Annotated[
-    str | None,
-    HeaderParameter(
-        name="If-Match",
-        required=False,
-        description="the fulfillment's ETag/version",
-        schema_extra={"pattern": IF_MATCH_PATTERN},
-    ),
-]
+IfMatch = Annotated[str | None, if_match_header("the fulfillment's ETag/version")]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 TRANSITION_PROBLEMS = problems(400, 401, 403, 404, 409, 412, 422)
 

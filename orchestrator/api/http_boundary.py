@@ -18,16 +18,13 @@ import msgspec
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.api.problems import HTTP_TITLES, PROBLEM_MEDIA_TYPE, Problem, problem_type
+from orchestrator.api.problems import PROBLEM_MEDIA_TYPE, http_problem
 
 _REPLACED_MEDIA_TYPES = (b"text/plain", b"text/html")
 
 
 def problem_messages(status: int, detail: str | None, instance: str) -> tuple[Message, Message]:
-    slug, title = HTTP_TITLES.get(status, ("http-error", "HTTP error"))
-    body = msgspec.json.encode(
-        Problem(type=problem_type(slug), title=title, status=status, detail=detail, instance=instance)
-    )
+    body = msgspec.json.encode(http_problem(status, detail, instance))
     start: Message = {
         "type": "http.response.start",
         "status": status,

@@ -23,7 +23,7 @@ from orchestrator.api.dependencies import (
     parse_if_match,
 )
 from orchestrator.api.problems import problems
-from orchestrator.api.schemas import IF_MATCH_PATTERN, CancelOrder, CreateOrder, RequestBody
+from orchestrator.api.schemas import CancelOrder, CreateOrder, RequestBody, if_match_header
 from orchestrator.domain.access import Actor
 from orchestrator.domain.customer import normalise_phone
 from orchestrator.domain.errors import InsufficientStock, InvalidRequest
@@ -45,15 +45,7 @@ IdempotencyKey = Annotated[
         description="Unique per intended order; a retry with the same key returns the first answer",
     ),
 ]
-IfMatch = Annotated[
-    str | None,
-    HeaderParameter(
-        name="If-Match",
-        required=False,
-        description="ETag (version) the change is based on",
-        schema_extra={"pattern": IF_MATCH_PATTERN},
-    ),
-]
+IfMatch = Annotated[str | None, if_match_header("ETag (version) the change is based on")]
 
 
 class OrderPage(Page, kw_only=True):

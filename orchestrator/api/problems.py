@@ -100,6 +100,14 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
     return Response(problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def http_problem(
+    status: int, detail: str | None, instance: str | None, errors: list[FieldError] | None = None
+) -> Problem:
+    """The problem of an HTTP status that no domain error decides (``HTTP_TITLES``)."""
+    slug, title = HTTP_TITLES.get(status, ("http-error", "HTTP error"))
+    return Problem(type=problem_type(slug), title=title, status=status, detail=detail, instance=instance, errors=errors)
+
+
 def domain_problem(exc: e.DomainError, instance: str | None) -> Problem:
     # The first (most specific) row that matches; DomainError itself is the table's last row.
     _, status, slug, title = next(row for row in PROBLEM_TABLE if isinstance(exc, row[0]))
@@ -162,18 +170,8 @@ def on_validation_error(request: Request, exc: ValidationException) -> Response[
         message = f"missing required {param.group(1)} parameter"
         errors = [FieldError(field=param.group(2), message=message)]
     status = 400 if _looks_malformed(exc) else 422
-    slug, title = HTTP_TITLES[status]
     detail = "the request body is not valid JSON" if status == 400 else "the request does not match the schema"
-    return problem_response(
-        Problem(
-            type=problem_type(slug),
-            title=title,
-            status=status,
-            detail=detail,
-            instance=request.url.path,
-            errors=errors or None,
-        )
-    )
+    return problem_response(http_problem(status, detail, request.url.path, errors or None))
 
 
 def on_http_error(request: Request, exc: HTTPException) -> Response[Problem]:
@@ -203,15 +201,8 @@ def on_database_unavailable(request: Request, exc: Exception) -> Response[Proble
     outages = getattr(db, "outages", _OUTAGES_BEFORE_STARTUP)
     if outages.first_of_incident():
         log.error("database unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
-    slug, title = HTTP_TITLES[503]
     return problem_response(
-        Problem(
-            type=problem_type(slug),
-            title=title,
-            status=503,
-            detail="the database is unavailable; try again shortly",
-            instance=request.url.path,
-        ),
+        http_problem(503, "the database is unavailable; try again shortly", request.url.path),
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
@@ -220,14 +211,9 @@ def on_unexpected_error(request: Request, exc: Exception) -> Response[Problem]:
     if database_unavailable(exc):
         return on_database_unavailable(request, exc)
     log.exception("unhandled error", path=request.url.path, error=repr(exc))
-    slug, title = HTTP_TITLES[500]
     return problem_response(
-        Problem(
-            type=problem_type(slug),
-            title=title,
-            status=HTTP_500_INTERNAL_SERVER_ERROR,
-            detail="an unexpected error occurred; it has been logged",
-            instance=request.url.path,
+        http_problem(
+            HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred; it has been logged", request.url.path
         )
     )
 
@@ -242,16 +228,7 @@ def on_database_error(request: Request, exc: Exception) -> Response[Problem]:
         return on_database_unavailable(request, exc)
     if sqlstate(exc) not in UNSTORABLE_TEXT_SQLSTATES:
         return on_unexpected_error(request, exc)
-    slug, title = HTTP_TITLES[400]
-    return problem_response(
-        Problem(
-            type=problem_type(slug),
-            title=title,
-            status=400,
-            detail="text may not contain NUL (\\u0000) characters",
-            instance=request.url.path,
-        )
-    )
+    return problem_response(http_problem(400, "text may not contain NUL (\\u0000) characters", request.url.path))
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
+from litestar.params import HeaderParameter
 from msgspec import Meta
 
 from orchestrator.domain.money import MAX_AMOUNT
@@ -21,6 +22,13 @@ Text200 = Annotated[str, Meta(max_length=200)]
 # What ``dependencies.parse_if_match`` accepts (``"3"``, ``W/"3"`` or ``3``); documented in the
 # OpenAPI document only, so that a bad value stays the ``invalid-request`` problem naming If-Match.
 IF_MATCH_PATTERN = r'^(W/)?"?[0-9]{1,18}"?$'
+
+
+def if_match_header(description: str) -> HeaderParameter:
+    """The optional ``If-Match`` header parameter, documented with ``IF_MATCH_PATTERN``."""
+    return HeaderParameter(
+        name="If-Match", required=False, description=description, schema_extra={"pattern": IF_MATCH_PATTERN}
+    )
 
 
 class RequestBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

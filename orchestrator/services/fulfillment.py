@@ -96,11 +96,7 @@ async def transition(
 ) -> FulfillmentView:
     async def attempt(uow: UnitOfWork) -> FulfillmentView:
         session = uow.session
-        order_id = await session.scalar(select(FulfillmentOrder.order_id).where(FulfillmentOrder.id == fulfillment_id))
-        if order_id is None:
-            raise NotFound(FULFILLMENT_NOT_FOUND)
-        aggregate = await load_order(session, order_id, ADMIN_VIEW, lock=True)
-        fo = next(f for f in aggregate.fulfillments if f.id == fulfillment_id)
+        aggregate, fo = await _locked(session, fulfillment_id)
         if not _may_act(actor, aggregate, fo, action):
             raise NotFound(FULFILLMENT_NOT_FOUND)
         if expected_version is not None and expected_version != fo.version:
@@ -114,7 +110,7 @@ async def transition(
             target,
             actor,
             now,
-            StockLedger(session, str(order_id), now),
+            StockLedger(session, str(fo.order_id), now),
             settings,
         )
         if apply is not None:
@@ -152,11 +148,7 @@ async def resend_pickup_code(
 
     async def attempt(uow: UnitOfWork) -> str:
         session = uow.session
-        order_id = await session.scalar(select(FulfillmentOrder.order_id).where(FulfillmentOrder.id == fulfillment_id))
-        if order_id is None:
-            raise NotFound(FULFILLMENT_NOT_FOUND)
-        aggregate = await load_order(session, order_id, ADMIN_VIEW, lock=True)
-        fo = next(f for f in aggregate.fulfillments if f.id == fulfillment_id)
+        aggregate, fo = await _locked(session, fulfillment_id)
         # Another channel's customer is outside this key's reach: the same 404 as no such pickup.
         if not (actor.is_admin or (actor.kind == Role.CHANNEL and actor.channel == aggregate.order.channel)):
             raise NotFound(FULFILLMENT_NOT_FOUND)
@@ -172,6 +164,15 @@ async def resend_pickup_code(
         return pickup_code(settings.secret, fo.id, fo.pickup_code_issue)
 
     return await db.run(attempt)
+
+
+async def _locked(session: AsyncSession, fulfillment_id: uuid.UUID) -> tuple[OrderAggregate, FulfillmentOrder]:
+    """The fulfillment's order, locked (order first), and the fulfillment in it; 404 if none."""
+    order_id = await session.scalar(select(FulfillmentOrder.order_id).where(FulfillmentOrder.id == fulfillment_id))
+    if order_id is None:
+        raise NotFound(FULFILLMENT_NOT_FOUND)
+    aggregate = await load_order(session, order_id, ADMIN_VIEW, lock=True)
+    return aggregate, next(f for f in aggregate.fulfillments if f.id == fulfillment_id)
 
 
 def _may_act(actor: Actor, aggregate: OrderAggregate, fo: FulfillmentOrder, action: Action) -> bool:

@@ -40,9 +40,10 @@ def settings(database_url: str, redis_url: str) -> Settings:
     return settings_for(database_url, redis_url)
 
 
-def settings_for(database_url: str, redis_url: str) -> Settings:
+def settings_for(database_url: str, redis_url: str, **overrides: Any) -> Settings:
     """Quiet, with the test admin token and no key cache (keys made in a test work at once)."""
     return Settings(
+        **overrides,
         database_url=database_url,
         redis_url=redis_url,
         admin_token=ADMIN_TOKEN,
@@ -55,7 +56,13 @@ def settings_for(database_url: str, redis_url: str) -> Settings:
 @pytest.fixture
 async def client(settings: Settings, db, redis, clock) -> AsyncIterator[httpx.AsyncClient]:
     """The app in this event loop (as a server would run it), lifespan included."""
-    app = create_app(settings, db=db, redis=redis, clock=clock)
+    async with serving(create_app(settings, db=db, redis=redis, clock=clock)) as c:
+        yield c
+
+
+@asynccontextmanager
+async def serving(app) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app running in this event loop (``running``)."""
     async with (
         running(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://orchestrator.test") as c,
@@ -195,3 +202,23 @@ class Shop:
 @pytest.fixture
 async def shop(client, db, clock) -> Shop:
     return Shop(client, db, clock)
+
+
+@pytest.fixture
+async def store(shop) -> Shop:
+    """One pickup store, S1, with 10 of product A."""
+    await shop.location("S1", capabilities=("pickup",))
+    await shop.product("A")
+    await shop.stock("S1", "A", 10)
+    return shop
+
+
+@pytest.fixture
+async def two_stores(shop) -> Shop:
+    """Stores S1 (Berlin) and S2 (Munich), each with 5 of product A."""
+    await shop.location("S1", 52.52, 13.40)
+    await shop.location("S2", 48.14, 11.58)
+    await shop.product("A")
+    await shop.stock("S1", "A", 5)
+    await shop.stock("S2", "A", 5)
+    return shop

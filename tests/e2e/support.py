@@ -28,6 +28,11 @@ def assert_problem(r, status: int, slug: str) -> dict:
     return body
 
 
+def fields_of(problem: dict) -> list[str]:
+    """The fields a problem's ``errors`` name, in order."""
+    return [e.get("field") for e in problem.get("errors") or []]
+
+
 async def act(shop, headers, fo_id, action, body=None, *, expect=200, if_match=None) -> Any:
     h = dict(headers)
     if if_match is not None:

@@ -5,20 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-import pytest
-
 from tests.e2e.support import assert_problem
-
-
-@pytest.fixture
-async def two_stores(shop):
-    await shop.location("S1", 52.52, 13.40)
-    await shop.location("S2", 48.14, 11.58)
-    await shop.product("A")
-    await shop.stock("S1", "A", 5)
-    await shop.stock("S2", "A", 5)
-    return shop
-
 
 # --- authentication ---------------------------------------------------------------------------
 

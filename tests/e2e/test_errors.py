@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import json
 
-import pytest
 from sqlalchemy import text
 
-from tests.e2e.support import BASE, PROBLEM, assert_problem
+from tests.e2e.support import BASE, PROBLEM, assert_problem, fields_of
 
 WRITTEN = (
     "orders",
@@ -23,10 +22,6 @@ WRITTEN = (
 )
 
 
-def fields_of(problem: dict) -> list[str]:
-    return [e.get("field") for e in problem.get("errors") or []]
-
-
 async def nothing_written(shop, db) -> None:
     async with db.unit_of_work() as uow:
         for table in WRITTEN:
@@ -36,14 +31,6 @@ async def nothing_written(shop, db) -> None:
         assert movements == 0
     level = (await shop.client.get("/v1/locations/S1/stock/A", headers=shop.admin)).json()
     assert (level["on_hand"], level["reserved"]) == (10, 0)
-
-
-@pytest.fixture
-async def store(shop):
-    await shop.location("S1", capabilities=("pickup",))
-    await shop.product("A")
-    await shop.stock("S1", "A", 10)
-    return shop
 
 
 async def post_raw(shop, content: bytes, key: str = "k") -> object:

@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from sqlalchemy import text
 
 from orchestrator.domain.access import Role
 from orchestrator.services.api_keys import create_key
 from tests.e2e.conftest import auth
 from tests.e2e.support import assert_problem
-
-
-@pytest.fixture
-async def two_stores(shop):
-    await shop.location("S1", 52.52, 13.40)
-    await shop.location("S2", 48.14, 11.58)
-    await shop.product("A")
-    await shop.stock("S1", "A", 5)
-    await shop.stock("S2", "A", 5)
-    return shop
 
 
 async def key_named(shop, name: str, *, role: Role, channel: str | None = None) -> dict[str, str]:

@@ -4,8 +4,6 @@ a new list endpoint is covered too); the order list filters by customer phone an
 
 from __future__ import annotations
 
-import pytest
-
 from tests.e2e.support import assert_problem
 
 UUID = "00000000-0000-4000-8000-000000000000"
@@ -62,14 +60,6 @@ async def test_values_outside_a_declared_set_are_422_listing_the_allowed_values_
             assert all(value in message for value in allowed), (url, parameter["name"], problem)
             checked.append(parameter["name"])
     assert {"status", "method", "capability"} <= set(checked), checked
-
-
-@pytest.fixture
-async def store(shop):
-    await shop.location("S1", capabilities=("pickup",))
-    await shop.product("A")
-    await shop.stock("S1", "A", 10)
-    return shop
 
 
 async def test_orders_filter_by_customer_phone_in_any_spelling_and_by_customer_id(store):

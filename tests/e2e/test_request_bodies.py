@@ -9,9 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
-
-from tests.e2e.support import assert_problem
+from tests.e2e.support import assert_problem, fields_of
 
 PLACEHOLDERS = {"uuid": "00000000-0000-4000-8000-000000000000"}
 DEEP = b"[" * 1000 + b"]" * 1000  # ~2 KB: RecursionError in litestar's decoder before the fix
@@ -23,10 +21,6 @@ NOT_JSON = [
     (None, b'{"reason": "x"}'),
     ("application/json; charset=latin-1", b'{"reason": "x"}'),
 ]
-
-
-def fields_of(problem: dict) -> list[str]:
-    return [e.get("field") for e in problem.get("errors") or []]
 
 
 async def body_operations(shop) -> list[tuple[str, str]]:
@@ -81,14 +75,6 @@ async def test_unknown_fields_are_a_422_naming_them_on_every_body_endpoint(shop)
         r = await send(shop, method, url, b'{"zz_not_a_field": 1}')
         problem = assert_problem(r, 422, "validation-error")
         assert "zz_not_a_field" in fields_of(problem), (method, url, problem)
-
-
-@pytest.fixture
-async def store(shop):
-    await shop.location("S1", capabilities=("pickup",))
-    await shop.product("A")
-    await shop.stock("S1", "A", 10)
-    return shop
 
 
 async def test_cancel_naming_lines_is_refused_and_cancels_nothing(store):

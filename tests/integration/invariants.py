@@ -7,6 +7,7 @@ failure names the offending (location, product) or order line.
 from __future__ import annotations
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db.engine import Database
 
@@ -167,6 +168,16 @@ async def ledger_violations(db: Database) -> list[str]:
     return await _violations(db, levels=True, reservations=False, ledger=True)
 
 
+async def _misplaced_holds(s: AsyncSession) -> list[str]:
+    """Reservations at another store than their fulfillment's; cancelled orders still holding."""
+    out: list[str] = []
+    for rid, at, fo_at in await s.execute(_RESERVATION_ELSEWHERE):
+        out.append(f"reservation {rid} at location {at} for a fulfillment at {fo_at}")
+    for order_id, held in await s.execute(_CANCELLED_HOLDING):
+        out.append(f"cancelled order/fulfillment of {order_id} still holds {held} units")
+    return out
+
+
 async def order_violations(db: Database) -> list[str]:
     """For orders nothing has been picked from: each line's open units equal its active
     reservations, reservations sit where their fulfillment is, closed orders hold nothing."""
@@ -175,10 +186,7 @@ async def order_violations(db: Database) -> list[str]:
         s = uow.session
         for order_id, line_no, sku, open_units, held in await s.execute(_ORDER_LINES_VS_RESERVATIONS):
             out.append(f"order {order_id} line {line_no} ({sku}): {open_units} open units, {held} reserved")
-        for rid, at, fo_at in await s.execute(_RESERVATION_ELSEWHERE):
-            out.append(f"reservation {rid} at location {at} for a fulfillment at {fo_at}")
-        for order_id, held in await s.execute(_CANCELLED_HOLDING):
-            out.append(f"cancelled order/fulfillment of {order_id} still holds {held} units")
+        out += await _misplaced_holds(s)
     return out
 
 
@@ -194,10 +202,7 @@ async def fulfillment_violations(db: Database) -> list[str]:
             out.append(f"order {order_id} fulfillment {fo_id} ({status}) line {sku}: {due} open units, {held} reserved")
         for order_id, line_no, sku, open_units, due in await s.execute(_ORDER_LINES_ACCOUNTED):
             out.append(f"order {order_id} line {line_no} ({sku}): {open_units} open units, {due} due on fulfillments")
-        for rid, at, fo_at in await s.execute(_RESERVATION_ELSEWHERE):
-            out.append(f"reservation {rid} at location {at} for a fulfillment at {fo_at}")
-        for order_id, held in await s.execute(_CANCELLED_HOLDING):
-            out.append(f"cancelled order/fulfillment of {order_id} still holds {held} units")
+        out += await _misplaced_holds(s)
     return out
 
 

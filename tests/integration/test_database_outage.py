@@ -15,7 +15,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,12 +30,11 @@ from sqlalchemy.exc import DBAPIError
 from orchestrator.api import problems
 from orchestrator.app import create_app
 from orchestrator.cli import upgrade_database
-from orchestrator.config import Settings
 from orchestrator.db.engine import Database, database_unavailable
 from orchestrator.domain.access import Role
 from orchestrator.embedded import EmbeddedPostgres, free_port
 from orchestrator.services.api_keys import create_key
-from tests.e2e.conftest import ADMIN_TOKEN, auth, running
+from tests.e2e.conftest import ADMIN_TOKEN, auth, serving, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_TIMEOUT_S = 10.0
@@ -95,20 +94,7 @@ def logged(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 @asynccontextmanager
 async def app_client(database_url: str, redis_url: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        **overrides,
-        database_url=database_url,
-        redis_url=redis_url,
-        admin_token=ADMIN_TOKEN,
-        access_log=False,
-        log_level="WARNING",
-        key_cache_seconds=0.0,
-    )
-    app = create_app(settings)
-    async with (
-        running(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://orchestrator.test") as client,
-    ):
+    async with serving(create_app(settings_for(database_url, redis_url, **overrides))) as client:
         yield client
 
 
@@ -118,6 +104,11 @@ async def timed(request) -> tuple[httpx.Response, float]:  # type: ignore[no-unt
     async with asyncio.timeout(CLIENT_TIMEOUT_S):
         response = await request
     return response, time.monotonic() - started
+
+
+async def orders_at_once(client: httpx.AsyncClient, n: int) -> list[tuple[httpx.Response, float]]:
+    """``n`` concurrent ``GET /v1/orders`` as the admin, each timed."""
+    return await asyncio.gather(*(timed(client.get("/v1/orders", headers=auth(ADMIN_TOKEN))) for _ in range(n)))
 
 
 def assert_unavailable(r: httpx.Response) -> None:
@@ -139,9 +130,18 @@ async def channel_key(database_url: str) -> dict[str, str]:
     return auth(token)
 
 
-def frozen(postgres: PrivatePostgres) -> list[psutil.Process]:
+@contextmanager
+def frozen(postgres: PrivatePostgres) -> Iterator[None]:
+    """The postmaster and every backend stopped (SIGSTOP) until the block ends, then resumed."""
     postmaster = psutil.Process(int((postgres.pgdata / "postmaster.pid").read_text().split()[0]))
-    return [postmaster, *postmaster.children(recursive=True)]
+    processes = [postmaster, *postmaster.children(recursive=True)]
+    for p in processes:
+        p.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for p in processes:
+            p.send_signal(signal.SIGCONT)
 
 
 async def test_a_stopped_database_is_a_503_problem_with_retry_after_logged_once(postgres, redis_url, logged):
@@ -170,13 +170,8 @@ async def test_a_hung_database_answers_503_within_seconds_and_readiness_within_2
     async with app_client(postgres.url, redis_url) as client:
         # A pooled connection (its statement will hang) and room for new ones (their connect will).
         assert (await client.get("/v1/orders", headers=auth(ADMIN_TOKEN))).status_code == 200
-        processes = frozen(postgres)
-        for p in processes:
-            p.send_signal(signal.SIGSTOP)
-        try:
-            results = await asyncio.gather(
-                *(timed(client.get("/v1/orders", headers=auth(ADMIN_TOKEN))) for _ in range(3))
-            )
+        with frozen(postgres):
+            results = await orders_at_once(client, 3)
             for r, elapsed in results:
                 assert_unavailable(r)
                 assert elapsed < CLIENT_TIMEOUT_S
@@ -184,9 +179,6 @@ async def test_a_hung_database_answers_503_within_seconds_and_readiness_within_2
             assert ready.status_code == 503, ready.text
             assert ready.json()["database"].startswith("down")
             assert elapsed < 2.0, elapsed
-        finally:
-            for p in processes:
-                p.send_signal(signal.SIGCONT)
         # Thawed, the same app serves again: dead connections were dropped, not reused.
         r, _ = await timed(client.get("/v1/orders", headers=auth(ADMIN_TOKEN)))
         assert r.status_code == 200, r.text
@@ -199,16 +191,8 @@ async def test_a_request_waiting_for_a_pooled_connection_gives_up_at_the_pool_ti
     behind it get their 503 at the pool timeout, not one statement timeout after another."""
     async with app_client(postgres.url, redis_url, db_pool_size=1, db_max_overflow=0) as client:
         assert (await client.get("/v1/orders", headers=auth(ADMIN_TOKEN))).status_code == 200
-        processes = frozen(postgres)
-        for p in processes:
-            p.send_signal(signal.SIGSTOP)
-        try:
-            results = await asyncio.gather(
-                *(timed(client.get("/v1/orders", headers=auth(ADMIN_TOKEN))) for _ in range(4))
-            )
-        finally:
-            for p in processes:
-                p.send_signal(signal.SIGCONT)
+        with frozen(postgres):
+            results = await orders_at_once(client, 4)
     for r, elapsed in results:
         assert_unavailable(r)
         assert elapsed < CLIENT_TIMEOUT_S

@@ -97,20 +97,22 @@ def running_dev_stack(state_dir: Path, database_url: str, *, startup_s: float = 
         reader.join(5)
 
 
-@pytest.fixture
-def dev_database(servers: tuple[str, str]) -> Iterator[str]:
+def _new_database(servers: tuple[str, str]) -> Iterator[str]:
+    """A database of its own on the test server, dropped after the test."""
     name = f"orch_dev_{uuid.uuid4().hex[:8]}"
     url = create_database(servers[0], name)
     yield url
     drop_database(servers[0], name)
+
+
+@pytest.fixture
+def dev_database(servers: tuple[str, str]) -> Iterator[str]:
+    yield from _new_database(servers)
 
 
 @pytest.fixture
 def another_dev_database(servers: tuple[str, str]) -> Iterator[str]:
-    name = f"orch_dev_{uuid.uuid4().hex[:8]}"
-    url = create_database(servers[0], name)
-    yield url
-    drop_database(servers[0], name)
+    yield from _new_database(servers)
 
 
 def _admin_can_simulate(base_url: str, token: str) -> httpx.Response:
