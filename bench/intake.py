@@ -179,8 +179,8 @@ BASELINE_SQL = {
     " request, candidates, plan, unfilled, created_at) VALUES ($1, $2, 'placement', 'pickup_at_store',"
     " 'raw', 0, '{}', '[]', '[]', '{}', now())",
     "fo": "INSERT INTO fulfillment_orders (id, order_id, location_id, method, status, version,"
-    " sourcing_decision_id, pickup_failed_attempts, created_at) VALUES ($1, $2, $3, 'pickup', 'pending', 1,"
-    " $4, 0, now())",
+    " sourcing_decision_id, pickup_failed_attempts, pickup_code_issue, created_at) VALUES ($1, $2, $3, 'pickup',"
+    " 'pending', 1, $4, 0, 0, now())",
     "fo_lines": "INSERT INTO fulfillment_order_lines (id, fulfillment_order_id, order_line_id, product_id, sku,"
     " quantity, quantity_picked, quantity_handed_over, quantity_cancelled)"
     " SELECT i, $1, o, p, s, q, 0, 0, 0 FROM unnest($2::uuid[], $3::uuid[], $4::int[], $5::text[],"

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -27,7 +27,7 @@ from orchestrator.api.fulfillments import (
 )
 from orchestrator.api.health import HealthController, MetricsController
 from orchestrator.api.http_boundary import HttpBoundary
-from orchestrator.api.json_bodies import StrictJsonRequest
+from orchestrator.api.json_bodies import StrictJsonRequest, stand_in_for_an_absent_body
 from orchestrator.api.orders import OrderController
 from orchestrator.api.problems import EXCEPTION_HANDLERS
 from orchestrator.api.query_params import reject_undeclared_query_parameters
@@ -46,6 +46,13 @@ place orders here; stores pick, hand over and ship them; every channel reads the
 
 Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem details.
 """
+
+
+async def before_handler(request: Request) -> None:
+    """litestar takes one ``before_request``: what a request must pass before its handler's
+    parameters and body are read."""
+    await reject_undeclared_query_parameters(request)
+    await stand_in_for_an_absent_body(request)
 
 
 def create_app(
@@ -108,7 +115,7 @@ def create_app(
             *asset_routers(),
         ],
         request_class=StrictJsonRequest,
-        before_request=reject_undeclared_query_parameters,
+        before_request=before_handler,
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

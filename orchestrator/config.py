@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     # API requests only (the CSV import and migrations keep their own): every wait on the
     # database is bounded, so a hung server costs a request seconds and a 503, not a hang.
     db_connect_timeout_s: float = Field(default=2.0, gt=0, description="API: opening a connection")
-    db_pool_timeout_s: float = Field(default=2.0, gt=0, description="API: waiting for a pooled connection")
+    db_pool_timeout_s: float = Field(default=5.0, gt=0, description="API: waiting for a pooled connection")
     db_statement_timeout_ms: int = Field(
         default=3000, gt=0, description="API: one statement (server-side; the client gives up 1 s later)"
     )

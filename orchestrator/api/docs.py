@@ -7,7 +7,8 @@ network may have no internet.
 The document is litestar's, completed with constraints its generator drops, taken from the
 declarations the service validates with: ``ge=0`` on an optional value (a falsy 0 is skipped),
 the items of a list (``exclude``' pattern) and ``schema_extra`` on optional parameters (the
-``If-Match`` pattern lands beside ``oneOf`` instead of on the string). A body an operation
+``If-Match`` pattern lands beside ``oneOf`` instead of on the string), and that a request body
+refuses fields it does not know (``additionalProperties: false``). A body an operation
 takes can also be refused as malformed (400) or of the wrong media type (415): both documented.
 """
 
@@ -122,6 +123,8 @@ def complete_document(document: dict[str, Any], app: Any) -> None:
     _, components = msgspec.json.schema_components(sorted(structs, key=lambda s: s.__name__))
     ours = document.get("components", {}).get("schemas", {})
     for name, component in components.items():
+        if component.get("additionalProperties") is False and isinstance(ours.get(name), dict):
+            ours[name]["additionalProperties"] = False  # forbid_unknown_fields: an unknown field is a 422
         for field, schema in component.get("properties", {}).items():
             target = ours.get(name, {}).get("properties", {}).get(field)
             if isinstance(target, dict):

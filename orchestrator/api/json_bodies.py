@@ -103,3 +103,27 @@ class StrictJsonRequest(Request):
             raise HTTPException(status_code=415, detail="send the request body as application/json")
         state.json = decode_strictly(body or b"null", body_type(self.route_handler))
         return state.json
+
+
+async def stand_in_for_an_absent_body(request: Request) -> None:
+    """``before_request`` step: litestar hands a handler no ``data`` at all for an empty body (a
+    422 whose message was the bare name ``'data'``). An optional body is left to the handler's
+    default; one whose fields are all optional (``POST .../arrival`` with nothing to say) reads
+    as ``{}``; any other is a 422 saying a body is required."""
+    target = body_type(request.route_handler)
+    if target is Any or await request.body():
+        return
+    try:
+        msgspec.json.decode(b"null", type=target, strict=True)
+        return  # the handler's default stands
+    except msgspec.ValidationError:
+        pass
+    try:
+        no_fields = msgspec.json.decode(b"{}", type=target, strict=True)
+    except msgspec.ValidationError:
+        extra = [{"key": None, "message": "a JSON body is required", "source": "body"}]
+        raise ValidationException(detail="the request does not match the schema", extra=extra) from None
+    # litestar reads ``data`` only from a non-empty body; the request caches the body it read.
+    state = ScopeState.from_scope(request.scope)
+    state.body = request._body = b"{}"
+    state.json = no_fields

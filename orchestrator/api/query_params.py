@@ -1,6 +1,7 @@
 """A query string says only what the operation declares: an unknown parameter or a value outside
 a declared set is a 422 listing what is allowed. Silently ignoring ``?customer_phone=...`` answered
-with every order."""
+with every order. A single-valued parameter given twice is a 422 too (the last one won, silently).
+Outside ``/v1`` (documentation, health) any query string is accepted: cache-busters are normal there."""
 
 from __future__ import annotations
 
@@ -12,8 +13,17 @@ from litestar import Request
 from litestar.exceptions import ValidationException
 from litestar.handlers import HTTPRouteHandler
 
-# handler → (declared name → the values it allows, None for any)
-_declared: dict[HTTPRouteHandler, dict[str, tuple[str, ...] | None]] = {}
+API_PREFIX = "/v1/"
+_MANY = (list, tuple, set, frozenset)
+
+
+class Declared(typing.NamedTuple):
+    values: tuple[str, ...] | None  # the values it allows, None for any
+    many: bool  # whether it may be given more than once
+
+
+# handler → declared name → what it takes
+_declared: dict[HTTPRouteHandler, dict[str, Declared]] = {}
 
 
 def allowed_values(annotation: Any) -> tuple[str, ...] | None:
@@ -30,15 +40,25 @@ def allowed_values(annotation: Any) -> tuple[str, ...] | None:
     return None
 
 
-def declared_query_parameters(
-    handler: HTTPRouteHandler, path_params: dict[str, Any]
-) -> dict[str, tuple[str, ...] | None]:
+def takes_many(annotation: Any) -> bool:
+    """Whether a parameter (optional or annotated) is a list of values."""
+    origin = typing.get_origin(annotation)
+    if origin in _MANY or annotation in _MANY:
+        return True
+    return origin is not None and origin is not Literal and any(takes_many(a) for a in typing.get_args(annotation))
+
+
+def declared_query_parameters(handler: HTTPRouteHandler, path_params: dict[str, Any]) -> dict[str, Declared]:
     if handler not in _declared:
         model = handler.create_kwargs_model(path_parameters=path_params)  # only its keys are read
         fields = handler.parsed_fn_signature.parameters
-        _declared[handler] = {
-            p.field_alias: allowed_values(fields[p.field_name].annotation) if p.field_name in fields else None
+        annotations = {
+            p.field_alias: fields[p.field_name].annotation if p.field_name in fields else Any
             for p in model.expected_query_params
+        }
+        _declared[handler] = {
+            alias: Declared(allowed_values(annotation), takes_many(annotation))
+            for alias, annotation in annotations.items()
         }
     return _declared[handler]
 
@@ -46,7 +66,7 @@ def declared_query_parameters(
 async def reject_undeclared_query_parameters(request: Request) -> None:
     """``before_request`` of the app: runs before litestar parses the handler's parameters."""
     handler = request.route_handler
-    if not handler.include_in_schema or not request.query_params:
+    if not handler.include_in_schema or not request.query_params or not request.url.path.startswith(API_PREFIX):
         return
     declared = declared_query_parameters(handler, dict(request.path_params))
     errors: list[dict[str, Any]] = []
@@ -55,8 +75,12 @@ async def reject_undeclared_query_parameters(request: Request) -> None:
         if name not in declared:
             errors.append({"key": name, "message": f"unknown query parameter; allowed: {listing}", "source": "query"})
             continue
-        if (values := declared[name]) is not None:
-            wrong = [v for v in request.query_params.getall(name) if v not in values]
+        given = request.query_params.getall(name)
+        if len(given) > 1 and not declared[name].many:
+            errors.append({"key": name, "message": "given more than once; it takes one value", "source": "query"})
+            continue
+        if (values := declared[name].values) is not None:
+            wrong = [v for v in given if v not in values]
             if wrong:
                 message = f"{wrong[0]!r} is not one of: {', '.join(values)}"
                 errors.append({"key": name, "message": message, "source": "query"})

@@ -1,5 +1,6 @@
 """arq worker: relays the outbox (woken by LISTEN/NOTIFY, polled as a fallback) and runs the
-pickup timers (deferred jobs for promptness, a periodic sweep as the guarantee)."""
+pickup timers (deferred jobs for promptness, a periodic sweep as the guarantee), and trims the
+events stream to its retention every minute."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from orchestrator.domain.pickup import PickupGuard, reminder_at
 from orchestrator.services import pickup_timers
 from orchestrator.services.clock import SystemClock
 from orchestrator.services.fulfillment import LifecycleSettings
-from orchestrator.services.outbox_relay import OutboxMessageOut, relay_outbox
+from orchestrator.services.outbox_relay import PUBLISH_TIMEOUT_SECONDS, OutboxMessageOut, relay_outbox, trim_stream
 
 log = structlog.get_logger("orchestrator.worker")
 READY_EVENT = "fulfillment.ready_for_pickup"
@@ -74,13 +75,18 @@ async def schedule_pickup_timers(ctx: dict[str, Any], messages: list[OutboxMessa
     their timers; the periodic sweep still runs its pickup's."""
     ahead = timedelta(hours=ctx["settings"].pickup_reminder_hours)
     now = ctx["clock"].now()
-    for m in messages:
-        if m.type != READY_EVENT:
-            continue
-        try:
-            await _schedule_timers_of(ctx["redis"], m, ahead, now)
-        except Exception as exc:  # noqa: BLE001 - the sweep is the guarantee; log and go on
-            log.warning("pickup timers not scheduled; the sweep will run them", event_id=m.event_id, error=repr(exc))
+    ready = [m for m in messages if m.type == READY_EVENT]
+    try:  # bounded: this runs under the relay lock, and a Redis that stopped answering would hold it
+        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            for m in ready:
+                try:
+                    await _schedule_timers_of(ctx["redis"], m, ahead, now)
+                except Exception as exc:  # noqa: BLE001 - the sweep is the guarantee; log and go on
+                    log.warning(
+                        "pickup timers not scheduled; the sweep will run them", event_id=m.event_id, error=repr(exc)
+                    )
+    except TimeoutError:
+        log.warning("Redis did not answer; the sweep will run the pickup timers", events=len(ready))
 
 
 async def drain_outbox(ctx: dict[str, Any]) -> int:
@@ -100,6 +106,16 @@ async def drain_outbox(ctx: dict[str, Any]) -> int:
             batch=settings.outbox_batch_size,
             claim_seconds=settings.outbox_claim_seconds,
             after_publish=after,
+        )
+
+
+async def trim_events_stream(ctx: dict[str, Any]) -> int:
+    """Every minute, whether or not anything was published: the stream keeps events (pickup codes
+    among them) for its retention only, also on a quiet system."""
+    settings: Settings = ctx["settings"]
+    async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+        return await trim_stream(
+            ctx["redis"], settings.events_stream, timedelta(hours=settings.events_stream_retention_hours)
         )
 
 
@@ -189,6 +205,7 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
         "cron_jobs": [
             cron(drain_outbox, second=set(range(0, 60, 10)), run_at_startup=True, unique=True),
             cron(sweep_timers, second={30}, run_at_startup=True, unique=True),
+            cron(trim_events_stream, second={45}, run_at_startup=True, unique=True),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

@@ -17,6 +17,7 @@ from orchestrator.domain.access import Actor
 from orchestrator.domain.errors import NotFound
 from orchestrator.domain.order_number import normalise_order_number
 from orchestrator.services.order_queries import order_events
+from orchestrator.services.outbox_relay import PRIVATE_FIELDS
 from orchestrator.services.views import OrderEventView
 
 OPERATOR = Actor(kind="admin", id="cli")
@@ -43,6 +44,15 @@ class OrderHistory:
     outbox: list[OutboxEntry]  # the latest ones, oldest first
 
 
+def _shown(payload: dict[str, Any]) -> dict[str, Any]:
+    """What an operator may see of a message: not what only the customer's notification needs (a
+    pickup code), which a message still waiting to be relayed carries."""
+    data = payload.get("data", {})
+    if not isinstance(data, dict):
+        return {}
+    return {name: value for name, value in data.items() if name not in PRIVATE_FIELDS}
+
+
 async def order_history(db: Database, ref: str, *, outbox_limit: int = 20) -> OrderHistory:
     """``ref`` is the order's id or its number (as the customer reads it out)."""
     try:
@@ -62,9 +72,7 @@ async def order_history(db: Database, ref: str, *, outbox_limit: int = 20) -> Or
             .limit(outbox_limit)
         )
         outbox = [
-            OutboxEntry(
-                m.id or 0, m.event_id, m.type, m.created_at, m.published_at, m.attempts, m.payload.get("data", {})
-            )
+            OutboxEntry(m.id or 0, m.event_id, m.type, m.created_at, m.published_at, m.attempts, _shown(m.payload))
             for m in reversed(list(rows))
         ]
     timeline = await order_events(db, order.id, OPERATOR)

@@ -11,6 +11,7 @@ a retention period only: neither a database dump nor an old stream entry reveals
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,8 @@ _CLAIM = text(
     RETURNING o.id, o.event_id, o.type, o.order_id, o.payload
     """
 )
+# A batch of XADDs takes milliseconds; this long without an answer, Redis is taken for gone.
+PUBLISH_TIMEOUT_SECONDS = 5.0
 # Keys of an event's ``data`` meant for the customer's notification only (OrderEventDraft.private).
 PRIVATE_FIELDS = ("pickup_code",)
 _MARK = text(
@@ -82,16 +85,19 @@ async def release_claim(db: Database, ids: list[int]) -> None:
         await uow.commit()
 
 
+async def _retention_cutoff(redis: Redis, retention: timedelta) -> int:
+    """The oldest entry id to keep. Entry ids carry Redis's clock, so the cut-off is taken from
+    Redis's clock too (TIME), not from this process's."""
+    seconds, micros = await redis.time()
+    return max(0, seconds * 1000 + micros // 1000 - int(retention.total_seconds() * 1000))
+
+
 async def publish(
     redis: Redis, stream: str, maxlen: int, messages: list[OutboxMessageOut], retention: timedelta | None = None
 ) -> None:
     """XADD each message (``maxlen`` caps the stream approximately), then drop the entries older
-    than ``retention``. Entry ids carry Redis's clock, so the cut-off is taken from Redis's clock
-    too (TIME), not from this process's."""
-    min_id = None
-    if retention is not None:
-        seconds, micros = await redis.time()
-        min_id = max(0, seconds * 1000 + micros // 1000 - int(retention.total_seconds() * 1000))
+    than ``retention``."""
+    min_id = None if retention is None else await _retention_cutoff(redis, retention)
     async with redis.pipeline(transaction=False) as pipe:
         for m in messages:
             pipe.xadd(
@@ -110,6 +116,13 @@ async def publish(
         await pipe.execute()
 
 
+async def trim_stream(redis: Redis, stream: str, retention: timedelta) -> int:
+    """Drop the entries older than ``retention``; returns how many. ``publish`` trims only when
+    there is something to publish: on a quiet system the worker calls this on a schedule, so an
+    old entry (and a pickup code in it) does not outlive the retention."""
+    return int(await redis.xtrim(stream, minid=await _retention_cutoff(redis, retention), approximate=False))
+
+
 async def relay_outbox(
     db: Database,
     redis: Redis,
@@ -119,16 +132,21 @@ async def relay_outbox(
     retention: timedelta | None = None,
     batch: int = 200,
     claim_seconds: int = 30,
+    publish_timeout: float = PUBLISH_TIMEOUT_SECONDS,
     after_publish: Callable[[list[OutboxMessageOut]], Awaitable[None]] | None = None,
 ) -> int:
-    """Drain until nothing is left to claim; returns how many messages were published."""
+    """Drain until nothing is left to claim; returns how many messages were published. A publish
+    that does not finish within ``publish_timeout`` seconds fails with ``TimeoutError`` and
+    releases its claim: a Redis that stopped answering without closing the connection would
+    otherwise hold the relay until TCP gives up."""
     total = 0
     while True:
         messages = await claim_batch(db, batch, claim_seconds)
         if not messages:
             return total
         try:
-            await publish(redis, stream, maxlen, messages, retention)
+            async with asyncio.timeout(publish_timeout):
+                await publish(redis, stream, maxlen, messages, retention)
         except Exception:
             with contextlib.suppress(Exception):  # the database may be gone too: the claim lapses
                 await release_claim(db, [m.id for m in messages])

@@ -5,7 +5,11 @@ documentation pages work offline; the document carries the constraints the servi
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from orchestrator import observability
+from orchestrator.app import create_app
+from tests.e2e.conftest import serving
 from tests.e2e.support import PROBLEM, assert_problem
 
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -16,6 +20,19 @@ async def spec_of(client) -> dict:
     r = await client.get("/schema/openapi.json")
     assert r.status_code == 200, r.text
     return r.json()
+
+
+class Recorder:
+    """Stands in for the access log: every line, with its fields."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __getattr__(self, level: str):  # type: ignore[no-untyped-def]
+        def record(event: str, **kw: Any) -> None:
+            self.calls.append((level, event, kw))
+
+        return record
 
 
 def concrete(path: str, op: dict) -> str:
@@ -131,3 +148,41 @@ async def test_every_operation_with_a_body_documents_400_and_415_problems(client
                 for status in ("400", "415"):
                     content = op["responses"].get(status, {}).get("content", {})
                     assert list(content) == [PROBLEM], (method, path, status)
+
+
+def referenced(spec: dict, schema: object, seen: set[str]) -> set[str]:
+    """The names of the components ``schema`` refers to, directly or through others."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and (name := ref.rsplit("/", 1)[1]) not in seen:
+            seen.add(name)
+            referenced(spec, spec["components"]["schemas"][name], seen)
+        for value in schema.values():
+            referenced(spec, value, seen)
+    elif isinstance(schema, list):
+        for value in schema:
+            referenced(spec, value, seen)
+    return seen
+
+
+async def test_request_body_schemas_say_unknown_fields_are_refused(client):
+    spec = await spec_of(client)
+    bodies: set[str] = set()
+    for item in spec["paths"].values():
+        for method in METHODS:
+            if body := item.get(method, {}).get("requestBody"):
+                referenced(spec, body, bodies)
+    objects = [n for n in bodies if spec["components"]["schemas"][n].get("type") == "object"]
+    assert {"CreateOrder", "ArrivalIn"} <= set(objects), objects
+    open_ = [n for n in objects if spec["components"]["schemas"][n].get("additionalProperties") is not False]
+    assert not open_, open_
+
+
+async def test_a_request_refused_for_its_key_is_logged_with_the_status_it_got(shop, settings, monkeypatch):
+    access = Recorder()
+    monkeypatch.setattr(observability, "access_log", access)
+    app = create_app(settings.model_copy(update={"access_log": True}), db=shop.db)
+    async with serving(app) as client:
+        for headers in ({}, {"Authorization": "Bearer oo_c_not-a-key"}):
+            assert_problem(await client.get("/v1/orders", headers=headers), 401, "unauthenticated")
+    assert [kw["status"] for _, event, kw in access.calls if event == "request"] == [401, 401], access.calls

@@ -86,3 +86,29 @@ async def test_order_status_filter_names_the_statuses(store):
     assert "received" in message and "needs_attention" in message
     r = await store.client.get("/v1/orders", params={"status": "received"}, headers=store.admin)
     assert len(r.json()["items"]) == 1
+
+
+async def test_a_single_valued_parameter_given_twice_is_a_422_naming_it_on_every_get(shop):
+    _, operations = await get_operations(shop)
+    for url, op in operations:
+        for parameter in op.get("parameters", []):
+            if parameter["in"] != "query" or parameter["schema"].get("type") == "array":
+                continue
+            if any(b.get("type") == "array" for b in parameter["schema"].get("oneOf") or []):
+                continue
+            name = parameter["name"]
+            r = await shop.client.get(url, params=[(name, "1"), (name, "2")], headers=shop.admin)
+            problem = assert_problem(r, 422, "validation-error")
+            assert "more than once" in errors_of(problem).get(name, ""), (url, name, problem)
+
+
+async def test_order_status_given_twice_is_a_422_not_the_last_value(shop):
+    r = await shop.client.get("/v1/orders?status=received&status=cancelled", headers=shop.admin)
+    problem = assert_problem(r, 422, "validation-error")
+    assert "status" in errors_of(problem), problem
+
+
+async def test_docs_and_health_take_any_query_string_as_a_cache_buster(shop):
+    for url in ("/schema/openapi.json?v=1", "/health/ready?x=1", "/health/live?_=123", "/schema/swagger?v=2"):
+        r = await shop.client.get(url)
+        assert r.status_code == 200, (url, r.status_code, r.text)

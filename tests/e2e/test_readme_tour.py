@@ -1,9 +1,11 @@
 """The README's short tour is scripts/tour, run here against `orchestrator dev` with its demo data
 on a private port; the README shows the script's tour word for word. And `orchestrator events`,
-which the tour ends with, by number, by id, as JSON and for an order that does not exist."""
+which the tour ends with, by number, by id, as JSON, for an order that does not exist, and never
+with a pickup code (one still waits in the outbox until relayed)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -15,11 +17,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
+from orchestrator.domain.fulfillment import Action
 from orchestrator.embedded import create_database, drop_database
+from orchestrator.services import fulfillment_steps as steps
+from orchestrator.services.fulfillment import LifecycleSettings, transition
 from tests.integration.test_dev_stack import DevStack, dev_environment, running_dev_stack
+from tests.integration.world import ADMIN, add_location, add_product, place, set_stock
 
 ROOT = Path(__file__).resolve().parents[2]
 TOUR = ROOT / "scripts" / "tour"
@@ -124,3 +131,57 @@ def test_events_for_an_unknown_order_says_so_and_fails(stack: DevStack, dev_data
     result = _events(dev_database, "ZZZ-ZZZZ")
     assert result.exit_code == 1
     assert "no order ZZZ-ZZZZ" in result.output
+
+
+async def test_events_never_shows_the_pickup_code_of_a_ready_event_still_waiting_to_be_relayed(
+    db, clock, database_url: str
+) -> None:
+    """No worker runs: the ready event waits in the outbox with the code for the notification."""
+    lifecycle = LifecycleSettings(secret="tour-secret")
+    await add_location(db, "S1")
+    await add_product(db, "A")
+    await set_stock(db, "S1", "A", 5)
+    order = await place(db, clock, [("A", 1)])
+    fo = order["fulfillment_orders"][0]
+    fo_id, line_id = uuid.UUID(fo["id"]), uuid.UUID(fo["lines"][0]["id"])
+    for action, step in (
+        (Action.ACCEPT, steps.accept),
+        (Action.START_PICKING, steps.start_picking),
+        (Action.PICK, steps.pick_lines({line_id: 1})),
+        (Action.READY, steps.mark_ready),
+    ):
+        await transition(db, fo_id, action, ADMIN, clock, lifecycle, step)
+    async with db.unit_of_work() as uow:
+        code = (
+            await uow.session.execute(
+                text(
+                    "SELECT payload -> 'data' ->> 'pickup_code' FROM outbox"
+                    " WHERE type = 'fulfillment.ready_for_pickup' AND published_at IS NULL"
+                )
+            )
+        ).scalar_one()
+    assert code and code.isdigit(), "the waiting message carries the code for the notification"
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+
+    async def events(*args: str) -> str:
+        run = await asyncio.create_subprocess_exec(
+            _cli(),
+            "events",
+            order["number"],
+            *args,
+            env={**env, "ORCHESTRATOR_DATABASE_URL": database_url},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out = (await asyncio.wait_for(run.communicate(), timeout=60))[0].decode()
+        assert run.returncode == 0, out
+        # the code as a whole number (not the microseconds of a timestamp, not inside an id)
+        assert "pickup_code" not in out and not re.search(rf"(?<![\w.]){code}(?!\w)", out), out
+        return out
+
+    table = await events()
+    assert "fulfillment.ready_for_pickup" in table and "waiting" in table
+    history = json.loads(await events("--json"))
+    (ready,) = [m for m in history["outbox"] if m["type"] == "fulfillment.ready_for_pickup"]
+    assert ready["published_at"] is None and ready["data"]["fulfillment_id"] == fo["id"]

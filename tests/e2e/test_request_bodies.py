@@ -6,6 +6,7 @@ later is covered without touching this file."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -142,3 +143,28 @@ async def test_json_with_a_json_suffix_or_utf8_charset_is_accepted(store):
             "/v1/products/A", content=b'{"name": "Renamed"}', headers={**store.admin, "Content-Type": content_type}
         )
         assert r.status_code == 200, (content_type, r.text)
+
+
+BARE_NAME = re.compile(r"^'[^']*'$")  # str() of a KeyError: the name of what was missing
+
+
+async def test_an_empty_body_is_no_fields_or_a_422_saying_a_body_is_required(shop):
+    for method, url in await body_operations(shop):
+        for content_type in ("application/json", None):
+            r = await send(shop, method, url, b"", content_type)
+            assert r.status_code < 500, (method, url, r.status_code, r.text)
+            if r.status_code != 422:
+                continue
+            problem = r.json()
+            messages = [e.get("message", "") for e in problem.get("errors") or []]
+            assert not [m for m in messages if BARE_NAME.match(m)], (method, url, problem)
+            assert problem.get("errors"), (method, url, problem)
+
+
+async def test_an_empty_body_reads_as_no_fields_when_every_field_is_optional(shop):
+    order = "/v1/orders/00000000-0000-4000-8000-000000000000/arrival"
+    r = await send(shop, "POST", order, b"")
+    assert_problem(r, 404, "not-found")  # past the body: the (placeholder) order is looked up
+    r = await send(shop, "POST", "/v1/orders", b"")
+    problem = assert_problem(r, 422, "validation-error")
+    assert [e["message"] for e in problem["errors"]] == ["a JSON body is required"], problem

@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from orchestrator import observability
 from orchestrator.api import problems
 from orchestrator.app import create_app
 from orchestrator.cli import upgrade_database
@@ -164,6 +165,37 @@ async def test_a_stopped_database_is_a_503_problem_with_retry_after_logged_once(
     levels = [(level, event) for level, event, _ in logged.calls]
     assert levels == [("error", "database unavailable")], logged.calls
     assert "exc_info" not in logged.calls[0][2]
+
+
+def requests_counted(metrics: str, path: str, status: int) -> float:
+    """The request counter of ``path`` and ``status`` in a Prometheus text exposition."""
+    total = 0.0
+    for line in metrics.splitlines():
+        labels = (f'path="{path}"', f'status_code="{status}"')
+        if line.startswith("orchestrator_requests_total{") and all(label in line for label in labels):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_an_outage_met_by_the_key_lookup_is_logged_and_counted_as_503(postgres, redis_url, monkeypatch):
+    access = Recorder()
+    monkeypatch.setattr(observability, "access_log", access)
+    channel = await channel_key(postgres.url)
+    settings = settings_for(postgres.url, redis_url).model_copy(update={"access_log": True})
+    async with serving(create_app(settings)) as client:
+        before = (await client.get("/metrics")).text
+        await postgres.stop()
+        try:
+            # A non-admin key with a cold cache (key_cache_seconds=0): the middleware's lookup fails.
+            r, _ = await timed(client.get("/v1/orders", headers=channel))
+            assert_unavailable(r)
+        finally:
+            await postgres.start()
+        after = (await client.get("/metrics")).text
+    logged = [kw for _, event, kw in access.calls if event == "request" and kw["path"] == "/v1/orders"]
+    assert [kw["status"] for kw in logged] == [503], access.calls
+    assert requests_counted(after, "/v1/orders", 503) - requests_counted(before, "/v1/orders", 503) == 1
+    assert requests_counted(after, "/v1/orders", 200) == requests_counted(before, "/v1/orders", 200)
 
 
 async def test_a_hung_database_answers_503_within_seconds_and_readiness_within_2s(postgres, redis_url):

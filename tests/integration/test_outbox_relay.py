@@ -367,6 +367,27 @@ async def test_the_stream_keeps_events_only_for_its_retention(db, redis, clock, 
     assert ids[0] == "recent" and len(ids) == 3
 
 
+async def test_on_a_quiet_system_the_worker_schedule_still_trims_the_stream_to_its_retention(
+    db, clock, store, stream, arq_pool, database_url, redis_url
+):
+    """Nothing to publish, so no publish trims: the worker's every-minute jobs, each run once as
+    its schedule would, drop the entry (it may carry a pickup code) that outlived the retention."""
+    from orchestrator.jobs.worker import worker_settings
+
+    ctx = _worker_ctx(db, arq_pool, database_url, redis_url, stream, clock)
+    retention = timedelta(hours=ctx["settings"].events_stream_retention_hours)
+    seconds, micros = await arq_pool.time()
+    redis_now_ms = seconds * 1000 + micros // 1000
+    await arq_pool.xadd(stream, {"id": "too-old"}, id=f"{redis_now_ms - _ms(retention + timedelta(hours=1))}-0")
+    await arq_pool.xadd(stream, {"id": "recent"}, id=f"{redis_now_ms - _ms(retention - timedelta(hours=1))}-0")
+    every_minute = [job for job in worker_settings(ctx["settings"])["cron_jobs"] if job.minute is None]
+    assert every_minute, "the worker has jobs that run every minute"
+    for job in every_minute:
+        await job.coroutine(ctx)
+    assert await _outbox(db) == [], "no new events"
+    assert await _stream_ids(arq_pool, stream) == ["recent"]
+
+
 async def test_the_running_worker_is_woken_by_a_commit_and_publishes_without_waiting_for_a_poll(
     db, redis, redis_url, database_url, stream, store, clock
 ):

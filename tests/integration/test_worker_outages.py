@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -25,7 +26,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
+from orchestrator.config import Settings
 from orchestrator.embedded import free_port
+from orchestrator.jobs.worker import drain_outbox
+from orchestrator.services.outbox_relay import PUBLISH_TIMEOUT_SECONDS
 from tests.integration.world import add_location, add_product, place, set_stock
 
 WITHIN_S = 60.0  # bound for every wait; each normally ends within seconds
@@ -247,6 +251,45 @@ async def test_the_worker_outlives_a_postgres_outage_and_relays_the_backlog_when
         await redis.aclose()
         if proxy.server is not None:
             await proxy.cut()
+
+
+async def test_a_redis_that_stops_answering_costs_the_relay_its_publish_timeout_not_the_claim(
+    db, clock, stock, database_url, private_redis
+):
+    """Redis frozen (SIGSTOP: connections stay open, nothing answers) is not refused: without a
+    bound the relay, and the lock it holds, would wait until TCP gives up. It fails within its
+    publish timeout, its rows are claimable at once, and it publishes them once Redis answers."""
+    stream = f"test:events:{uuid.uuid4().hex}"
+    await private_redis.start()
+    assert private_redis.process is not None
+    redis = Redis.from_url(private_redis.url)
+    settings = Settings(database_url=database_url, redis_url=private_redis.url, events_stream=stream)
+    ctx = {"settings": settings, "db": db, "redis": redis, "clock": clock, "relay_lock": asyncio.Lock()}
+    try:
+        await redis.ping()  # connected before the freeze, as a running worker is
+        await place(db, clock, [("A", 1)])
+        os.kill(private_redis.process.pid, signal.SIGSTOP)
+        relay = asyncio.create_task(drain_outbox(ctx))
+        done, _ = await asyncio.wait({relay}, timeout=PUBLISH_TIMEOUT_SECONDS + 5)
+        assert relay in done, "the relay still waits on the frozen Redis"
+        assert isinstance(relay.exception(), TimeoutError)
+        assert not ctx["relay_lock"].locked()
+        async with db.unit_of_work() as uow:
+            rows = (await uow.session.execute(text("SELECT published_at, claimed_until FROM outbox"))).all()
+        assert len(rows) == 2 and all(tuple(r) == (None, None) for r in rows), "unpublished, claim released"
+
+        os.kill(private_redis.process.pid, signal.SIGCONT)
+        assert await drain_outbox(ctx) == 2
+        assert await streamed_ids(redis, stream) == await event_ids(db)
+        assert await unpublished(db) == 0
+    finally:
+        if private_redis.process is not None:
+            os.kill(private_redis.process.pid, signal.SIGCONT)
+        if "relay" in locals() and not relay.done():
+            relay.cancel()
+            with contextlib.suppress(BaseException):
+                await relay
+        await redis.aclose()
 
 
 async def _has_all(redis: Redis, stream: str, db, lost_with_redis: set[str] = frozenset()) -> bool:
