@@ -121,3 +121,16 @@ async def pickup_code(db, fo_id) -> str:
         )
     assert rows, "no ready_for_pickup outbox message"
     return rows[0]["data"]["pickup_code"]
+
+
+class Recorder:
+    """Stands in for a structlog logger: every line logged, with its level and fields."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __getattr__(self, level: str):  # type: ignore[no-untyped-def]
+        def record(event: str, **kw: Any) -> None:
+            self.calls.append((level, event, kw))
+
+        return record

@@ -5,12 +5,11 @@ documentation pages work offline; the document carries the constraints the servi
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from orchestrator import observability
 from orchestrator.app import create_app
 from tests.e2e.conftest import serving
-from tests.e2e.support import PROBLEM, assert_problem
+from tests.e2e.support import PROBLEM, Recorder, assert_problem
 
 METHODS = ("get", "put", "post", "patch", "delete")
 UUID = "00000000-0000-4000-8000-000000000000"
@@ -20,19 +19,6 @@ async def spec_of(client) -> dict:
     r = await client.get("/schema/openapi.json")
     assert r.status_code == 200, r.text
     return r.json()
-
-
-class Recorder:
-    """Stands in for the access log: every line, with its fields."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-
-    def __getattr__(self, level: str):  # type: ignore[no-untyped-def]
-        def record(event: str, **kw: Any) -> None:
-            self.calls.append((level, event, kw))
-
-        return record
 
 
 def concrete(path: str, op: dict) -> str:

@@ -36,6 +36,7 @@ from orchestrator.domain.access import Role
 from orchestrator.embedded import EmbeddedPostgres, free_port
 from orchestrator.services.api_keys import create_key
 from tests.e2e.conftest import ADMIN_TOKEN, auth, serving, settings_for
+from tests.e2e.support import Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_TIMEOUT_S = 10.0
@@ -71,19 +72,6 @@ def postgres() -> Iterator[PrivatePostgres]:
     finally:
         server.stop()
         shutil.rmtree(state, ignore_errors=True)
-
-
-class Recorder:
-    """Stands in for the API's logger: what was logged, at which level."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-
-    def __getattr__(self, level: str):  # type: ignore[no-untyped-def]
-        def record(event: str, **kw: Any) -> None:
-            self.calls.append((level, event, kw))
-
-        return record
 
 
 @pytest.fixture
