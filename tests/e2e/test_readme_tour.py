@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -25,6 +24,7 @@ from orchestrator.domain.fulfillment import Action
 from orchestrator.embedded import create_database, drop_database
 from orchestrator.services import fulfillment_steps as steps
 from orchestrator.services.fulfillment import LifecycleSettings, transition
+from tests.e2e.support import pickup_code
 from tests.integration.test_dev_stack import DevStack, dev_environment, running_dev_stack
 from tests.integration.world import ADMIN, add_location, add_product, place, set_stock
 
@@ -151,15 +151,7 @@ async def test_events_never_shows_the_pickup_code_of_a_ready_event_still_waiting
         (Action.READY, steps.mark_ready),
     ):
         await transition(db, fo_id, action, ADMIN, clock, lifecycle, step)
-    async with db.unit_of_work() as uow:
-        code = (
-            await uow.session.execute(
-                text(
-                    "SELECT payload -> 'data' ->> 'pickup_code' FROM outbox"
-                    " WHERE type = 'fulfillment.ready_for_pickup' AND published_at IS NULL"
-                )
-            )
-        ).scalar_one()
+    code = await pickup_code(db, fo_id)
     assert code and code.isdigit(), "the waiting message carries the code for the notification"
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
