@@ -178,15 +178,13 @@ def on_http_error(request: Request, exc: HTTPException) -> Response[Problem]:
     status = exc.status_code
     if status >= 500:
         log.error("server error", path=request.url.path, detail=exc.detail, extra=exc.extra, exc_info=exc)
-    slug, title = HTTP_TITLES.get(status, ("http-error", "HTTP error"))
-    detail = exc.detail if exc.detail and exc.detail != title else None
+    problem = http_problem(status, None, request.url.path)
+    if exc.detail and exc.detail != problem.title:  # litestar's default detail is the title again
+        problem.detail = exc.detail
     headers = dict(exc.headers or {})
     if status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="orchestrator"')
-    return problem_response(
-        Problem(type=problem_type(slug), title=title, status=status, detail=detail, instance=request.url.path),
-        headers=headers or None,
-    )
+    return problem_response(problem, headers=headers or None)
 
 
 # Before the app has its database (a failed startup), outages are counted here.
