@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.cli import upgrade_database  # noqa: E402
-from orchestrator.embedded import create_database, free_port, local_servers, port_open  # noqa: E402
+from orchestrator.platform.embedded import create_database, free_port, local_servers, port_open  # noqa: E402
 
 
 @contextmanager

@@ -21,19 +21,19 @@ import time
 import asyncpg
 from common import bench_servers, calibration_ms, percentile
 
-from orchestrator.db.engine import Database
-from orchestrator.db.stock import sourcing_candidates
-from orchestrator.domain.fulfillment import Method
-from orchestrator.domain.geo import Coordinates
-from orchestrator.domain.sourcing import (
+from orchestrator.fulfillment.model import Method
+from orchestrator.inventory.availability import AvailabilityQuery, availability
+from orchestrator.inventory.stock_sql import sourcing_candidates
+from orchestrator.platform.db import Database
+from orchestrator.platform.geo import Coordinates
+from orchestrator.sourcing.engine import (
     Candidate,
     LineDemand,
     SourcingProfile,
     SourcingRequest,
     plan_sourcing,
 )
-from orchestrator.services.availability import AvailabilityQuery, availability
-from orchestrator.services.sourcing import source
+from orchestrator.sourcing.service import source
 
 
 async def seed(url: str, stores: int, skus: int) -> None:

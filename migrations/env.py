@@ -7,9 +7,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from orchestrator.config import Settings
-from orchestrator.db.engine import asyncpg_url
-from orchestrator.db.metadata import metadata
+from orchestrator.metadata import metadata
+from orchestrator.platform.db import asyncpg_url
+from orchestrator.settings import Settings
 
 config = context.config
 target_metadata = metadata

@@ -15,30 +15,30 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 from redis.asyncio import Redis
 
-from orchestrator.api.auth import PUBLIC_PATTERNS, ApiKeyMiddleware
-from orchestrator.api.availability import AvailabilityController
-from orchestrator.api.catalogue import LocationController, ProductController
-from orchestrator.api.dependencies import DEPENDENCIES
-from orchestrator.api.docs import asset_routers, render_plugins
-from orchestrator.api.fulfillments import (
+from orchestrator.catalogue.api import LocationController, ProductController
+from orchestrator.fulfillment.api import (
     FulfillmentController,
     FulfillmentReadController,
     LocationQueueController,
 )
-from orchestrator.api.health import HealthController, MetricsController
-from orchestrator.api.http_boundary import HttpBoundary
-from orchestrator.api.json_bodies import StrictJsonRequest, stand_in_for_an_absent_body
-from orchestrator.api.orders import OrderController
-from orchestrator.api.problems import EXCEPTION_HANDLERS
-from orchestrator.api.query_params import reject_undeclared_query_parameters
-from orchestrator.api.sourcing import SourcingController, SourcingProfileController
-from orchestrator.config import Settings
-from orchestrator.db.engine import Database
-from orchestrator.domain.pickup import PickupGuard
-from orchestrator.observability import RequestContextMiddleware, configure_logging
-from orchestrator.services.api_keys import KeyResolver
-from orchestrator.services.clock import Clock, SystemClock
-from orchestrator.services.fulfillment import LifecycleSettings
+from orchestrator.fulfillment.pickup import PickupGuard
+from orchestrator.fulfillment.service import LifecycleSettings
+from orchestrator.inventory.availability_api import AvailabilityController
+from orchestrator.orders.api import OrderController
+from orchestrator.platform.api_keys import KeyResolver
+from orchestrator.platform.auth import PUBLIC_PATTERNS, ApiKeyMiddleware
+from orchestrator.platform.clock import Clock, SystemClock
+from orchestrator.platform.db import Database
+from orchestrator.platform.http.boundary import HttpBoundary
+from orchestrator.platform.http.dependencies import DEPENDENCIES
+from orchestrator.platform.http.docs import asset_routers, render_plugins
+from orchestrator.platform.http.health import HealthController, MetricsController
+from orchestrator.platform.http.json_bodies import StrictJsonRequest, stand_in_for_an_absent_body
+from orchestrator.platform.http.query_params import reject_undeclared_query_parameters
+from orchestrator.platform.observability import RequestContextMiddleware, configure_logging
+from orchestrator.platform.problems import EXCEPTION_HANDLERS
+from orchestrator.settings import Settings
+from orchestrator.sourcing.api import SourcingController, SourcingProfileController
 
 API_DESCRIPTION = """
 One order, one inventory, one customer for every channel: web, app, marketplaces and store POS

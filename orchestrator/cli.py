@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from orchestrator.config import Settings
+from orchestrator.settings import Settings
 
 app = typer.Typer(help="Omnichannel order orchestrator.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -100,14 +100,14 @@ def worker() -> None:
     """Run the arq worker: outbox relay and pickup timers."""
     settings = Settings()
     _require_database(settings)
-    from orchestrator.observability import configure_logging
+    from orchestrator.platform.observability import configure_logging
 
     configure_logging(settings.log_level)
     asyncio.run(_run_worker(settings))
 
 
 async def _run_worker(settings: Settings) -> None:
-    from orchestrator.jobs.worker import run_worker  # rides out Redis and PostgreSQL outages
+    from orchestrator.worker import run_worker  # rides out Redis and PostgreSQL outages
 
     await run_worker(settings)
 
@@ -117,7 +117,7 @@ async def _serve_all(settings: Settings) -> None:
     import uvicorn
 
     from orchestrator.app import create_app
-    from orchestrator.jobs.worker import run_worker
+    from orchestrator.worker import run_worker
 
     server = uvicorn.Server(
         uvicorn.Config(
@@ -156,9 +156,9 @@ def dev(
 
 
 async def _load_demo(settings: Settings) -> dict[str, str] | None:
-    from orchestrator.db.engine import Database
-    from orchestrator.services.clock import SystemClock
-    from orchestrator.services.demo_data import load_demo_data
+    from orchestrator.demo_data import load_demo_data
+    from orchestrator.platform.clock import SystemClock
+    from orchestrator.platform.db import Database
 
     db = Database(settings.database_url or "", pool_size=2, max_overflow=0)
     try:
@@ -196,9 +196,9 @@ def import_inventory_command(
 
 
 async def _import(settings: Settings, path: Path, size: int):  # type: ignore[no-untyped-def]
-    from orchestrator.db.engine import Database
-    from orchestrator.domain.access import Actor
-    from orchestrator.services.inventory import import_inventory
+    from orchestrator.inventory.service import import_inventory
+    from orchestrator.platform.actors import Actor
+    from orchestrator.platform.db import Database
 
     db = Database(settings.database_url or "", pool_size=1, max_overflow=0)
     progress = Progress(
@@ -227,8 +227,8 @@ def keys_create(
     location: Annotated[list[str] | None, typer.Option(help="location code (staff keys; repeat)")] = None,
 ) -> None:
     """Create an API key and print it once (only its digest is stored)."""
-    from orchestrator.domain.access import Role
-    from orchestrator.domain.errors import DomainError
+    from orchestrator.platform.actors import Role
+    from orchestrator.platform.errors import DomainError
 
     settings = _with_database(Settings())
     try:
@@ -245,9 +245,9 @@ def keys_create(
 
 
 async def _create_key(settings: Settings, role, name: str, channel: str | None, locations: list[str]) -> str:  # type: ignore[no-untyped-def]
-    from orchestrator.db.engine import Database
-    from orchestrator.services.api_keys import create_key
-    from orchestrator.services.clock import SystemClock
+    from orchestrator.platform.api_keys import create_key
+    from orchestrator.platform.clock import SystemClock
+    from orchestrator.platform.db import Database
 
     db = Database(settings.database_url or "", pool_size=1, max_overflow=0)
     try:
@@ -278,7 +278,7 @@ def events(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables")] = False,
 ) -> None:
     """An order's timeline and its latest outbox events (published or still waiting)."""
-    from orchestrator.domain.errors import NotFound
+    from orchestrator.platform.errors import NotFound
 
     settings = _with_database(Settings())
     try:
@@ -321,8 +321,8 @@ def _fields(data: dict) -> str:
 
 
 async def _order_history(settings: Settings, order: str, limit: int):  # type: ignore[no-untyped-def]
-    from orchestrator.db.engine import Database
-    from orchestrator.services.order_history import order_history
+    from orchestrator.orders.history import order_history
+    from orchestrator.platform.db import Database
 
     db = Database(settings.database_url or "", pool_size=1, max_overflow=0)
     try:

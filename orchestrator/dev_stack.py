@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from orchestrator.config import Settings
+from orchestrator.settings import Settings
 
 DEMO_KEYS = "demo-keys.json"  # in the state dir: the keys `orchestrator dev` printed
 # in the state dir while `orchestrator dev` runs: its servers, for the other commands to find
@@ -26,7 +26,7 @@ def dev_stack(settings: Settings, *, reset: bool = False) -> Iterator[tuple[Sett
     the demo keys). Starts embedded servers for the URLs that are not set, migrates, loads the
     demo data into an empty database, and leaves ``demo-keys.json`` holding keys this database
     accepts: kept from the last run when they still work, new ones (file rewritten) otherwise."""
-    from orchestrator.embedded import EmbeddedServices
+    from orchestrator.platform.embedded import EmbeddedServices
 
     state = settings.state_dir
     if reset and state.exists():
@@ -70,9 +70,9 @@ def _write_private(path: Path, content: dict[str, object]) -> None:
 
 
 async def _demo_keys(settings: Settings, saved: dict[str, str]) -> dict[str, str]:
-    from orchestrator.db.engine import Database
-    from orchestrator.services.clock import SystemClock
-    from orchestrator.services.demo_data import load_demo_data, working_demo_keys
+    from orchestrator.demo_data import load_demo_data, working_demo_keys
+    from orchestrator.platform.clock import SystemClock
+    from orchestrator.platform.db import Database
 
     now = SystemClock().now()
     db = Database(settings.database_url or "", pool_size=2, max_overflow=0)

@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from orchestrator.cli import upgrade_database
-from orchestrator.db.engine import Database
-from orchestrator.embedded import create_database, drop_database, local_servers
+from orchestrator.platform.db import Database
+from orchestrator.platform.embedded import create_database, drop_database, local_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = [
@@ -100,6 +100,6 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 def clock():
     """Starts at the real time now, so what a test does by it agrees with the clocks it cannot
     move (arq's, Redis's TTLs, PostgreSQL's now()); moving it forward simulates the future."""
-    from orchestrator.services.clock import ManualClock
+    from orchestrator.platform.clock import ManualClock
 
     return ManualClock(datetime.now(UTC))

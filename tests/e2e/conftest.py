@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from orchestrator.app import create_app
-from orchestrator.config import Settings
-from orchestrator.db.engine import Database
-from orchestrator.domain.access import Role
-from orchestrator.services.api_keys import create_key
+from orchestrator.platform.actors import Role
+from orchestrator.platform.api_keys import create_key
+from orchestrator.platform.db import Database
+from orchestrator.settings import Settings
 from tests.conftest import emptied
 from tests.integration.invariants import lifecycle_violations
 

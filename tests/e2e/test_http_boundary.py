@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from orchestrator import observability
 from orchestrator.app import create_app
+from orchestrator.platform import observability
 from tests.e2e.conftest import serving
 from tests.e2e.support import PROBLEM, Recorder, assert_problem
 

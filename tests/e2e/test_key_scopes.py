@@ -7,8 +7,8 @@ import uuid
 
 from sqlalchemy import text
 
-from orchestrator.domain.access import Role
-from orchestrator.services.api_keys import create_key
+from orchestrator.platform.actors import Role
+from orchestrator.platform.api_keys import create_key
 from tests.e2e.conftest import auth
 from tests.e2e.support import assert_problem
 

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from orchestrator.jobs.worker import lifecycle_settings
-from orchestrator.services import pickup_timers
+from orchestrator.fulfillment import timers as pickup_timers
+from orchestrator.worker import lifecycle_settings
 from tests.e2e.support import act, events, get_order, on_hand_reserved, pickup_code, to_ready
 
 HOLD_DAYS = 2

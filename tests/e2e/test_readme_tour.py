@@ -20,10 +20,10 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.domain.fulfillment import Action
-from orchestrator.embedded import create_database, drop_database
-from orchestrator.services import fulfillment_steps as steps
-from orchestrator.services.fulfillment import LifecycleSettings, transition
+from orchestrator.fulfillment import steps
+from orchestrator.fulfillment.model import Action
+from orchestrator.fulfillment.service import LifecycleSettings, transition
+from orchestrator.platform.embedded import create_database, drop_database
 from tests.e2e.support import pickup_code
 from tests.integration.test_dev_stack import DevStack, dev_environment, running_dev_stack
 from tests.integration.world import ADMIN, add_location, add_product, place, set_stock

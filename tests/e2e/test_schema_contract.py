@@ -28,7 +28,7 @@ import uvicorn
 from schemathesis.config import SchemathesisConfig
 
 from orchestrator.app import create_app
-from orchestrator.config import Settings
+from orchestrator.settings import Settings
 from tests.conftest import TABLES
 from tests.e2e.conftest import ADMIN_TOKEN, settings_for
 from tests.e2e.support import PROBLEM

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from orchestrator.db.engine import Database
+from orchestrator.platform.db import Database
 from tests.conftest import emptied
 from tests.e2e.conftest import client, settings, shop  # noqa: F401  (pytest fixtures)
 

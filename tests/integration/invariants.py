@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.db.engine import Database
+from orchestrator.platform.db import Database
 
 _NEGATIVE = text(
     """

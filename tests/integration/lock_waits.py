@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.db.engine import Database
+from orchestrator.platform.db import Database
 
 
 async def backend_pid(session: AsyncSession) -> int:
@@ -71,7 +71,7 @@ def record_retries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The SQLSTATE of every error ``Database.run`` decides to retry (40P01 deadlock, 40001
     serialization failure), in order. A client never sees a deadlock ``db.run`` retried, so a test
     of the lock order must look here: a retried deadlock is still a deadlock (and a second's stall)."""
-    from orchestrator.db import engine
+    from orchestrator.platform import db as engine
 
     seen: list[str] = []
     real = engine.is_retryable

@@ -27,14 +27,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from orchestrator import observability
-from orchestrator.api import problems
 from orchestrator.app import create_app
 from orchestrator.cli import upgrade_database
-from orchestrator.db.engine import Database, database_unavailable
-from orchestrator.domain.access import Role
-from orchestrator.embedded import EmbeddedPostgres, free_port
-from orchestrator.services.api_keys import create_key
+from orchestrator.platform import observability, problems
+from orchestrator.platform.actors import Role
+from orchestrator.platform.api_keys import create_key
+from orchestrator.platform.db import Database, database_unavailable
+from orchestrator.platform.embedded import EmbeddedPostgres, free_port
 from tests.e2e.conftest import ADMIN_TOKEN, auth, serving, settings_for
 from tests.e2e.support import Recorder
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator.embedded import create_database, drop_database, free_port
+from orchestrator.platform.embedded import create_database, drop_database, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import psutil
 import redis
 
 from orchestrator.cli import upgrade_database
-from orchestrator.embedded import EmbeddedServices, port_open
+from orchestrator.platform.embedded import EmbeddedServices, port_open
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from orchestrator.db.stock import StockChange, apply_stock_changes, ensure_stock_row, lock_stock
-from orchestrator.domain.errors import InsufficientStock
-from orchestrator.domain.inventory import MovementKind
-from orchestrator.services.inventory import import_inventory
+from orchestrator.inventory.model import MovementKind
+from orchestrator.inventory.service import import_inventory
+from orchestrator.inventory.stock_sql import StockChange, apply_stock_changes, ensure_stock_row, lock_stock
+from orchestrator.platform.errors import InsufficientStock
 from tests.integration.invariants import all_violations
 from tests.integration.lock_waits import backend_pid, queued_behind
 from tests.integration.world import ADMIN, add_location, add_product, place, set_stock

@@ -23,9 +23,9 @@ from sqlalchemy import CheckConstraint
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from orchestrator.cli import PROJECT_ROOT, upgrade_database
-from orchestrator.db.engine import asyncpg_url
-from orchestrator.db.metadata import metadata
-from orchestrator.embedded import create_database, drop_database
+from orchestrator.metadata import metadata
+from orchestrator.platform.db import asyncpg_url
+from orchestrator.platform.embedded import create_database, drop_database
 
 
 def _alembic_config(url: str) -> Config:

@@ -18,14 +18,14 @@ from arq.jobs import JobDef
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from orchestrator.config import Settings
-from orchestrator.domain.errors import InsufficientStock
-from orchestrator.domain.fulfillment import Action
-from orchestrator.jobs.worker import drain_outbox, expire_pickup, remind_pickup
-from orchestrator.services import fulfillment_steps as steps
-from orchestrator.services.clock import ManualClock
-from orchestrator.services.fulfillment import LifecycleSettings, transition
-from orchestrator.services.outbox_relay import claim_batch, publish, relay_outbox
+from orchestrator.fulfillment import steps
+from orchestrator.fulfillment.model import Action
+from orchestrator.fulfillment.service import LifecycleSettings, transition
+from orchestrator.platform.clock import ManualClock
+from orchestrator.platform.errors import InsufficientStock
+from orchestrator.platform.outbox_relay import claim_batch, publish, relay_outbox
+from orchestrator.settings import Settings
+from orchestrator.worker import drain_outbox, expire_pickup, remind_pickup
 from tests.integration.invariants import all_violations
 from tests.integration.world import ADMIN, add_location, add_product, place, set_stock
 
@@ -372,7 +372,7 @@ async def test_on_a_quiet_system_the_worker_schedule_still_trims_the_stream_to_i
 ):
     """Nothing to publish, so no publish trims: the worker's every-minute jobs, each run once as
     its schedule would, drop the entry (it may carry a pickup code) that outlived the retention."""
-    from orchestrator.jobs.worker import worker_settings
+    from orchestrator.worker import worker_settings
 
     ctx = _worker_ctx(db, arq_pool, database_url, redis_url, stream, clock)
     retention = timedelta(hours=ctx["settings"].events_stream_retention_hours)
@@ -395,7 +395,7 @@ async def test_the_running_worker_is_woken_by_a_commit_and_publishes_without_wai
     listener drains at once. Its fallback poll is an hour and no cron job runs here, and the
     order is placed only once the listener's first drain is over: only the notification can
     deliver its events."""
-    from orchestrator.jobs.worker import worker_settings
+    from orchestrator.worker import worker_settings
 
     settings = Settings(database_url=database_url, redis_url=redis_url, events_stream=stream, outbox_poll_seconds=3600)
     options = worker_settings(settings)

@@ -9,8 +9,8 @@ import uuid
 
 from sqlalchemy import text
 
-from orchestrator.services.commands import CustomerDetails
-from orchestrator.services.orders import place_order
+from orchestrator.orders.commands import CustomerDetails
+from orchestrator.orders.intake import place_order
 from tests.integration.invariants import all_violations
 from tests.integration.lock_waits import backend_pid, queued_behind
 from tests.integration.world import NOW, WEB, add_location, add_product, order_command, set_stock
@@ -62,12 +62,12 @@ async def test_a_rejection_that_resources_elsewhere_locks_stock_rows_in_one_cano
     (the release): against an intake locking S1 then S2 that is a deadlock, resolved only by
     PostgreSQL's detector (a second's stall and a retry). A row first locked by a transaction
     must come after every row it already holds."""
-    import orchestrator.services.sourcing as sourcing_module
-    import orchestrator.services.stock_moves as stock_moves_module
-    from orchestrator.db import stock as stock_module
-    from orchestrator.domain.fulfillment import Action
-    from orchestrator.services import fulfillment_steps as steps
-    from orchestrator.services.fulfillment import LifecycleSettings, transition
+    import orchestrator.fulfillment.stock_moves as stock_moves_module
+    import orchestrator.sourcing.service as sourcing_module
+    from orchestrator.fulfillment import steps
+    from orchestrator.fulfillment.model import Action
+    from orchestrator.fulfillment.service import LifecycleSettings, transition
+    from orchestrator.inventory import stock_sql as stock_module
     from tests.integration.world import ADMIN, place
 
     s1 = await add_location(db, "S1", 52.52, 13.40)

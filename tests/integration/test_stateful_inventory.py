@@ -26,13 +26,13 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import text
 
-from orchestrator.db.engine import Database
-from orchestrator.domain.errors import InsufficientStock, OrderNotCancellable, StockWouldGoNegative
-from orchestrator.services.clock import ManualClock
-from orchestrator.services.fulfillment import LifecycleSettings
-from orchestrator.services.inventory import StockUpdate, change_stock
-from orchestrator.services.order_changes import cancel_order
-from orchestrator.services.sourcing_admin import put_profile
+from orchestrator.fulfillment.service import LifecycleSettings
+from orchestrator.inventory.service import StockUpdate, change_stock
+from orchestrator.orders.changes import cancel_order
+from orchestrator.platform.clock import ManualClock
+from orchestrator.platform.db import Database
+from orchestrator.platform.errors import InsufficientStock, OrderNotCancellable, StockWouldGoNegative
+from orchestrator.sourcing.profiles import put_profile
 from tests.conftest import TABLES
 from tests.integration.invariants import all_violations
 from tests.integration.world import ADMIN, NOW, WEB, add_location, add_product, place

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from orchestrator.db.engine import constraint_name, sqlstate
-from orchestrator.db.stock import MissingStockLevel, StockChange, apply_stock_changes, lock_stock
-from orchestrator.domain.inventory import MovementKind, StockPosition
+from orchestrator.inventory.model import MovementKind, StockPosition
+from orchestrator.inventory.stock_sql import MissingStockLevel, StockChange, apply_stock_changes, lock_stock
+from orchestrator.platform.db import constraint_name, sqlstate
 from tests.integration.invariants import ledger_violations
 from tests.integration.lock_waits import backend_pid, record_retries, until_waiting
 from tests.integration.world import add_location, add_product, set_stock

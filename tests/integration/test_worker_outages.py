@@ -26,10 +26,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from orchestrator.config import Settings
-from orchestrator.embedded import free_port
-from orchestrator.jobs.worker import drain_outbox
-from orchestrator.services.outbox_relay import PUBLISH_TIMEOUT_SECONDS
+from orchestrator.platform.embedded import free_port
+from orchestrator.platform.outbox_relay import PUBLISH_TIMEOUT_SECONDS
+from orchestrator.settings import Settings
+from orchestrator.worker import drain_outbox
 from tests.integration.world import add_location, add_product, place, set_stock
 
 WITHIN_S = 60.0  # bound for every wait; each normally ends within seconds

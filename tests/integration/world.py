@@ -6,15 +6,15 @@ import itertools
 import json
 from datetime import UTC, datetime
 
-from orchestrator.db.engine import Database
-from orchestrator.domain.access import Actor
-from orchestrator.domain.fulfillment import Method
-from orchestrator.domain.geo import Coordinates
-from orchestrator.services.catalogue import create_location, create_product
-from orchestrator.services.clock import Clock
-from orchestrator.services.commands import CustomerDetails, NewLine, PlaceOrder
-from orchestrator.services.inventory import StockUpdate, change_stock
-from orchestrator.services.orders import place_order
+from orchestrator.catalogue.service import create_location, create_product
+from orchestrator.fulfillment.model import Method
+from orchestrator.inventory.service import StockUpdate, change_stock
+from orchestrator.orders.commands import CustomerDetails, NewLine, PlaceOrder
+from orchestrator.orders.intake import place_order
+from orchestrator.platform.actors import Actor
+from orchestrator.platform.clock import Clock
+from orchestrator.platform.db import Database
+from orchestrator.platform.geo import Coordinates
 
 ADMIN = Actor(kind="admin", id="integration")
 WEB = Actor(kind="channel", id="web", channel="web")

@@ -6,8 +6,7 @@ import itertools
 
 import pytest
 
-from orchestrator.domain.errors import Conflict, IllegalTransition
-from orchestrator.domain.fulfillment import (
+from orchestrator.fulfillment.model import (
     CLOSED_WITHOUT_FULFILLING,
     FULFILLED_STATES,
     OPEN_STATES,
@@ -18,6 +17,7 @@ from orchestrator.domain.fulfillment import (
     allowed_actions,
     next_state,
 )
+from orchestrator.platform.errors import Conflict, IllegalTransition
 
 S, A, M = Status, Action, Method
 

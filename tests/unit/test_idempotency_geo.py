@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.domain.geo import EARTH_RADIUS_KM, Coordinates, distance_km
-from orchestrator.domain.idempotency import lock_id, request_fingerprint
+from orchestrator.platform.geo import EARTH_RADIUS_KM, Coordinates, distance_km
+from orchestrator.platform.idempotency import lock_id, request_fingerprint
 
 # --- idempotency -----------------------------------------------------------------------------
 

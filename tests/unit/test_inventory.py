@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.api.schemas import StockAdjust
-from orchestrator.domain import inventory
-from orchestrator.domain.errors import Conflict, InvalidRequest, Shortfall, StockWouldGoNegative
-from orchestrator.domain.inventory import (
+from orchestrator.inventory import model as inventory
+from orchestrator.inventory.model import (
     MovementKind,
     StockPosition,
     check_new_on_hand,
     check_reason,
     find_shortfalls,
 )
+from orchestrator.platform.errors import Conflict, InvalidRequest, Shortfall, StockWouldGoNegative
+from orchestrator.platform.schemas import StockAdjust
 
 
 def test_available_is_on_hand_less_reserved_less_safety_stock() -> None:

@@ -6,16 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.domain import money
-from orchestrator.domain.customer import normalise_email, normalise_phone
-from orchestrator.domain.errors import InvalidRequest
-from orchestrator.domain.money import ISO_4217, check_currency
-from orchestrator.domain.order_number import (
+from orchestrator.customers.model import normalise_email, normalise_phone
+from orchestrator.orders.numbers import (
     ALPHABET,
     PATTERN,
     new_order_number,
     normalise_order_number,
 )
+from orchestrator.platform import money
+from orchestrator.platform.errors import InvalidRequest
+from orchestrator.platform.money import ISO_4217, check_currency
 
 # --- money -----------------------------------------------------------------------------------
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.domain.fulfillment import Method, Status
-from orchestrator.domain.order_status import FulfillmentSummary, OrderStatus, derive_order_status
+from orchestrator.fulfillment.model import Method, Status
+from orchestrator.orders.status import FulfillmentSummary, OrderStatus, derive_order_status
 
 S, M, OS = Status, Method, OrderStatus
 

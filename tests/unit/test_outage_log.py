@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.db.engine import OutageLog
+from orchestrator.platform.db import OutageLog
 
 
 class Ticks:

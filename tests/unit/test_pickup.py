@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.domain.pickup import (
+from orchestrator.fulfillment.pickup import (
     CODE_DIGITS,
     PickupGuard,
     code_matches,

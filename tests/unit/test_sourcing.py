@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.domain.fulfillment import Method
-from orchestrator.domain.geo import Coordinates, distance_km
-from orchestrator.domain.sourcing import (
+from orchestrator.fulfillment.model import Method
+from orchestrator.platform.geo import Coordinates, distance_km
+from orchestrator.sourcing.engine import (
     Allocation,
     Candidate,
     LineDemand,

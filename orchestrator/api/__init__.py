@@ -1,1 +1,0 @@
-"""The HTTP face: thin controllers that parse, authorise, call one use case and map the result."""

@@ -1,0 +1,1 @@
+"""Locations and products: the records every other capability refers to."""

@@ -1,0 +1,318 @@
+"""Locations, products and their stock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, delete, get, patch, post, put
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from orchestrator.catalogue import service as catalogue
+from orchestrator.catalogue.tables import Location, Product
+from orchestrator.inventory import service as inventory
+from orchestrator.inventory.model import MovementKind
+from orchestrator.inventory.service import MovementView, StockUpdate, StockView
+from orchestrator.orders.views import Page
+from orchestrator.platform.auth import ADMIN, ANY_KEY, STAFF
+from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep
+from orchestrator.platform.problems import problems
+from orchestrator.platform.schemas import (
+    LocationIn,
+    LocationPatch,
+    ProductIn,
+    ProductPatch,
+    StockAdjust,
+    StockSet,
+    set_fields,
+)
+
+Limit = Annotated[int, QueryParameter(ge=1, le=500)]
+Cursor = FromQuery[str | None]
+LocationCode = FromPath[str]
+Sku = FromPath[str]
+
+
+class LocationView(msgspec.Struct, kw_only=True):
+    code: str
+    name: str
+    kind: str
+    address: dict[str, Any]
+    lat: float | None
+    lon: float | None
+    timezone: str
+    capabilities: list[str]
+    daily_capacity: int | None
+    pickup_hold_days: int
+    active: bool
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class ProductView(msgspec.Struct, kw_only=True):
+    sku: str
+    name: str
+    gtin: str | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class LocationPage(Page, kw_only=True):
+    items: list[LocationView]
+
+
+class ProductPage(Page, kw_only=True):
+    items: list[ProductView]
+
+
+class StockPage(Page, kw_only=True):
+    items: list[StockView]
+
+
+class MovementPage(Page, kw_only=True):
+    items: list[MovementView]
+
+
+def location_view(loc: Location) -> LocationView:
+    return LocationView(
+        code=loc.code,
+        name=loc.name,
+        kind=loc.kind,
+        address=loc.address or {},
+        lat=loc.lat,
+        lon=loc.lon,
+        timezone=loc.timezone,
+        capabilities=list(loc.capabilities),
+        daily_capacity=loc.daily_capacity,
+        pickup_hold_days=loc.pickup_hold_days,
+        active=loc.active,
+        created_at=loc.created_at,
+        updated_at=loc.updated_at,
+    )
+
+
+def product_view(p: Product) -> ProductView:
+    return ProductView(
+        sku=p.sku, name=p.name, gtin=p.gtin, active=p.active, created_at=p.created_at, updated_at=p.updated_at
+    )
+
+
+def location_fields(data: LocationIn) -> dict[str, Any]:
+    fields = msgspec.structs.asdict(data)
+    fields["address"] = msgspec.to_builtins(data.address) if data.address else {}
+    return fields
+
+
+class LocationController(Controller):
+    path = "/v1/locations"
+    tags = ["locations"]
+
+    @get(
+        "/",
+        operation_id="listLocations",
+        summary="Locations (staff keys: their own)",
+        guards=[ANY_KEY],
+        responses=problems(400, 401, 403, 422),
+    )
+    async def list_locations(
+        self,
+        actor: ActorDep,
+        db: DB,
+        cursor: Cursor = None,
+        capability: FromQuery[Literal["pickup", "curbside", "ship"] | None] = None,
+        limit: Limit = 100,
+    ) -> LocationPage:
+        async with db.unit_of_work() as uow:
+            rows = await catalogue.list_locations(uow, actor, after=cursor, limit=limit, capability=capability)
+        page = catalogue.keyset_page(rows, limit, "code")
+        return LocationPage(items=[location_view(x) for x in page.items], next_cursor=page.next_cursor)
+
+    @post(
+        "/",
+        operation_id="createLocation",
+        summary="Create a store or warehouse",
+        guards=[ADMIN],
+        responses=problems(400, 401, 403, 409, 422),
+    )
+    async def create_location(self, data: JSONBody[LocationIn], db: DB, clock: ClockDep) -> LocationView:
+        async with db.unit_of_work() as uow:
+            return location_view(await catalogue.create_location(uow, location_fields(data), clock.now()))
+
+    @get(
+        "/{code:str}",
+        operation_id="getLocation",
+        summary="One location",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def get_location(self, code: LocationCode, actor: ActorDep, db: DB) -> LocationView:
+        async with db.unit_of_work() as uow:
+            return location_view(await catalogue.get_location(uow, code, actor))
+
+    @patch(
+        "/{code:str}",
+        operation_id="updateLocation",
+        summary="Change a location",
+        guards=[ADMIN],
+        responses=problems(400, 401, 403, 404, 422),
+    )
+    async def update_location(
+        self, code: LocationCode, data: JSONBody[LocationPatch], actor: ActorDep, db: DB, clock: ClockDep
+    ) -> LocationView:
+        async with db.unit_of_work() as uow:
+            return location_view(await catalogue.update_location(uow, code, set_fields(data), actor, clock.now()))
+
+    @delete(
+        "/{code:str}",
+        operation_id="deactivateLocation",
+        summary="Deactivate a location (its history stays; it takes no new orders)",
+        guards=[ADMIN],
+        status_code=204,
+        responses=problems(401, 403, 404),
+    )
+    async def deactivate_location(self, code: LocationCode, actor: ActorDep, db: DB, clock: ClockDep) -> None:
+        async with db.unit_of_work() as uow:
+            await catalogue.update_location(uow, code, {"active": False}, actor, clock.now())
+
+    @get(
+        "/{code:str}/stock",
+        operation_id="listStock",
+        summary="Stock levels at a location",
+        guards=[ANY_KEY],
+        responses=problems(400, 401, 403, 404, 422),
+    )
+    async def list_stock(
+        self, code: LocationCode, actor: ActorDep, db: DB, cursor: Cursor = None, limit: Limit = 100
+    ) -> StockPage:
+        async with db.unit_of_work() as uow:
+            rows = await inventory.list_stock(uow, code, actor, after=cursor, limit=limit)
+        page = catalogue.keyset_page(rows, limit, "sku")
+        return StockPage(items=page.items, next_cursor=page.next_cursor)
+
+    @get(
+        "/{code:str}/stock/{sku:str}",
+        operation_id="getStock",
+        summary="Stock of one sku at a location",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def get_stock(self, code: LocationCode, sku: Sku, actor: ActorDep, db: DB) -> StockView:
+        async with db.unit_of_work() as uow:
+            return await inventory.read_stock(uow, code, sku, actor)
+
+    @put(
+        "/{code:str}/stock/{sku:str}",
+        operation_id="setStock",
+        summary="Set the absolute on-hand level (a count); ledger row `count`",
+        guards=[STAFF],
+        responses=problems(400, 401, 403, 404, 409, 422),
+    )
+    async def set_stock(
+        self, code: LocationCode, sku: Sku, data: JSONBody[StockSet], actor: ActorDep, db: DB, clock: ClockDep
+    ) -> StockView:
+        update = StockUpdate(
+            reason=data.reason, on_hand=data.on_hand, safety_stock=data.safety_stock, kind=MovementKind.COUNT
+        )
+        return await inventory.change_stock(db, code, sku, update, actor, clock.now())
+
+    @post(
+        "/{code:str}/stock/{sku:str}/adjustments",
+        operation_id="adjustStock",
+        summary="Adjust on-hand by a delta with a reason",
+        guards=[STAFF],
+        status_code=200,
+        responses=problems(400, 401, 403, 404, 409, 422),
+    )
+    async def adjust_stock(
+        self, code: LocationCode, sku: Sku, data: JSONBody[StockAdjust], actor: ActorDep, db: DB, clock: ClockDep
+    ) -> StockView:
+        update = StockUpdate(
+            reason=data.reason, delta=data.delta, kind=MovementKind(data.kind), reference=data.reference
+        )
+        return await inventory.change_stock(db, code, sku, update, actor, clock.now())
+
+    @get(
+        "/{code:str}/stock/{sku:str}/movements",
+        operation_id="listStockMovements",
+        summary="The ledger for one sku at a location, newest first",
+        guards=[ANY_KEY],
+        responses=problems(400, 401, 403, 404, 422),
+    )
+    async def movements(
+        self,
+        code: LocationCode,
+        sku: Sku,
+        actor: ActorDep,
+        db: DB,
+        cursor: Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)] = None,
+        limit: Limit = 100,
+    ) -> MovementPage:
+        async with db.unit_of_work() as uow:
+            rows = await inventory.movements(uow, code, sku, actor, before=cursor, limit=limit)
+        page = catalogue.keyset_page(rows, limit, "id")
+        return MovementPage(items=page.items, next_cursor=page.next_cursor)
+
+
+class ProductController(Controller):
+    path = "/v1/products"
+    tags = ["products"]
+
+    @get(
+        "/",
+        operation_id="listProducts",
+        summary="Products by sku",
+        guards=[ANY_KEY],
+        responses=problems(400, 401, 403, 422),
+    )
+    async def list_products(self, db: DB, cursor: Cursor = None, limit: Limit = 100) -> ProductPage:
+        async with db.unit_of_work() as uow:
+            rows = await catalogue.list_products(uow, after=cursor, limit=limit)
+        page = catalogue.keyset_page(rows, limit, "sku")
+        return ProductPage(items=[product_view(p) for p in page.items], next_cursor=page.next_cursor)
+
+    @post(
+        "/",
+        operation_id="createProduct",
+        summary="Create a product",
+        guards=[ADMIN],
+        responses=problems(400, 401, 403, 409, 422),
+    )
+    async def create_product(self, data: JSONBody[ProductIn], db: DB, clock: ClockDep) -> ProductView:
+        async with db.unit_of_work() as uow:
+            return product_view(await catalogue.create_product(uow, msgspec.structs.asdict(data), clock.now()))
+
+    @get(
+        "/{sku:str}",
+        operation_id="getProduct",
+        summary="One product",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def get_product(self, sku: Sku, db: DB) -> ProductView:
+        async with db.unit_of_work() as uow:
+            return product_view(await catalogue.get_product(uow, sku))
+
+    @patch(
+        "/{sku:str}",
+        operation_id="updateProduct",
+        summary="Change a product",
+        guards=[ADMIN],
+        responses=problems(400, 401, 403, 404, 422),
+    )
+    async def update_product(self, sku: Sku, data: JSONBody[ProductPatch], db: DB, clock: ClockDep) -> ProductView:
+        async with db.unit_of_work() as uow:
+            return product_view(await catalogue.update_product(uow, sku, set_fields(data), clock.now()))
+
+    @delete(
+        "/{sku:str}",
+        operation_id="deactivateProduct",
+        summary="Deactivate a product (no new orders; history stays)",
+        guards=[ADMIN],
+        status_code=204,
+        responses=problems(401, 403, 404),
+    )
+    async def deactivate_product(self, sku: Sku, db: DB, clock: ClockDep) -> None:
+        async with db.unit_of_work() as uow:
+            await catalogue.update_product(uow, sku, {"active": False}, clock.now())

@@ -1,0 +1,119 @@
+"""Locations and products: plain records, created and changed by admins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from orchestrator.catalogue.tables import Location, Product
+from orchestrator.platform.actors import Actor
+from orchestrator.platform.db import UnitOfWork
+from orchestrator.platform.errors import AlreadyExists, InvalidRequest, NotFound
+
+CAPABILITIES = frozenset({"pickup", "curbside", "ship"})
+
+
+def check_capabilities(capabilities: list[str]) -> list[str]:
+    unknown = sorted(set(capabilities) - CAPABILITIES)
+    if unknown:
+        raise InvalidRequest(
+            f"unknown capabilities: {', '.join(unknown)}; use {sorted(CAPABILITIES)}", field="capabilities"
+        )
+    return sorted(set(capabilities))
+
+
+async def get_location(uow: UnitOfWork, code: str, actor: Actor) -> Location:
+    if not actor.may_see_location(code):
+        raise NotFound(f"location {code} not found")
+    loc = await uow.session.scalar(select(Location).where(Location.code == code))
+    if loc is None:
+        raise NotFound(f"location {code} not found")
+    return loc
+
+
+async def list_locations(
+    uow: UnitOfWork, actor: Actor, *, after: str | None, limit: int, capability: str | None = None
+) -> list[Location]:
+    query = select(Location).order_by(Location.code).limit(limit + 1)
+    if after:
+        query = query.where(Location.code > after)
+    if capability:
+        query = query.where(Location.capabilities.contains([capability]))
+    if actor.is_staff:
+        query = query.where(Location.code.in_(sorted(actor.locations)))
+    return list((await uow.session.execute(query)).scalars())
+
+
+async def create_location(uow: UnitOfWork, fields: dict[str, Any], now: datetime) -> Location:
+    fields["capabilities"] = check_capabilities(fields.get("capabilities", []))
+    loc = Location(**fields, created_at=now, updated_at=now)
+    uow.session.add(loc)
+    try:
+        await uow.session.flush()
+    except IntegrityError:
+        raise AlreadyExists(f"location {fields['code']} already exists", code=fields["code"]) from None
+    await uow.commit()
+    return loc
+
+
+async def update_location(uow: UnitOfWork, code: str, changes: dict[str, Any], actor: Actor, now: datetime) -> Location:
+    loc = await get_location(uow, code, actor)
+    if "capabilities" in changes:
+        changes["capabilities"] = check_capabilities(changes["capabilities"])
+    for name, value in changes.items():
+        setattr(loc, name, value)
+    loc.updated_at = now
+    await uow.commit()
+    return loc
+
+
+async def get_product(uow: UnitOfWork, sku: str) -> Product:
+    product = await uow.session.scalar(select(Product).where(Product.sku == sku))
+    if product is None:
+        raise NotFound(f"product {sku} not found")
+    return product
+
+
+async def list_products(uow: UnitOfWork, *, after: str | None, limit: int) -> list[Product]:
+    query = select(Product).order_by(Product.sku).limit(limit + 1)
+    if after:
+        query = query.where(Product.sku > after)
+    return list((await uow.session.execute(query)).scalars())
+
+
+async def create_product(uow: UnitOfWork, fields: dict[str, Any], now: datetime) -> Product:
+    product = Product(**fields, created_at=now, updated_at=now)
+    uow.session.add(product)
+    try:
+        await uow.session.flush()
+    except IntegrityError:
+        raise AlreadyExists(f"product {fields['sku']} already exists", sku=fields["sku"]) from None
+    await uow.commit()
+    return product
+
+
+async def update_product(uow: UnitOfWork, sku: str, changes: dict[str, Any], now: datetime) -> Product:
+    product = await get_product(uow, sku)
+    for name, value in changes.items():
+        setattr(product, name, value)
+    product.updated_at = now
+    await uow.commit()
+    return product
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    """``limit + 1`` rows were read; the extra one only says there is a next page."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+def keyset_page(rows: list[Any], limit: int, key: str) -> KeysetPage:
+    if len(rows) > limit:
+        return KeysetPage(rows[:limit], str(getattr(rows[limit - 1], key)))
+    return KeysetPage(rows, None)

@@ -1,0 +1,1 @@
+"""One customer across channels: identities and matching."""

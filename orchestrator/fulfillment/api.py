@@ -1,0 +1,242 @@
+"""Store staff work their queue: accept, pick, mark ready, hand over, pack, ship."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, TypeAlias
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from orchestrator.fulfillment import steps
+from orchestrator.fulfillment.model import Action
+from orchestrator.fulfillment.queue import fulfillment_queue, get_fulfillment
+from orchestrator.fulfillment.service import Apply, LifecycleSettings, resend_pickup_code, transition
+from orchestrator.orders.views import FulfillmentView, Page
+from orchestrator.platform.actors import Actor
+from orchestrator.platform.auth import ANY_KEY, CHANNELS, STAFF
+from orchestrator.platform.clock import Clock
+from orchestrator.platform.db import Database
+from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, LifecycleDep, parse_if_match
+from orchestrator.platform.problems import problems
+from orchestrator.platform.schemas import RequestBody, if_match_header
+
+FulfillmentId = FromPath[uuid.UUID]
+IfMatch = Annotated[str | None, if_match_header("the fulfillment's ETag/version")]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+TRANSITION_PROBLEMS = problems(400, 401, 403, 404, 409, 412, 422)
+
+
+class RejectIn(RequestBody, kw_only=True):
+    reason: Reason
+
+
+class CancelIn(RequestBody, kw_only=True):
+    reason: Reason = "cancelled by the store"
+
+
+class PickLine(RequestBody, kw_only=True):
+    line_id: uuid.UUID
+    quantity: Annotated[int, msgspec.Meta(ge=0, le=100_000)]
+
+
+class PickIn(RequestBody, kw_only=True):
+    lines: Annotated[list[PickLine], msgspec.Meta(min_length=1, max_length=200)]
+
+
+class ShipIn(RequestBody, kw_only=True):
+    carrier: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+    tracking_number: Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
+
+
+class HandoverLine(RequestBody, kw_only=True):
+    line_id: uuid.UUID
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+
+
+class HandoverIn(RequestBody, kw_only=True):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] | None = None
+    override_reason: Reason | None = None
+    lines: Annotated[list[HandoverLine], msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class PickupCodeOut(msgspec.Struct, kw_only=True):
+    code: str
+
+
+class FulfillmentPage(Page, kw_only=True):
+    items: list[FulfillmentView]
+
+
+class FulfillmentReadController(Controller):
+    """Any key reads a fulfillment (staff: their stores' only); the ordering channel may have its
+    pickup code re-sent. Only staff and admins act on it (``FulfillmentController``)."""
+
+    path = "/v1/fulfillments"
+    tags = ["fulfillment"]
+
+    @get(
+        "/{fulfillment_id:uuid}",
+        operation_id="getFulfillment",
+        summary="One fulfillment order",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def get(self, fulfillment_id: FulfillmentId, actor: ActorDep, db: DB) -> FulfillmentView:
+        return await get_fulfillment(db, fulfillment_id, actor)
+
+    @post(
+        "/{fulfillment_id:uuid}/resend-code",
+        operation_id="resendPickupCode",
+        summary="The pickup code again, for the channel that placed the order to pass on",
+        description="Only while ready for pickup. The order's timeline records that it was re-sent.",
+        guards=[CHANNELS],
+        status_code=200,
+        responses=problems(401, 403, 404, 409),
+    )
+    async def resend_code(
+        self, fulfillment_id: FulfillmentId, actor: ActorDep, db: DB, clock: ClockDep, lifecycle: LifecycleDep
+    ) -> PickupCodeOut:
+        return PickupCodeOut(code=await resend_pickup_code(db, fulfillment_id, actor, clock, lifecycle))
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """A transition as the request's actor, with the app's database, clock and lifecycle rules."""
+
+    actor: Actor
+    db: Database
+    clock: Clock
+    settings: LifecycleSettings
+
+    async def __call__(
+        self, fulfillment_id: uuid.UUID, action: Action, apply: Apply | None, if_match: str | None
+    ) -> FulfillmentView:
+        return await transition(
+            self.db,
+            fulfillment_id,
+            action,
+            self.actor,
+            self.clock,
+            self.settings,
+            apply,
+            expected_version=parse_if_match(if_match),
+        )
+
+
+def _transitions(request: Request, state: State) -> Transitions:
+    return Transitions(request.user, state.db, state.clock, state.lifecycle)
+
+
+Run: TypeAlias = NamedDependency[Transitions]
+
+
+def transition_route(path: str, operation_id: str, summary: str, *, extra: tuple[int, ...] = ()):  # type: ignore[no-untyped-def]
+    return post(
+        f"/{{fulfillment_id:uuid}}/{path}",
+        operation_id=operation_id,
+        summary=summary,
+        status_code=200,
+        responses={**TRANSITION_PROBLEMS, **problems(*extra)} if extra else TRANSITION_PROBLEMS,
+    )
+
+
+class FulfillmentController(Controller):
+    path = "/v1/fulfillments"
+    tags = ["fulfillment"]
+    guards = [STAFF]
+    dependencies = {"run": Provide(_transitions, sync_to_thread=False)}
+
+    @transition_route("accept", "acceptFulfillment", "Accept")
+    async def accept(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
+        return await run(fulfillment_id, Action.ACCEPT, steps.accept, if_match)
+
+    @transition_route("reject", "rejectFulfillment", "Reject; the open quantity is sourced elsewhere")
+    async def reject(
+        self, fulfillment_id: FulfillmentId, data: JSONBody[RejectIn], run: Run, if_match: IfMatch = None
+    ) -> FulfillmentView:
+        return await run(fulfillment_id, Action.REJECT, steps.reject_with(data.reason), if_match)
+
+    @transition_route("start-picking", "startPicking", "Start picking")
+    async def start_picking(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
+        return await run(fulfillment_id, Action.START_PICKING, steps.start_picking, if_match)
+
+    @transition_route(
+        "pick", "pickLines", "Record picked quantities; fewer than needed is a short pick, re-sourced elsewhere"
+    )
+    async def pick(
+        self, fulfillment_id: FulfillmentId, data: JSONBody[PickIn], run: Run, if_match: IfMatch = None
+    ) -> FulfillmentView:
+        picks = {line.line_id: line.quantity for line in data.lines}
+        return await run(fulfillment_id, Action.PICK, steps.pick_lines(picks), if_match)
+
+    @transition_route("ready", "markReadyForPickup", "Ready for pickup: a pickup code goes to the customer")
+    async def ready(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
+        return await run(fulfillment_id, Action.READY, steps.mark_ready, if_match)
+
+    @transition_route("pack", "packFulfillment", "Packed for shipping")
+    async def pack(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
+        return await run(fulfillment_id, Action.PACK, steps.pack, if_match)
+
+    @transition_route("ship", "shipFulfillment", "Shipped with a carrier")
+    async def ship(
+        self, fulfillment_id: FulfillmentId, data: JSONBody[ShipIn], run: Run, if_match: IfMatch = None
+    ) -> FulfillmentView:
+        return await run(fulfillment_id, Action.SHIP, steps.ship_with(data.carrier, data.tracking_number), if_match)
+
+    @transition_route("deliver", "deliverFulfillment", "Delivered (a transfer: received at the pickup store)")
+    async def deliver(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
+        return await run(fulfillment_id, Action.DELIVER, steps.deliver, if_match)
+
+    @transition_route(
+        "handover",
+        "handOver",
+        "Hand over to the customer against the pickup code (or a recorded override)",
+        extra=(423,),
+    )
+    async def handover(
+        self, fulfillment_id: FulfillmentId, data: JSONBody[HandoverIn], run: Run, if_match: IfMatch = None
+    ) -> FulfillmentView:
+        units = {line.line_id: line.quantity for line in data.lines} if data.lines else None
+        return await run(
+            fulfillment_id, Action.HANDOVER, steps.hand_over(data.code, data.override_reason, units), if_match
+        )
+
+    @transition_route("cancel", "cancelFulfillment", "Cancel what this location still holds for the order")
+    async def cancel(
+        self,
+        fulfillment_id: FulfillmentId,
+        run: Run,
+        if_match: IfMatch = None,
+        data: JSONBody[CancelIn | None] = None,
+    ) -> FulfillmentView:
+        reason = data.reason if data else "cancelled by the store"
+        return await run(fulfillment_id, Action.CANCEL, steps.cancel_with(reason), if_match)
+
+
+class LocationQueueController(Controller):
+    path = "/v1/locations/{code:str}/fulfillments"
+    tags = ["fulfillment"]
+
+    @get(
+        "/",
+        operation_id="fulfillmentQueue",
+        summary="A location's fulfillments by urgency: arrived customers, then pickup deadlines, oldest first",
+        guards=[STAFF],
+        responses=problems(400, 401, 403, 404, 422),
+    )
+    async def queue(
+        self,
+        code: FromPath[str],
+        actor: ActorDep,
+        db: DB,
+        status: Annotated[str | None, QueryParameter(description="comma-separated states; default: open ones")] = None,
+        cursor: Annotated[int | None, QueryParameter(ge=0, le=10**9)] = None,  # an offset; keeps within bigint
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> FulfillmentPage:
+        items, next_cursor = await fulfillment_queue(db, code, actor, status=status, offset=cursor or 0, limit=limit)
+        return FulfillmentPage(items=items, next_cursor=next_cursor)

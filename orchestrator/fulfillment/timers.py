@@ -1,0 +1,97 @@
+"""Uncollected pickups: a reminder before the deadline, expiry (and restock) at it.
+
+Deferred arq jobs make them prompt; a periodic sweep over the database makes them certain, so a
+restart or a lost Redis never misses one. Both paths call the same idempotent use cases.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from orchestrator.fulfillment import steps
+from orchestrator.fulfillment.model import Action, Status
+from orchestrator.fulfillment.pickup import reminder_at
+from orchestrator.fulfillment.service import LifecycleSettings, Step, transition
+from orchestrator.orders.tables import FulfillmentOrder
+from orchestrator.platform.actors import SYSTEM
+from orchestrator.platform.clock import Clock
+from orchestrator.platform.db import Database
+from orchestrator.platform.errors import IllegalTransition, NotFound
+
+REMINDER = "fulfillment.pickup_reminder"
+
+
+class NotDue(Exception):
+    """The timer fired early (clock skew, a rescheduled deadline): nothing to do yet."""
+
+
+async def expire_if_due(db: Database, fulfillment_id: uuid.UUID, clock: Clock, settings: LifecycleSettings) -> bool:
+    async def apply(step: Step) -> None:
+        if step.fo.pickup_deadline is None or step.now < step.fo.pickup_deadline:
+            raise NotDue()
+        await steps.expire(step)
+
+    try:
+        await transition(db, fulfillment_id, Action.EXPIRE, SYSTEM, clock, settings, apply)
+    except (NotDue, IllegalTransition, NotFound):
+        return False
+    return True
+
+
+async def remind_if_due(
+    db: Database, fulfillment_id: uuid.UUID, clock: Clock, settings: LifecycleSettings, ahead: timedelta
+) -> bool:
+    async def apply(step: Step) -> None:
+        fo = step.fo
+        if (
+            fo.reminder_sent_at is not None
+            or fo.pickup_deadline is None
+            or fo.ready_at is None
+            or step.now < reminder_at(fo.pickup_deadline, ahead, fo.ready_at)
+        ):
+            raise NotDue()
+        fo.reminder_sent_at = step.now
+        step.say(REMINDER, {"pickup_deadline": fo.pickup_deadline.isoformat()})
+
+    try:
+        await transition(db, fulfillment_id, Action.REMIND, SYSTEM, clock, settings, apply)
+    except (NotDue, IllegalTransition, NotFound):
+        return False
+    return True
+
+
+async def due_pickups(db: Database, clock: Clock, ahead: timedelta) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """(to expire, to remind) as of now."""
+    now = clock.now()
+    async with db.unit_of_work() as uow:
+        ready = FulfillmentOrder.status == Status.READY_FOR_PICKUP.value
+        expired = list(
+            (
+                await uow.session.execute(
+                    select(FulfillmentOrder.id).where(ready, FulfillmentOrder.pickup_deadline <= now)
+                )
+            ).scalars()
+        )
+        remind = list(
+            (
+                await uow.session.execute(
+                    select(FulfillmentOrder.id).where(
+                        ready,
+                        FulfillmentOrder.reminder_sent_at.is_(None),
+                        FulfillmentOrder.pickup_deadline <= now + ahead,
+                        FulfillmentOrder.pickup_deadline > now,
+                    )
+                )
+            ).scalars()
+        )
+    return expired, remind
+
+
+async def sweep(db: Database, clock: Clock, settings: LifecycleSettings, ahead: timedelta) -> tuple[int, int]:
+    expired_ids, remind_ids = await due_pickups(db, clock, ahead)
+    expired = sum([await expire_if_due(db, i, clock, settings) for i in expired_ids])
+    reminded = sum([await remind_if_due(db, i, clock, settings, ahead) for i in remind_ids])
+    return expired, reminded

@@ -1,0 +1,1 @@
+"""Stock levels, their ledger, the one lock helper, availability and the CSV import."""

@@ -1,1 +1,0 @@
-"""The arq worker: outbox relay, pickup timers."""

@@ -1,0 +1,266 @@
+"""Orders: intake from every channel, one record read by all of them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.exceptions import PermissionDeniedException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+
+from orchestrator.customers.model import normalise_phone
+from orchestrator.fulfillment.model import Method
+from orchestrator.orders import changes as order_changes
+from orchestrator.orders import intake as orders
+from orchestrator.orders import queries as order_queries
+from orchestrator.orders.commands import CustomerDetails, IdempotencyClaim, NewLine, PlaceOrder
+from orchestrator.orders.status import OrderStatus
+from orchestrator.orders.views import FulfillmentView, OrderEventView, OrderView, Page
+from orchestrator.platform import metrics
+from orchestrator.platform.actors import Actor
+from orchestrator.platform.auth import ANY_KEY, CHANNELS
+from orchestrator.platform.errors import InsufficientStock, InvalidRequest
+from orchestrator.platform.geo import Coordinates
+from orchestrator.platform.http.dependencies import (
+    DB,
+    ActorDep,
+    ClockDep,
+    LifecycleDep,
+    SettingsDep,
+    etag,
+    parse_if_match,
+)
+from orchestrator.platform.idempotency import idempotency_scope, request_fingerprint
+from orchestrator.platform.money import check_subtotal
+from orchestrator.platform.problems import problems
+from orchestrator.platform.schemas import CancelOrder, CreateOrder, RequestBody, if_match_header
+
+IdempotencyKey = Annotated[
+    str,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Unique per intended order; a retry with the same key returns the first answer",
+    ),
+]
+IfMatch = Annotated[str | None, if_match_header("ETag (version) the change is based on")]
+
+
+class OrderPage(Page, kw_only=True):
+    items: list[OrderView]
+
+
+class ArrivalIn(RequestBody, kw_only=True):
+    parking_spot: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    vehicle: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+class _Version(msgspec.Struct):
+    id: uuid.UUID
+    version: int
+
+
+def to_command(data: CreateOrder, channel: str) -> PlaceOrder:
+    f = data.fulfillment
+    address = msgspec.to_builtins(f.address) if f.address else None
+    destination = None
+    if f.address and f.address.lat is not None and f.address.lon is not None:
+        destination = Coordinates(f.address.lat, f.address.lon)
+    check_subtotal((line.quantity, line.unit_price) for line in data.lines)
+    return PlaceOrder(
+        channel=channel,
+        channel_order_ref=data.channel_order_ref,
+        customer=CustomerDetails(data.customer.email, data.customer.phone, data.customer.name),
+        lines=tuple(NewLine(line.sku, line.quantity, line.unit_price) for line in data.lines),
+        currency=data.currency,
+        method=Method(f.method),
+        location=f.location,
+        address=address,
+        destination=destination,
+    )
+
+
+def channel_for(actor: Actor, requested: str | None) -> str:
+    if actor.is_admin:
+        if not requested:
+            raise InvalidRequest("an admin placing an order names its channel", field="channel")
+        return requested
+    if requested and requested != actor.channel:
+        raise PermissionDeniedException(f"this key places orders for channel {actor.channel}")
+    return actor.channel or ""
+
+
+def order_response(view: OrderView, status: int = 200) -> Response[OrderView]:
+    return Response(view, status_code=status, headers={"ETag": etag(view.version)})
+
+
+class OrderController(Controller):
+    path = "/v1/orders"
+    tags = ["orders"]
+
+    @post(
+        "/",
+        operation_id="createOrder",
+        summary="Place an order from any channel (idempotent)",
+        description=(
+            "Reserves stock and creates the order in one transaction. The same `Idempotency-Key` "
+            "replays the first answer; the same channel and `channel_order_ref` returns the "
+            "existing order with 200."
+        ),
+        guards=[CHANNELS],
+        status_code=201,
+        responses={
+            200: ResponseSpec(OrderView, description="The order already existed for this channel reference"),
+            **problems(400, 401, 403, 409, 413, 422),
+        },
+    )
+    async def create_order(
+        self,
+        request: Request,
+        data: JSONBody[CreateOrder],
+        actor: ActorDep,
+        db: DB,
+        clock: ClockDep,
+        settings: SettingsDep,
+        idempotency_key: IdempotencyKey,
+    ) -> Response[OrderView]:
+        channel = channel_for(actor, data.channel)
+        body: Any = msgspec.to_builtins(data)
+        fingerprint = request_fingerprint("POST", "/v1/orders", body)
+        claim = IdempotencyClaim(idempotency_scope(actor), idempotency_key, fingerprint)
+        try:
+            placement = await orders.place_order(
+                db,
+                to_command(data, channel),
+                actor,
+                clock,
+                claim=claim,
+                phone_region=settings.default_phone_region,
+            )
+        except InsufficientStock:
+            metrics.RESERVATIONS_FAILED.labels(channel=channel).inc()
+            raise
+        meta = msgspec.json.decode(placement.body, type=_Version)
+        if placement.status_code == 201 and not placement.replayed:
+            metrics.ORDERS_CREATED.labels(channel=channel).inc()
+        headers = {"ETag": etag(meta.version), "Location": f"/v1/orders/{meta.id}"}
+        if placement.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(placement.body, status_code=placement.status_code, media_type=MediaType.JSON, headers=headers)
+
+    @get(
+        "/",
+        operation_id="listOrders",
+        summary="Orders from every channel, newest first",
+        guards=[ANY_KEY],
+        responses=problems(400, 401, 403, 422),
+    )
+    async def list_orders(
+        self,
+        actor: ActorDep,
+        db: DB,
+        settings: SettingsDep,
+        customer_email: FromQuery[str | None] = None,
+        customer_phone: Annotated[
+            str | None, QueryParameter(max_length=40, description="any spelling; matched in E.164")
+        ] = None,
+        customer_id: FromQuery[uuid.UUID | None] = None,
+        channel: FromQuery[str | None] = None,
+        status: FromQuery[OrderStatus | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> OrderPage:
+        phone = None
+        if customer_phone is not None:
+            try:
+                phone = normalise_phone(customer_phone, settings.default_phone_region)
+            except InvalidRequest as exc:
+                raise InvalidRequest(exc.detail, field="customer_phone") from None
+        flt = order_queries.OrderFilter(
+            customer_email,
+            channel,
+            status.value if status else None,
+            cursor,
+            limit,
+            customer_phone=phone,
+            customer_id=customer_id,
+        )
+        items, next_cursor = await order_queries.list_orders(db, flt, actor)
+        return OrderPage(items=items, next_cursor=next_cursor)
+
+    @get(
+        "/{order_id:uuid}",
+        operation_id="getOrder",
+        summary="One order, as every channel sees it",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def get_order(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> Response[OrderView]:
+        return order_response(await order_queries.get_order(db, order_id, actor))
+
+    @get(
+        "/by-number/{number:str}",
+        operation_id="getOrderByNumber",
+        summary="An order by its short number (as read out by a customer)",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def get_by_number(self, number: FromPath[str], actor: ActorDep, db: DB) -> Response[OrderView]:
+        return order_response(await order_queries.get_order_by_number(db, number, actor))
+
+    @get(
+        "/{order_id:uuid}/events",
+        operation_id="getOrderTimeline",
+        summary="The order's timeline, oldest first",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def events(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> list[OrderEventView]:
+        return await order_queries.order_events(db, order_id, actor)
+
+    @post(
+        "/{order_id:uuid}/cancel",
+        operation_id="cancelOrder",
+        summary="Cancel what is not yet with the customer; releases stock",
+        guards=[CHANNELS],
+        status_code=200,
+        responses=problems(400, 401, 403, 404, 409, 412, 422),
+    )
+    async def cancel(
+        self,
+        order_id: FromPath[uuid.UUID],
+        actor: ActorDep,
+        db: DB,
+        clock: ClockDep,
+        lifecycle: LifecycleDep,
+        if_match: IfMatch = None,
+        data: JSONBody[CancelOrder | None] = None,
+    ) -> Response[OrderView]:
+        reason = data.reason if data else "cancelled on request"
+        aggregate = await order_changes.cancel_order(
+            db,
+            order_id,
+            actor,
+            clock,
+            lifecycle,
+            reason=reason,
+            expected_version=parse_if_match(if_match),
+        )
+        return order_response(aggregate.view())
+
+    @post(
+        "/{order_id:uuid}/arrival",
+        operation_id="recordArrival",
+        summary="The customer has arrived (curbside or at the counter)",
+        guards=[CHANNELS],
+        status_code=200,
+        responses=problems(400, 401, 403, 404, 409, 422),
+    )
+    async def arrival(
+        self, order_id: FromPath[uuid.UUID], data: JSONBody[ArrivalIn], actor: ActorDep, db: DB, clock: ClockDep
+    ) -> list[FulfillmentView]:
+        return await order_changes.record_arrival(db, order_id, actor, clock, data.parking_spot, data.vehicle)

@@ -1,0 +1,123 @@
+"""Writing what happened: timeline rows and outbox messages, in the caller's transaction.
+
+Every state change of an order goes through ``record_change`` (or ``record_new_order``), so the
+order's version, its timeline and the outbox can never disagree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.orders.tables import OrderEvent
+from orchestrator.platform.actors import Actor
+from orchestrator.platform.events import OrderEventDraft
+from orchestrator.platform.outbox import OutboxMessage
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRef:
+    id: uuid.UUID
+    number: str
+    channel: str
+
+
+def event_rows(
+    order: OrderRef, first_seq: int, drafts: Sequence[OrderEventDraft], actor: Actor, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(timeline rows, outbox rows) for ``drafts``, numbered from ``first_seq``."""
+    events: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for offset, draft in enumerate(drafts):
+        event_id = uuid.uuid4()
+        seq = first_seq + offset
+        events.append(
+            {
+                "id": event_id,
+                "order_id": order.id,
+                "seq": seq,
+                "type": draft.type,
+                "actor_kind": actor.kind,
+                "actor_id": actor.id,
+                "data": draft.data,
+                "occurred_at": now,
+            }
+        )
+        messages.append(
+            {
+                "event_id": event_id,
+                "type": draft.type,
+                "order_id": order.id,
+                "payload": {
+                    "id": str(event_id),
+                    "type": draft.type,
+                    "order_id": str(order.id),
+                    "order_number": order.number,
+                    "channel": order.channel,
+                    "seq": seq,
+                    "actor": actor.label,
+                    "occurred_at": now.isoformat(),
+                    "data": {**draft.data, **draft.private},
+                },
+                "created_at": now,
+                "attempts": 0,
+            }
+        )
+    return events, messages
+
+
+async def write_events(
+    session: AsyncSession,
+    order: OrderRef,
+    first_seq: int,
+    drafts: Sequence[OrderEventDraft],
+    actor: Actor,
+    now: datetime,
+) -> None:
+    events, messages = event_rows(order, first_seq, drafts, actor, now)
+    if events:
+        await session.execute(insert(OrderEvent), events)
+        await session.execute(insert(OutboxMessage), messages)
+
+
+_BUMP = text(
+    """
+    UPDATE orders
+    SET version = version + 1,
+        last_event_seq = last_event_seq + :n,
+        status = :status,
+        attention_reason = :attention,
+        updated_at = :now
+    WHERE id = :id
+    RETURNING last_event_seq, version
+    """
+)
+
+
+async def record_change(
+    session: AsyncSession,
+    order: OrderRef,
+    drafts: Sequence[OrderEventDraft],
+    actor: Actor,
+    now: datetime,
+    *,
+    status: str,
+    attention_reason: str | None,
+) -> int:
+    """Bump the order's version, set its derived status and append the events. The caller holds
+    the order's row lock. Returns the new version."""
+    row = (
+        await session.execute(
+            _BUMP,
+            {"n": len(drafts), "status": status, "attention": attention_reason, "now": now, "id": order.id},
+        )
+    ).one()
+    last_seq, version = row
+    await write_events(session, order, last_seq - len(drafts) + 1, drafts, actor, now)
+    return version

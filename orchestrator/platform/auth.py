@@ -1,0 +1,90 @@
+"""Bearer API keys → an Actor on every request; guards say which roles an operation admits."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import Receive, Scope, Send
+
+from orchestrator.platform.actors import Actor, Role
+from orchestrator.platform.api_keys import KeyResolver
+from orchestrator.platform.db import database_unavailable
+from orchestrator.platform.problems import on_database_unavailable, on_http_error
+
+# Paths served without a key: health probes, metrics scrapes, the API's own documentation.
+PUBLIC_PATHS = ("/health", "/metrics", "/schema")
+PUBLIC_PATTERNS = [f"^{p}(/|$)" for p in PUBLIC_PATHS]
+
+
+class NotAuthenticated(Exception):
+    """Who is calling could not be established: no key, an unknown one, or the database did not
+    answer the lookup (``cause``)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except NotAuthenticated as failed:
+            # Answered here: raised on, the error would pass the access log and the metrics
+            # middleware (which wrap this one) unanswered and reach only litestar's outermost
+            # handler; the client got its 401 or 503, the access log said 500 and the metrics 200.
+            request: Request = Request(scope, receive)
+            cause = failed.cause
+            if isinstance(cause, HTTPException):
+                response = on_http_error(request, cause)
+            else:
+                response = on_database_unavailable(request, cause)
+            await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        try:
+            return await self.key_of(connection)
+        except NotAuthorizedException as exc:
+            raise NotAuthenticated(exc) from exc
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise NotAuthenticated(exc) from exc
+            raise
+
+    async def key_of(self, connection: ASGIConnection) -> AuthenticationResult:
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthorizedException("send an API key as 'Authorization: Bearer <key>'")
+        resolver: KeyResolver = connection.app.state.key_resolver
+        actor = await resolver.resolve(token.strip())
+        if actor is None:
+            raise NotAuthorizedException("unknown or revoked API key")
+        return AuthenticationResult(user=actor, auth=token)
+
+
+def allow(*roles: Role) -> Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]:
+    names = {r.value for r in roles}
+
+    # async: litestar runs a synchronous guard in a worker thread, a thread hop per request.
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if connection.scope.get("method") == "OPTIONS":
+            # The key middleware lets OPTIONS through unauthenticated (CORS preflight); litestar's
+            # generated OPTIONS handler still inherits a controller's guards, and there is no actor.
+            return
+        actor: Actor = connection.user
+        if actor.kind not in names:
+            raise PermissionDeniedException(f"a {actor.kind} key may not do this; allowed: {', '.join(sorted(names))}")
+
+    return guard
+
+
+ADMIN = allow(Role.ADMIN)
+ANY_KEY = allow(Role.ADMIN, Role.CHANNEL, Role.STAFF)
+CHANNELS = allow(Role.ADMIN, Role.CHANNEL)
+STAFF = allow(Role.ADMIN, Role.STAFF)

@@ -1,0 +1,111 @@
+"""Errors named for the business. ``platform/problems.py`` maps each to one problem type and status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base for every rule a request can break."""
+
+    def __init__(self, detail: str, **context: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.context = context
+
+
+class NotFound(DomainError):
+    """A thing the caller named does not exist (or the caller may not see it)."""
+
+
+class InvalidRequest(DomainError):
+    """Input that is well-formed but breaks a rule; ``field`` names the culprit."""
+
+    def __init__(self, detail: str, *, field: str | None = None, **context: Any) -> None:
+        super().__init__(detail, **context)
+        self.field = field
+
+
+class UnknownSku(InvalidRequest):
+    pass
+
+
+class UnknownLocation(InvalidRequest):
+    pass
+
+
+class LocationLacksCapability(InvalidRequest):
+    pass
+
+
+class Conflict(DomainError):
+    """The request is valid but collides with the current state."""
+
+
+class AlreadyExists(Conflict):
+    pass
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    sku: str
+    requested: int
+    available: int
+
+
+class InsufficientStock(Conflict):
+    """Every short line at once, plus locations that could serve the whole order (nearest first)."""
+
+    def __init__(self, shortfalls: list[Shortfall], suggestions: list[str] | None = None) -> None:
+        super().__init__("not enough stock for " + ", ".join(s.sku for s in shortfalls))
+        self.shortfalls = shortfalls
+        self.suggestions = suggestions or []
+
+
+class StockWouldGoNegative(Conflict):
+    """An adjustment would leave on-hand stock below zero or below what is reserved."""
+
+
+class IllegalTransition(Conflict):
+    def __init__(self, action: str, state: str, allowed: list[str]) -> None:
+        super().__init__(
+            f"cannot {action} a fulfillment that is {state}",
+            action=action,
+            state=state,
+            allowed_actions=allowed,
+        )
+        self.action = action
+        self.state = state
+        self.allowed = allowed
+
+
+class OrderNotCancellable(Conflict):
+    pass
+
+
+class VersionMismatch(DomainError):
+    """``If-Match`` named a version that is no longer current."""
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(
+            f"version {expected} is stale; the current version is {current}",
+            expected=expected,
+            current=current,
+        )
+
+
+class IdempotencyKeyInFlight(Conflict):
+    pass
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    pass
+
+
+class WrongPickupCode(InvalidRequest):
+    pass
+
+
+class PickupLocked(Conflict):
+    pass

@@ -1,0 +1,108 @@
+"""Sourcing: profiles per channel, the decisions behind an order, and what-if simulation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Controller, get, post, put
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import FromPath, JSONBody, PathParameter
+
+from orchestrator.fulfillment.model import Method
+from orchestrator.platform.auth import ADMIN, ANY_KEY, CHANNELS
+from orchestrator.platform.geo import Coordinates
+from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep
+from orchestrator.platform.money import MAX_AMOUNT
+from orchestrator.platform.problems import problems
+from orchestrator.platform.schemas import Code, LineIn, RequestBody
+from orchestrator.sourcing import profiles as sourcing_admin
+from orchestrator.sourcing.engine import LineDemand, SourcingRequest
+from orchestrator.sourcing.profiles import DecisionView, ProfileView, SimulationView
+
+Channel = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+
+
+class ProfileIn(RequestBody, kw_only=True):
+    pickup_policy: Literal["suggest", "transfer"] = "suggest"
+    min_split_line_value: Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)] = 0
+    suggestion_limit: Annotated[int, msgspec.Meta(ge=0, le=50)] = 5
+
+
+class SimulateIn(RequestBody, kw_only=True):
+    channel: Channel = "simulation"
+    method: Literal["pickup", "curbside", "ship"]
+    location: Code | None = None
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] | None = None
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)] | None = None
+    lines: Annotated[list[LineIn], msgspec.Meta(min_length=1, max_length=200)]
+    exclude: Annotated[list[Code], msgspec.Meta(max_length=1000)] = msgspec.field(default_factory=list)
+
+
+class SourcingProfileController(Controller):
+    path = "/v1/sourcing-profiles"
+    tags = ["sourcing"]
+
+    @get(
+        "/{channel:str}",
+        operation_id="getSourcingProfile",
+        summary="The channel's current sourcing profile (version 0: the defaults)",
+        guards=[CHANNELS],
+        responses=problems(401, 403),
+    )
+    async def get_profile(self, channel: FromPath[str], actor: ActorDep, db: DB) -> ProfileView:
+        if not actor.is_admin and actor.channel != channel:
+            raise PermissionDeniedException("a channel key reads only its own profile")
+        return await sourcing_admin.get_profile(db, channel)
+
+    @put(
+        "/{channel:str}",
+        operation_id="putSourcingProfile",
+        summary="Change the channel's sourcing rules; each change is a new version",
+        guards=[ADMIN],
+        responses=problems(400, 401, 403, 422),
+    )
+    async def put_profile(
+        self,
+        channel: Annotated[str, PathParameter(max_length=80)],
+        data: JSONBody[ProfileIn],
+        actor: ActorDep,
+        db: DB,
+        clock: ClockDep,
+    ) -> ProfileView:
+        return await sourcing_admin.put_profile(db, channel, msgspec.structs.asdict(data), actor, clock.now())
+
+
+class SourcingController(Controller):
+    path = "/v1"
+    tags = ["sourcing"]
+
+    @get(
+        "/orders/{order_id:uuid}/sourcing",
+        operation_id="getOrderSourcing",
+        summary="Why these locations: every sourcing decision for the order, newest first",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def decisions(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> list[DecisionView]:
+        return await sourcing_admin.decisions(db, order_id, actor)
+
+    @post(
+        "/sourcing/simulate",
+        operation_id="simulateSourcing",
+        summary="What would happen: the engine over a hypothetical order, nothing reserved",
+        guards=[ADMIN],
+        status_code=200,
+        responses=problems(400, 401, 403, 422),
+    )
+    async def simulate(self, data: JSONBody[SimulateIn], db: DB) -> SimulationView:
+        destination = Coordinates(data.lat, data.lon) if data.lat is not None and data.lon is not None else None
+        request = SourcingRequest(
+            lines=tuple(LineDemand(str(i + 1), ln.sku, ln.quantity, ln.unit_price) for i, ln in enumerate(data.lines)),
+            method=Method(data.method),
+            pickup_location=data.location,
+            destination=destination,
+            excluded=frozenset(data.exclude),
+        )
+        return await sourcing_admin.simulate(db, request, data.channel)

@@ -1,0 +1,40 @@
+"""Sourcing profiles (per channel, versioned) and the decisions made with them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index
+from sqlmodel import Field, SQLModel
+
+from orchestrator.platform.columns import created_at, jsonb
+
+
+class SourcingProfileVersion(SQLModel, table=True):
+    __tablename__ = "sourcing_profiles"
+
+    channel: str = Field(primary_key=True, max_length=80)
+    version: int = Field(primary_key=True)
+    pickup_policy: str = Field(max_length=20)
+    min_split_line_value: int = Field(default=0, sa_type=BigInteger)
+    suggestion_limit: int = 5
+    created_by: str | None = Field(default=None, max_length=120)
+    created_at: datetime = created_at()
+
+
+class SourcingDecision(SQLModel, table=True):
+    __tablename__ = "sourcing_decisions"
+    __table_args__ = (Index("ix_sourcing_decisions_order", "order_id", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    order_id: uuid.UUID = Field(foreign_key="orders.id")
+    trigger: str = Field(max_length=40)
+    rule: str = Field(max_length=60)
+    profile_channel: str = Field(max_length=80)
+    profile_version: int
+    request: dict = jsonb()
+    candidates: list = jsonb(default_factory=list)
+    plan: list = jsonb(default_factory=list)
+    unfilled: dict = jsonb()
+    created_at: datetime = created_at()

@@ -1,0 +1,253 @@
+"""arq worker: relays the outbox (woken by LISTEN/NOTIFY, polled as a fallback) and runs the
+pickup timers (deferred jobs for promptness, a periodic sweep as the guarantee), and trims the
+events stream to its retention every minute."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+from arq import Worker, cron
+from arq.connections import ArqRedis, RedisSettings
+from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential, wait_random
+from tenacity.wait import wait_base
+
+from orchestrator.fulfillment import timers as pickup_timers
+from orchestrator.fulfillment.pickup import PickupGuard, reminder_at
+from orchestrator.fulfillment.service import LifecycleSettings
+from orchestrator.platform import metrics
+from orchestrator.platform.clock import SystemClock
+from orchestrator.platform.db import Database
+from orchestrator.platform.outbox_relay import PUBLISH_TIMEOUT_SECONDS, OutboxMessageOut, relay_outbox, trim_stream
+from orchestrator.settings import Settings
+
+log = structlog.get_logger("orchestrator.worker")
+READY_EVENT = "fulfillment.ready_for_pickup"
+OUTBOX_CHANNEL = "orchestrator_outbox"  # NOTIFYed by the outbox trigger at commit
+REDIS_OUTAGE = (RedisError, OSError, TimeoutError)
+RECONNECT_MAX_SECONDS = 5.0
+
+
+def lifecycle_settings(settings: Settings) -> LifecycleSettings:
+    return LifecycleSettings(
+        secret=settings.secret_key.get_secret_value(),
+        guard=PickupGuard(settings.pickup_max_failed_attempts, timedelta(minutes=settings.pickup_lockout_minutes)),
+    )
+
+
+def _delay_until(moment: datetime, now: datetime) -> timedelta:
+    """How long until ``moment`` by the injected clock; a moment already past runs now. Never
+    an absolute time: arq would compare it with its own clock and give a past one a negative
+    Redis expiry (``invalid expire time``)."""
+    return max(moment - now, timedelta(0))
+
+
+async def _schedule_timers_of(redis: ArqRedis, message: OutboxMessageOut, ahead: timedelta, now: datetime) -> None:
+    data = message.payload["data"]
+    fo_id = data["fulfillment_id"]
+    deadline = datetime.fromisoformat(data["pickup_deadline"])
+    ready_at = datetime.fromisoformat(message.payload["occurred_at"])
+    await redis.enqueue_job(
+        "remind_pickup",
+        fo_id,
+        _job_id=f"remind:{fo_id}:{deadline.isoformat()}",
+        _defer_by=_delay_until(reminder_at(deadline, ahead, ready_at), now),
+    )
+    await redis.enqueue_job(
+        "expire_pickup",
+        fo_id,
+        _job_id=f"expire:{fo_id}:{deadline.isoformat()}",
+        _defer_by=_delay_until(deadline, now),
+    )
+
+
+async def schedule_pickup_timers(ctx: dict[str, Any], messages: list[OutboxMessageOut]) -> None:
+    """A pickup became ready: defer its reminder and its expiry to their moments (now, if the
+    event was relayed late). One message that cannot be scheduled does not cost the others
+    their timers; the periodic sweep still runs its pickup's."""
+    ahead = timedelta(hours=ctx["settings"].pickup_reminder_hours)
+    now = ctx["clock"].now()
+    ready = [m for m in messages if m.type == READY_EVENT]
+    try:  # bounded: this runs under the relay lock, and a Redis that stopped answering would hold it
+        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            for m in ready:
+                try:
+                    await _schedule_timers_of(ctx["redis"], m, ahead, now)
+                except Exception as exc:  # noqa: BLE001 - the sweep is the guarantee; log and go on
+                    log.warning(
+                        "pickup timers not scheduled; the sweep will run them", event_id=m.event_id, error=repr(exc)
+                    )
+    except TimeoutError:
+        log.warning("Redis did not answer; the sweep will run the pickup timers", events=len(ready))
+
+
+async def drain_outbox(ctx: dict[str, Any]) -> int:
+    settings: Settings = ctx["settings"]
+
+    async def after(messages: list[OutboxMessageOut]) -> None:
+        metrics.OUTBOX_PUBLISHED.inc(len(messages))
+        await schedule_pickup_timers(ctx, messages)
+
+    async with ctx["relay_lock"]:
+        return await relay_outbox(
+            ctx["db"],
+            ctx["redis"],
+            stream=settings.events_stream,
+            maxlen=settings.events_stream_maxlen,
+            retention=timedelta(hours=settings.events_stream_retention_hours),
+            batch=settings.outbox_batch_size,
+            claim_seconds=settings.outbox_claim_seconds,
+            after_publish=after,
+        )
+
+
+async def trim_events_stream(ctx: dict[str, Any]) -> int:
+    """Every minute, whether or not anything was published: the stream keeps events (pickup codes
+    among them) for its retention only, also on a quiet system."""
+    settings: Settings = ctx["settings"]
+    async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+        return await trim_stream(
+            ctx["redis"], settings.events_stream, timedelta(hours=settings.events_stream_retention_hours)
+        )
+
+
+async def expire_pickup(ctx: dict[str, Any], fulfillment_id: str) -> bool:
+    return await pickup_timers.expire_if_due(ctx["db"], uuid.UUID(fulfillment_id), ctx["clock"], ctx["lifecycle"])
+
+
+async def remind_pickup(ctx: dict[str, Any], fulfillment_id: str) -> bool:
+    ahead = timedelta(hours=ctx["settings"].pickup_reminder_hours)
+    return await pickup_timers.remind_if_due(
+        ctx["db"], uuid.UUID(fulfillment_id), ctx["clock"], ctx["lifecycle"], ahead
+    )
+
+
+async def sweep_timers(ctx: dict[str, Any]) -> tuple[int, int]:
+    ahead = timedelta(hours=ctx["settings"].pickup_reminder_hours)
+    return await pickup_timers.sweep(ctx["db"], ctx["clock"], ctx["lifecycle"], ahead)
+
+
+def _backoff(cap_seconds: float) -> wait_base:
+    return wait_exponential(multiplier=0.2, max=cap_seconds) + wait_random(0, 0.2)
+
+
+def _log_retry(what: str) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(f"{what}; retrying", error=repr(error), attempt=state.attempt_number, wait_s=round(wait, 2))
+
+    return before_sleep
+
+
+async def _listen_for_outbox(ctx: dict[str, Any]) -> None:
+    """Drain as soon as a transaction that wrote to the outbox commits. Right after (re)connecting
+    it drains what committed while nobody listened; ``outbox_poll_seconds`` is the fallback."""
+    url = ctx["db"].url.replace("postgresql+asyncpg://", "postgresql://")
+    poll = ctx["settings"].outbox_poll_seconds
+    wake = asyncio.Event()
+    async for attempt in AsyncRetrying(  # through database and Redis outages, for ever
+        retry=retry_if_exception_type(Exception), wait=_backoff(5.0), before_sleep=_log_retry("outbox listener failed")
+    ):
+        with attempt:
+            conn = await asyncpg.connect(url, timeout=5)
+            try:
+                await conn.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
+                conn.add_termination_listener(lambda _: wake.set())
+                while not conn.is_closed():
+                    wake.clear()
+                    await drain_outbox(ctx)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), timeout=poll)
+                raise ConnectionError("the listening connection to PostgreSQL was closed")
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """``ctx`` may arrive with ``settings``, ``clock`` or ``db`` already set (dev mode, tests)."""
+    settings = ctx.setdefault("settings", Settings())
+    ctx.setdefault("clock", SystemClock())
+    ctx["owns_db"] = "db" not in ctx
+    if ctx["owns_db"]:
+        ctx["db"] = Database(settings.database_url or "", pool_size=5, max_overflow=5)
+    ctx["lifecycle"] = lifecycle_settings(settings)
+    ctx["relay_lock"] = asyncio.Lock()
+    ctx["listener"] = asyncio.create_task(_listen_for_outbox(ctx))
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """Idempotent: also called for a worker whose ``close()`` could not reach Redis."""
+    listener = ctx.pop("listener", None)
+    if listener is not None:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+    if ctx.pop("owns_db", False):
+        await ctx["db"].dispose()
+
+
+def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
+    """Keyword arguments for ``arq.Worker``; ``ctx`` seeds the jobs' context."""
+    redis = RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379/0")
+    return {
+        "ctx": {"settings": settings, **ctx},
+        "functions": [expire_pickup, remind_pickup],
+        "cron_jobs": [
+            cron(drain_outbox, second=set(range(0, 60, 10)), run_at_startup=True, unique=True),
+            cron(sweep_timers, second={30}, run_at_startup=True, unique=True),
+            cron(trim_events_stream, second={45}, run_at_startup=True, unique=True),
+        ],
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        # One connection attempt per start: run_worker owns the retrying, with backoff.
+        "redis_settings": dataclasses.replace(redis, conn_retries=0),
+        "queue_name": "orchestrator:jobs",
+        "handle_signals": False,
+        "max_jobs": 20,
+        "job_timeout": 120,
+    }
+
+
+async def _stop(worker: Worker) -> None:
+    """``Worker.close()`` talks to Redis before it calls ``on_shutdown``; with Redis gone the
+    listener and the pools are released here instead."""
+    jobs = list(worker.tasks.values())
+    for job in jobs:  # idempotent jobs: the sweep or a redelivery finishes what is cut short
+        job.cancel()
+    await asyncio.gather(*jobs, return_exceptions=True)
+    worker.tasks.clear()
+    try:
+        await worker.close()
+    except REDIS_OUTAGE:
+        await shutdown(worker.ctx)
+        with contextlib.suppress(Exception):
+            await worker.pool.aclose(close_connection_pool=True)
+
+
+async def run_worker(settings: Settings, **ctx: Any) -> None:
+    """``orchestrator worker``: arq lets a lost Redis connection out of its poll loop, so each
+    outage ends one arq worker and a new one starts once Redis answers (backoff up to
+    ``RECONNECT_MAX_SECONDS``). The outbox stays in PostgreSQL meanwhile; the new worker's
+    listener drains the backlog and its sweep runs the timers that fell due. A PostgreSQL outage
+    only fails jobs (arq logs them) and the listener reconnects on its own."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(REDIS_OUTAGE),
+        wait=_backoff(RECONNECT_MAX_SECONDS),
+        before_sleep=_log_retry("worker lost Redis"),
+    ):
+        with attempt:
+            worker = Worker(**worker_settings(settings, **ctx))
+            try:
+                await worker.main()
+            finally:
+                await _stop(worker)
