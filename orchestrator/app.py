@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from litestar import Litestar, Request
 from litestar.datastructures import State
@@ -21,8 +20,8 @@ from orchestrator.fulfillment.api import (
     FulfillmentReadController,
     LocationQueueController,
 )
-from orchestrator.fulfillment.pickup import PickupGuard
 from orchestrator.fulfillment.service import LifecycleSettings
+from orchestrator.inventory.api import StockController
 from orchestrator.inventory.availability_api import AvailabilityController
 from orchestrator.orders.api import OrderController
 from orchestrator.platform.api_keys import KeyResolver
@@ -95,14 +94,12 @@ def create_app(
                 await client.aclose()
 
     prometheus = PrometheusConfig(app_name="orchestrator", prefix="orchestrator", group_path=True, exclude=["/metrics"])
-    lifecycle = LifecycleSettings(
-        secret=settings.secret_key.get_secret_value(),
-        guard=PickupGuard(settings.pickup_max_failed_attempts, timedelta(minutes=settings.pickup_lockout_minutes)),
-    )
+    lifecycle = LifecycleSettings.from_settings(settings)
     app = Litestar(
         route_handlers=[
             OrderController,
             LocationController,
+            StockController,
             LocationQueueController,
             ProductController,
             AvailabilityController,

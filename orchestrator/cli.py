@@ -8,6 +8,7 @@ import json
 import runpy
 import sys
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -196,9 +197,9 @@ def import_inventory_command(
 
 
 async def _import(settings: Settings, path: Path, size: int):  # type: ignore[no-untyped-def]
-    from orchestrator.inventory.service import import_inventory
+    from orchestrator.inventory.bulk_import import ImportRejected, import_inventory
     from orchestrator.platform.actors import Actor
-    from orchestrator.platform.db import Database
+    from orchestrator.platform.db import Database, committing
 
     db = Database(settings.database_url or "", pool_size=1, max_overflow=0)
     progress = Progress(
@@ -214,7 +215,10 @@ async def _import(settings: Settings, path: Path, size: int):  # type: ignore[no
     try:
         with progress:
             task = progress.add_task(f"importing {path.name}", total=size)
-            return await import_inventory(db, chunks(), Actor(kind="admin", id="cli-import"))
+            importing = partial(import_inventory, chunks=chunks(), actor=Actor(kind="admin", id="cli-import"))
+            return await db.run(committing(importing), attempts=1)  # one attempt: the file streams once
+    except ImportRejected as rejected:
+        return rejected.report
     finally:
         await db.dispose()
 
@@ -247,15 +251,13 @@ def keys_create(
 async def _create_key(settings: Settings, role, name: str, channel: str | None, locations: list[str]) -> str:  # type: ignore[no-untyped-def]
     from orchestrator.platform.api_keys import create_key
     from orchestrator.platform.clock import SystemClock
-    from orchestrator.platform.db import Database
+    from orchestrator.platform.db import Database, committing
 
     db = Database(settings.database_url or "", pool_size=1, max_overflow=0)
+    creating = partial(create_key, role=role, name=name, channel=channel, locations=locations, now=SystemClock().now())
     try:
-        async with db.unit_of_work() as uow:
-            token, _ = await create_key(
-                uow, role=role, name=name, channel=channel, locations=locations, now=SystemClock().now()
-            )
-            return token
+        token, _ = await db.run(committing(creating))
+        return token
     finally:
         await db.dispose()
 

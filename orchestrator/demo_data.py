@@ -6,14 +6,15 @@ import io
 import random
 from collections.abc import AsyncIterator
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import func, insert, select
 
 from orchestrator.catalogue.tables import Location, Product
-from orchestrator.inventory.service import import_inventory
+from orchestrator.inventory.bulk_import import ImportRejected, import_inventory
 from orchestrator.platform.actors import Actor, Role
 from orchestrator.platform.api_keys import create_key, working_tokens
-from orchestrator.platform.db import Database
+from orchestrator.platform.db import Database, UnitOfWork, committing
 
 # (code suffix, city, lat, lon, timezone)
 CITIES = [
@@ -158,19 +159,25 @@ async def _chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 async def load_demo_data(db: Database, now: datetime) -> dict[str, str] | None:
     """Stores, products, stock and one key per channel and per store. Returns the keys (shown
     once), or None when the catalogue already holds data."""
-    async with db.unit_of_work() as uow:
+    locations = demo_locations()
+    products = demo_products()
+
+    async def load(uow: UnitOfWork) -> bool:
         if await uow.session.scalar(select(func.count()).select_from(Location)):
-            return None
-        locations = demo_locations()
-        products = demo_products()
+            return False
         await uow.session.execute(insert(Location), [{**x, "created_at": now, "updated_at": now} for x in locations])
         await uow.session.execute(insert(Product), [{**x, "created_at": now, "updated_at": now} for x in products])
-        await uow.commit()
-    report = await import_inventory(
-        db, _chunks(demo_stock_csv(locations, products)), Actor(kind="system", id="demo-data")
-    )
-    if report.errors:
-        raise RuntimeError(f"demo stock did not load: {report.errors}")
+        stock = _chunks(demo_stock_csv(locations, products))
+        await import_inventory(uow, stock, Actor(kind="system", id="demo-data"))
+        return True
+
+    try:
+        # One attempt: the stock file is streamed once.
+        loaded = await db.run(committing(load), attempts=1)
+    except ImportRejected as rejected:
+        raise RuntimeError(f"demo stock did not load: {rejected.report.errors}") from None
+    if not loaded:
+        return None
     return await working_demo_keys(db, {}, now)
 
 
@@ -178,10 +185,14 @@ async def working_demo_keys(db: Database, known: dict[str, str], now: datetime) 
     """A key per channel and per demo store of this database: the one in ``known`` (by name, e.g.
     "channel web", "staff STORE-004") while the database still accepts it, else a new one. So a
     keys file outlives restarts and still tells the truth after the database was replaced."""
-    async with db.unit_of_work() as uow:
+    codes = [x["code"] for x in demo_locations()]
+
+    async def look(uow: UnitOfWork) -> tuple[set[str], set[str]]:
         working = await working_tokens(uow, known.values())
-        codes = [x["code"] for x in demo_locations()]
         present = set(await uow.session.scalars(select(Location.code).where(Location.code.in_(codes))))
+        return working, present
+
+    working, present = await db.run(look)
     # (name in the file, role, channel, locations, name of the stored key)
     wanted: list[tuple[str, Role, str | None, list[str], str]] = [
         (f"channel {channel}", Role.CHANNEL, channel, [], f"demo {channel}") for channel in CHANNELS
@@ -191,8 +202,6 @@ async def working_demo_keys(db: Database, known: dict[str, str], now: datetime) 
         if known.get(name) in working:
             keys[name] = known[name]
             continue
-        async with db.unit_of_work() as uow:
-            keys[name], _ = await create_key(
-                uow, role=role, name=key_name, channel=channel, locations=locations, now=now
-            )
+        create = partial(create_key, role=role, name=key_name, channel=channel, locations=locations, now=now)
+        keys[name], _ = await db.run(committing(create))
     return keys

@@ -21,26 +21,19 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from tenacity.wait import wait_base
 
 from orchestrator.fulfillment import timers as pickup_timers
-from orchestrator.fulfillment.pickup import PickupGuard, reminder_at
+from orchestrator.fulfillment.pickup import reminder_at
 from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.platform import metrics
 from orchestrator.platform.clock import SystemClock
 from orchestrator.platform.db import Database
+from orchestrator.platform.events import EventType
 from orchestrator.platform.outbox_relay import PUBLISH_TIMEOUT_SECONDS, OutboxMessageOut, relay_outbox, trim_stream
 from orchestrator.settings import Settings
 
 log = structlog.get_logger("orchestrator.worker")
-READY_EVENT = "fulfillment.ready_for_pickup"
 OUTBOX_CHANNEL = "orchestrator_outbox"  # NOTIFYed by the outbox trigger at commit
 REDIS_OUTAGE = (RedisError, OSError, TimeoutError)
 RECONNECT_MAX_SECONDS = 5.0
-
-
-def lifecycle_settings(settings: Settings) -> LifecycleSettings:
-    return LifecycleSettings(
-        secret=settings.secret_key.get_secret_value(),
-        guard=PickupGuard(settings.pickup_max_failed_attempts, timedelta(minutes=settings.pickup_lockout_minutes)),
-    )
 
 
 def _delay_until(moment: datetime, now: datetime) -> timedelta:
@@ -75,7 +68,7 @@ async def schedule_pickup_timers(ctx: dict[str, Any], messages: list[OutboxMessa
     their timers; the periodic sweep still runs its pickup's."""
     ahead = timedelta(hours=ctx["settings"].pickup_reminder_hours)
     now = ctx["clock"].now()
-    ready = [m for m in messages if m.type == READY_EVENT]
+    ready = [m for m in messages if m.type == EventType.FULFILLMENT_READY_FOR_PICKUP]
     try:  # bounded: this runs under the relay lock, and a Redis that stopped answering would hold it
         async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
             for m in ready:
@@ -180,7 +173,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["owns_db"] = "db" not in ctx
     if ctx["owns_db"]:
         ctx["db"] = Database(settings.database_url or "", pool_size=5, max_overflow=5)
-    ctx["lifecycle"] = lifecycle_settings(settings)
+    ctx["lifecycle"] = LifecycleSettings.from_settings(settings)
     ctx["relay_lock"] = asyncio.Lock()
     ctx["listener"] = asyncio.create_task(_listen_for_outbox(ctx))
 

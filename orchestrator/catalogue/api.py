@@ -1,4 +1,4 @@
-"""Locations, products and their stock."""
+"""Locations and products: parse, call the use case in one unit of work, map."""
 
 from __future__ import annotations
 
@@ -6,27 +6,18 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, delete, get, patch, post, put
+from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from orchestrator.catalogue import service as catalogue
+from orchestrator.catalogue.schemas import LocationIn, LocationPatch, ProductIn, ProductPatch
 from orchestrator.catalogue.tables import Location, Product
-from orchestrator.inventory import service as inventory
-from orchestrator.inventory.model import MovementKind
-from orchestrator.inventory.service import MovementView, StockUpdate, StockView
 from orchestrator.orders.views import Page
-from orchestrator.platform.auth import ADMIN, ANY_KEY, STAFF
+from orchestrator.platform.auth import ADMIN, ANY_KEY
+from orchestrator.platform.db import committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep
 from orchestrator.platform.problems import problems
-from orchestrator.platform.schemas import (
-    LocationIn,
-    LocationPatch,
-    ProductIn,
-    ProductPatch,
-    StockAdjust,
-    StockSet,
-    set_fields,
-)
+from orchestrator.platform.schemas import set_fields
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500)]
 Cursor = FromQuery[str | None]
@@ -65,14 +56,6 @@ class LocationPage(Page, kw_only=True):
 
 class ProductPage(Page, kw_only=True):
     items: list[ProductView]
-
-
-class StockPage(Page, kw_only=True):
-    items: list[StockView]
-
-
-class MovementPage(Page, kw_only=True):
-    items: list[MovementView]
 
 
 def location_view(loc: Location) -> LocationView:
@@ -124,9 +107,9 @@ class LocationController(Controller):
         capability: FromQuery[Literal["pickup", "curbside", "ship"] | None] = None,
         limit: Limit = 100,
     ) -> LocationPage:
-        async with db.unit_of_work() as uow:
-            rows = await catalogue.list_locations(uow, actor, after=cursor, limit=limit, capability=capability)
-        page = catalogue.keyset_page(rows, limit, "code")
+        page = await db.run(
+            lambda uow: catalogue.list_locations(uow, actor, cursor=cursor, limit=limit, capability=capability)
+        )
         return LocationPage(items=[location_view(x) for x in page.items], next_cursor=page.next_cursor)
 
     @post(
@@ -137,8 +120,8 @@ class LocationController(Controller):
         responses=problems(400, 401, 403, 409, 422),
     )
     async def create_location(self, data: JSONBody[LocationIn], db: DB, clock: ClockDep) -> LocationView:
-        async with db.unit_of_work() as uow:
-            return location_view(await catalogue.create_location(uow, location_fields(data), clock.now()))
+        fields, now = location_fields(data), clock.now()
+        return location_view(await db.run(committing(lambda uow: catalogue.create_location(uow, fields, now))))
 
     @get(
         "/{code:str}",
@@ -148,8 +131,7 @@ class LocationController(Controller):
         responses=problems(401, 403, 404),
     )
     async def get_location(self, code: LocationCode, actor: ActorDep, db: DB) -> LocationView:
-        async with db.unit_of_work() as uow:
-            return location_view(await catalogue.get_location(uow, code, actor))
+        return location_view(await db.run(lambda uow: catalogue.get_location(uow, code, actor)))
 
     @patch(
         "/{code:str}",
@@ -161,8 +143,10 @@ class LocationController(Controller):
     async def update_location(
         self, code: LocationCode, data: JSONBody[LocationPatch], actor: ActorDep, db: DB, clock: ClockDep
     ) -> LocationView:
-        async with db.unit_of_work() as uow:
-            return location_view(await catalogue.update_location(uow, code, set_fields(data), actor, clock.now()))
+        changes, now = set_fields(data), clock.now()
+        return location_view(
+            await db.run(committing(lambda uow: catalogue.update_location(uow, code, changes, actor, now)))
+        )
 
     @delete(
         "/{code:str}",
@@ -173,86 +157,8 @@ class LocationController(Controller):
         responses=problems(401, 403, 404),
     )
     async def deactivate_location(self, code: LocationCode, actor: ActorDep, db: DB, clock: ClockDep) -> None:
-        async with db.unit_of_work() as uow:
-            await catalogue.update_location(uow, code, {"active": False}, actor, clock.now())
-
-    @get(
-        "/{code:str}/stock",
-        operation_id="listStock",
-        summary="Stock levels at a location",
-        guards=[ANY_KEY],
-        responses=problems(400, 401, 403, 404, 422),
-    )
-    async def list_stock(
-        self, code: LocationCode, actor: ActorDep, db: DB, cursor: Cursor = None, limit: Limit = 100
-    ) -> StockPage:
-        async with db.unit_of_work() as uow:
-            rows = await inventory.list_stock(uow, code, actor, after=cursor, limit=limit)
-        page = catalogue.keyset_page(rows, limit, "sku")
-        return StockPage(items=page.items, next_cursor=page.next_cursor)
-
-    @get(
-        "/{code:str}/stock/{sku:str}",
-        operation_id="getStock",
-        summary="Stock of one sku at a location",
-        guards=[ANY_KEY],
-        responses=problems(401, 403, 404),
-    )
-    async def get_stock(self, code: LocationCode, sku: Sku, actor: ActorDep, db: DB) -> StockView:
-        async with db.unit_of_work() as uow:
-            return await inventory.read_stock(uow, code, sku, actor)
-
-    @put(
-        "/{code:str}/stock/{sku:str}",
-        operation_id="setStock",
-        summary="Set the absolute on-hand level (a count); ledger row `count`",
-        guards=[STAFF],
-        responses=problems(400, 401, 403, 404, 409, 422),
-    )
-    async def set_stock(
-        self, code: LocationCode, sku: Sku, data: JSONBody[StockSet], actor: ActorDep, db: DB, clock: ClockDep
-    ) -> StockView:
-        update = StockUpdate(
-            reason=data.reason, on_hand=data.on_hand, safety_stock=data.safety_stock, kind=MovementKind.COUNT
-        )
-        return await inventory.change_stock(db, code, sku, update, actor, clock.now())
-
-    @post(
-        "/{code:str}/stock/{sku:str}/adjustments",
-        operation_id="adjustStock",
-        summary="Adjust on-hand by a delta with a reason",
-        guards=[STAFF],
-        status_code=200,
-        responses=problems(400, 401, 403, 404, 409, 422),
-    )
-    async def adjust_stock(
-        self, code: LocationCode, sku: Sku, data: JSONBody[StockAdjust], actor: ActorDep, db: DB, clock: ClockDep
-    ) -> StockView:
-        update = StockUpdate(
-            reason=data.reason, delta=data.delta, kind=MovementKind(data.kind), reference=data.reference
-        )
-        return await inventory.change_stock(db, code, sku, update, actor, clock.now())
-
-    @get(
-        "/{code:str}/stock/{sku:str}/movements",
-        operation_id="listStockMovements",
-        summary="The ledger for one sku at a location, newest first",
-        guards=[ANY_KEY],
-        responses=problems(400, 401, 403, 404, 422),
-    )
-    async def movements(
-        self,
-        code: LocationCode,
-        sku: Sku,
-        actor: ActorDep,
-        db: DB,
-        cursor: Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)] = None,
-        limit: Limit = 100,
-    ) -> MovementPage:
-        async with db.unit_of_work() as uow:
-            rows = await inventory.movements(uow, code, sku, actor, before=cursor, limit=limit)
-        page = catalogue.keyset_page(rows, limit, "id")
-        return MovementPage(items=page.items, next_cursor=page.next_cursor)
+        now = clock.now()
+        await db.run(committing(lambda uow: catalogue.update_location(uow, code, {"active": False}, actor, now)))
 
 
 class ProductController(Controller):
@@ -267,9 +173,7 @@ class ProductController(Controller):
         responses=problems(400, 401, 403, 422),
     )
     async def list_products(self, db: DB, cursor: Cursor = None, limit: Limit = 100) -> ProductPage:
-        async with db.unit_of_work() as uow:
-            rows = await catalogue.list_products(uow, after=cursor, limit=limit)
-        page = catalogue.keyset_page(rows, limit, "sku")
+        page = await db.run(lambda uow: catalogue.list_products(uow, cursor=cursor, limit=limit))
         return ProductPage(items=[product_view(p) for p in page.items], next_cursor=page.next_cursor)
 
     @post(
@@ -280,8 +184,8 @@ class ProductController(Controller):
         responses=problems(400, 401, 403, 409, 422),
     )
     async def create_product(self, data: JSONBody[ProductIn], db: DB, clock: ClockDep) -> ProductView:
-        async with db.unit_of_work() as uow:
-            return product_view(await catalogue.create_product(uow, msgspec.structs.asdict(data), clock.now()))
+        fields, now = msgspec.structs.asdict(data), clock.now()
+        return product_view(await db.run(committing(lambda uow: catalogue.create_product(uow, fields, now))))
 
     @get(
         "/{sku:str}",
@@ -291,8 +195,7 @@ class ProductController(Controller):
         responses=problems(401, 403, 404),
     )
     async def get_product(self, sku: Sku, db: DB) -> ProductView:
-        async with db.unit_of_work() as uow:
-            return product_view(await catalogue.get_product(uow, sku))
+        return product_view(await db.run(lambda uow: catalogue.get_product(uow, sku)))
 
     @patch(
         "/{sku:str}",
@@ -302,8 +205,8 @@ class ProductController(Controller):
         responses=problems(400, 401, 403, 404, 422),
     )
     async def update_product(self, sku: Sku, data: JSONBody[ProductPatch], db: DB, clock: ClockDep) -> ProductView:
-        async with db.unit_of_work() as uow:
-            return product_view(await catalogue.update_product(uow, sku, set_fields(data), clock.now()))
+        changes, now = set_fields(data), clock.now()
+        return product_view(await db.run(committing(lambda uow: catalogue.update_product(uow, sku, changes, now))))
 
     @delete(
         "/{sku:str}",
@@ -314,5 +217,5 @@ class ProductController(Controller):
         responses=problems(401, 403, 404),
     )
     async def deactivate_product(self, sku: Sku, db: DB, clock: ClockDep) -> None:
-        async with db.unit_of_work() as uow:
-            await catalogue.update_product(uow, sku, {"active": False}, clock.now())
+        now = clock.now()
+        await db.run(committing(lambda uow: catalogue.update_product(uow, sku, {"active": False}, now)))

@@ -1,8 +1,8 @@
-"""Locations and products: plain records, created and changed by admins."""
+"""Locations and products: plain records, created and changed by admins. The use cases change
+the unit of work they are given; the entry point commits it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +13,13 @@ from orchestrator.catalogue.tables import Location, Product
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.db import UnitOfWork
 from orchestrator.platform.errors import AlreadyExists, InvalidRequest, NotFound
+from orchestrator.platform.pagination import Key, Keyset, Page
 
 CAPABILITIES = frozenset({"pickup", "curbside", "ship"})
+
+# Codes and skus are unique: each alone orders its list totally.
+LOCATIONS = Keyset(Key(Location.code, str))
+PRODUCTS = Keyset(Key(Product.sku, str))
 
 
 def check_capabilities(capabilities: list[str]) -> list[str]:
@@ -36,16 +41,15 @@ async def get_location(uow: UnitOfWork, code: str, actor: Actor) -> Location:
 
 
 async def list_locations(
-    uow: UnitOfWork, actor: Actor, *, after: str | None, limit: int, capability: str | None = None
-) -> list[Location]:
-    query = select(Location).order_by(Location.code).limit(limit + 1)
-    if after:
-        query = query.where(Location.code > after)
+    uow: UnitOfWork, actor: Actor, *, cursor: str | None, limit: int, capability: str | None = None
+) -> Page[Location]:
+    query = select(Location)
     if capability:
         query = query.where(Location.capabilities.contains([capability]))
     if actor.is_staff:
         query = query.where(Location.code.in_(sorted(actor.locations)))
-    return list((await uow.session.execute(query)).scalars())
+    rows = (await uow.session.execute(LOCATIONS.query(query, cursor, limit))).all()
+    return LOCATIONS.page(rows, limit)
 
 
 async def create_location(uow: UnitOfWork, fields: dict[str, Any], now: datetime) -> Location:
@@ -56,7 +60,6 @@ async def create_location(uow: UnitOfWork, fields: dict[str, Any], now: datetime
         await uow.session.flush()
     except IntegrityError:
         raise AlreadyExists(f"location {fields['code']} already exists", code=fields["code"]) from None
-    await uow.commit()
     return loc
 
 
@@ -67,7 +70,6 @@ async def update_location(uow: UnitOfWork, code: str, changes: dict[str, Any], a
     for name, value in changes.items():
         setattr(loc, name, value)
     loc.updated_at = now
-    await uow.commit()
     return loc
 
 
@@ -78,11 +80,9 @@ async def get_product(uow: UnitOfWork, sku: str) -> Product:
     return product
 
 
-async def list_products(uow: UnitOfWork, *, after: str | None, limit: int) -> list[Product]:
-    query = select(Product).order_by(Product.sku).limit(limit + 1)
-    if after:
-        query = query.where(Product.sku > after)
-    return list((await uow.session.execute(query)).scalars())
+async def list_products(uow: UnitOfWork, *, cursor: str | None, limit: int) -> Page[Product]:
+    rows = (await uow.session.execute(PRODUCTS.query(select(Product), cursor, limit))).all()
+    return PRODUCTS.page(rows, limit)
 
 
 async def create_product(uow: UnitOfWork, fields: dict[str, Any], now: datetime) -> Product:
@@ -92,7 +92,6 @@ async def create_product(uow: UnitOfWork, fields: dict[str, Any], now: datetime)
         await uow.session.flush()
     except IntegrityError:
         raise AlreadyExists(f"product {fields['sku']} already exists", sku=fields["sku"]) from None
-    await uow.commit()
     return product
 
 
@@ -101,19 +100,4 @@ async def update_product(uow: UnitOfWork, sku: str, changes: dict[str, Any], now
     for name, value in changes.items():
         setattr(product, name, value)
     product.updated_at = now
-    await uow.commit()
     return product
-
-
-@dataclass(frozen=True)
-class KeysetPage:
-    """``limit + 1`` rows were read; the extra one only says there is a next page."""
-
-    items: list[Any]
-    next_cursor: str | None
-
-
-def keyset_page(rows: list[Any], limit: int, key: str) -> KeysetPage:
-    if len(rows) > limit:
-        return KeysetPage(rows[:limit], str(getattr(rows[limit - 1], key)))
-    return KeysetPage(rows, None)

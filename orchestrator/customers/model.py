@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from orchestrator.platform.errors import InvalidRequest
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerDetails:
+    """Who an order is for, as a channel sent it (or, after ``identify``, normalised)."""
+
+    email: str | None = None
+    phone: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    """A customer as stored: the identity an order attaches to."""
+
+    id: uuid.UUID
+    email: str | None
+    phone: str | None
+    name: str | None
 
 
 @lru_cache(maxsize=65536)
@@ -33,3 +54,15 @@ def normalise_phone(raw: str, default_region: str) -> str:
     if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
         raise InvalidRequest("invalid phone: not a possible number", field="customer.phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def identify(details: CustomerDetails, phone_region: str) -> CustomerDetails:
+    """The identity keys an order is matched on: the normalised email and phone (at least one),
+    and the name as given, trimmed. Matching itself (``customers/sql.py``): the email's owner
+    first, else the phone's."""
+    email = normalise_email(details.email) if details.email else None
+    phone = normalise_phone(details.phone, phone_region) if details.phone else None
+    if email is None and phone is None:
+        raise InvalidRequest("a customer needs an email or a phone", field="customer")
+    name = details.name.strip() if details.name else None
+    return CustomerDetails(email=email, phone=phone, name=name or None)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from orchestrator.customers.model import normalise_email, normalise_phone
-from orchestrator.orders.commands import CustomerDetails
-from orchestrator.platform.errors import InvalidRequest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.customers import sql
+from orchestrator.customers.model import CustomerDetails, CustomerRecord
+from orchestrator.platform.db import fetch
 
 
-def normalise_details(details: CustomerDetails, phone_region: str) -> CustomerDetails:
-    email = normalise_email(details.email) if details.email else None
-    phone = normalise_phone(details.phone, phone_region) if details.phone else None
-    if email is None and phone is None:
-        raise InvalidRequest("a customer needs an email or a phone", field="customer")
-    name = details.name.strip() if details.name else None
-    return CustomerDetails(email=email, phone=phone, name=name or None)
+async def find_customer(session: AsyncSession, identity: CustomerDetails) -> CustomerRecord | None:
+    """The customer ``identity`` matches (see ``customers/sql.py`` for the rule), if any."""
+    rows = await fetch(session, sql.FIND, identity.email, identity.phone)
+    return CustomerRecord(*rows[0]) if rows else None

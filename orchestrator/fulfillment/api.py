@@ -10,12 +10,23 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from orchestrator.fulfillment import steps
-from orchestrator.fulfillment.model import Action
 from orchestrator.fulfillment.queue import fulfillment_queue, get_fulfillment
-from orchestrator.fulfillment.service import Apply, LifecycleSettings, resend_pickup_code, transition
+from orchestrator.fulfillment.requests import (
+    Accept,
+    Cancel,
+    Deliver,
+    HandOver,
+    MarkReady,
+    Pack,
+    Pick,
+    Reject,
+    Ship,
+    StartPicking,
+    TransitionRequest,
+)
+from orchestrator.fulfillment.service import LifecycleSettings, resend_pickup_code, transition
 from orchestrator.orders.views import FulfillmentView, Page
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.auth import ANY_KEY, CHANNELS, STAFF
@@ -114,16 +125,15 @@ class Transitions:
     settings: LifecycleSettings
 
     async def __call__(
-        self, fulfillment_id: uuid.UUID, action: Action, apply: Apply | None, if_match: str | None
+        self, fulfillment_id: uuid.UUID, request: TransitionRequest, if_match: str | None
     ) -> FulfillmentView:
         return await transition(
             self.db,
             fulfillment_id,
-            action,
+            request,
             self.actor,
             self.clock,
             self.settings,
-            apply,
             expected_version=parse_if_match(if_match),
         )
 
@@ -132,7 +142,7 @@ def _transitions(request: Request, state: State) -> Transitions:
     return Transitions(request.user, state.db, state.clock, state.lifecycle)
 
 
-Run: TypeAlias = NamedDependency[Transitions]
+TransitionsDep: TypeAlias = NamedDependency[Transitions]
 
 
 def transition_route(path: str, operation_id: str, summary: str, *, extra: tuple[int, ...] = ()):  # type: ignore[no-untyped-def]
@@ -152,45 +162,55 @@ class FulfillmentController(Controller):
     dependencies = {"run": Provide(_transitions, sync_to_thread=False)}
 
     @transition_route("accept", "acceptFulfillment", "Accept")
-    async def accept(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
-        return await run(fulfillment_id, Action.ACCEPT, steps.accept, if_match)
+    async def accept(
+        self, fulfillment_id: FulfillmentId, run: TransitionsDep, if_match: IfMatch = None
+    ) -> FulfillmentView:
+        return await run(fulfillment_id, Accept(), if_match)
 
     @transition_route("reject", "rejectFulfillment", "Reject; the open quantity is sourced elsewhere")
     async def reject(
-        self, fulfillment_id: FulfillmentId, data: JSONBody[RejectIn], run: Run, if_match: IfMatch = None
+        self, fulfillment_id: FulfillmentId, data: JSONBody[RejectIn], run: TransitionsDep, if_match: IfMatch = None
     ) -> FulfillmentView:
-        return await run(fulfillment_id, Action.REJECT, steps.reject_with(data.reason), if_match)
+        return await run(fulfillment_id, Reject(data.reason), if_match)
 
     @transition_route("start-picking", "startPicking", "Start picking")
-    async def start_picking(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
-        return await run(fulfillment_id, Action.START_PICKING, steps.start_picking, if_match)
+    async def start_picking(
+        self, fulfillment_id: FulfillmentId, run: TransitionsDep, if_match: IfMatch = None
+    ) -> FulfillmentView:
+        return await run(fulfillment_id, StartPicking(), if_match)
 
     @transition_route(
         "pick", "pickLines", "Record picked quantities; fewer than needed is a short pick, re-sourced elsewhere"
     )
     async def pick(
-        self, fulfillment_id: FulfillmentId, data: JSONBody[PickIn], run: Run, if_match: IfMatch = None
+        self, fulfillment_id: FulfillmentId, data: JSONBody[PickIn], run: TransitionsDep, if_match: IfMatch = None
     ) -> FulfillmentView:
-        picks = {line.line_id: line.quantity for line in data.lines}
-        return await run(fulfillment_id, Action.PICK, steps.pick_lines(picks), if_match)
+        found = {line.line_id: line.quantity for line in data.lines}
+        return await run(fulfillment_id, Pick(found), if_match)
 
     @transition_route("ready", "markReadyForPickup", "Ready for pickup: a pickup code goes to the customer")
-    async def ready(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
-        return await run(fulfillment_id, Action.READY, steps.mark_ready, if_match)
+    async def ready(
+        self, fulfillment_id: FulfillmentId, run: TransitionsDep, if_match: IfMatch = None
+    ) -> FulfillmentView:
+        return await run(fulfillment_id, MarkReady(), if_match)
 
     @transition_route("pack", "packFulfillment", "Packed for shipping")
-    async def pack(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
-        return await run(fulfillment_id, Action.PACK, steps.pack, if_match)
+    async def pack(
+        self, fulfillment_id: FulfillmentId, run: TransitionsDep, if_match: IfMatch = None
+    ) -> FulfillmentView:
+        return await run(fulfillment_id, Pack(), if_match)
 
     @transition_route("ship", "shipFulfillment", "Shipped with a carrier")
     async def ship(
-        self, fulfillment_id: FulfillmentId, data: JSONBody[ShipIn], run: Run, if_match: IfMatch = None
+        self, fulfillment_id: FulfillmentId, data: JSONBody[ShipIn], run: TransitionsDep, if_match: IfMatch = None
     ) -> FulfillmentView:
-        return await run(fulfillment_id, Action.SHIP, steps.ship_with(data.carrier, data.tracking_number), if_match)
+        return await run(fulfillment_id, Ship(data.carrier, data.tracking_number), if_match)
 
     @transition_route("deliver", "deliverFulfillment", "Delivered (a transfer: received at the pickup store)")
-    async def deliver(self, fulfillment_id: FulfillmentId, run: Run, if_match: IfMatch = None) -> FulfillmentView:
-        return await run(fulfillment_id, Action.DELIVER, steps.deliver, if_match)
+    async def deliver(
+        self, fulfillment_id: FulfillmentId, run: TransitionsDep, if_match: IfMatch = None
+    ) -> FulfillmentView:
+        return await run(fulfillment_id, Deliver(), if_match)
 
     @transition_route(
         "handover",
@@ -199,23 +219,21 @@ class FulfillmentController(Controller):
         extra=(423,),
     )
     async def handover(
-        self, fulfillment_id: FulfillmentId, data: JSONBody[HandoverIn], run: Run, if_match: IfMatch = None
+        self, fulfillment_id: FulfillmentId, data: JSONBody[HandoverIn], run: TransitionsDep, if_match: IfMatch = None
     ) -> FulfillmentView:
         units = {line.line_id: line.quantity for line in data.lines} if data.lines else None
-        return await run(
-            fulfillment_id, Action.HANDOVER, steps.hand_over(data.code, data.override_reason, units), if_match
-        )
+        return await run(fulfillment_id, HandOver(data.code, data.override_reason, units), if_match)
 
     @transition_route("cancel", "cancelFulfillment", "Cancel what this location still holds for the order")
     async def cancel(
         self,
         fulfillment_id: FulfillmentId,
-        run: Run,
+        run: TransitionsDep,
         if_match: IfMatch = None,
         data: JSONBody[CancelIn | None] = None,
     ) -> FulfillmentView:
         reason = data.reason if data else "cancelled by the store"
-        return await run(fulfillment_id, Action.CANCEL, steps.cancel_with(reason), if_match)
+        return await run(fulfillment_id, Cancel(reason), if_match)
 
 
 class LocationQueueController(Controller):
@@ -235,8 +253,8 @@ class LocationQueueController(Controller):
         actor: ActorDep,
         db: DB,
         status: Annotated[str | None, QueryParameter(description="comma-separated states; default: open ones")] = None,
-        cursor: Annotated[int | None, QueryParameter(ge=0, le=10**9)] = None,  # an offset; keeps within bigint
+        cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> FulfillmentPage:
-        items, next_cursor = await fulfillment_queue(db, code, actor, status=status, offset=cursor or 0, limit=limit)
-        return FulfillmentPage(items=items, next_cursor=next_cursor)
+        page = await fulfillment_queue(db, code, actor, status=status, cursor=cursor, limit=limit)
+        return FulfillmentPage(items=page.items, next_cursor=page.next_cursor)

@@ -7,13 +7,23 @@ pending ─accept→ accepted ─start_picking→ picking ─ready→ ready_for_
 ready_for_pickup ─expire→ expired (stock restocked)
 any state before picked_up/shipped ─cancel→ cancelled
 ```
+
+The table says which action is legal where; ``transitions.py`` decides what an action does. Both
+work on the plain snapshots below and answer with an ``Outcome``: the new state and its effects
+(line quantities, stock moves, shortages to re-source, field changes, events), which the service
+persists as they are.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from orchestrator.platform.errors import IllegalTransition
+from orchestrator.platform.events import OrderEventDraft
 
 
 class Method(StrEnum):
@@ -111,3 +121,163 @@ def next_state(state: Status, method: Method, action: Action) -> Status:
     if entry is None or method not in entry[1]:
         raise IllegalTransition(action.value, state.value, allowed_actions(state, method))
     return entry[0]
+
+
+# --- What a transition sees -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A fulfillment line's quantities, and the units reserved for it (loaded by the service)."""
+
+    id: uuid.UUID
+    order_line_id: uuid.UUID
+    sku: str
+    quantity: int
+    picked: int = 0
+    cancelled: int = 0
+    handed_over: int = 0
+    reserved: int = 0  # active reservations, wherever they are
+    reserved_here: int = 0  # of those, at the fulfillment's location: only these can be picked
+
+    @property
+    def open(self) -> int:
+        """Units neither picked nor cancelled."""
+        return self.quantity - self.cancelled - self.picked
+
+    @property
+    def waiting(self) -> int:
+        """Picked units not yet with the customer (or, for a transfer, not yet arrived)."""
+        return self.picked - self.handed_over
+
+
+@dataclass(frozen=True, slots=True)
+class Fulfillment:
+    id: uuid.UUID
+    status: Status
+    method: Method
+    location_id: int
+    location: str  # the location's code, as events name it
+    lines: tuple[Line, ...] = ()
+    feeds: uuid.UUID | None = None  # a transfer: the pickup it carries stock to
+    ready_at: datetime | None = None
+    pickup_deadline: datetime | None = None
+    reminder_sent_at: datetime | None = None
+    pickup_code_issue: int = 0
+    pickup_failed_attempts: int = 0
+    pickup_locked_until: datetime | None = None
+    pickup_hold_days: int | None = None  # the location's, loaded only to mark a pickup ready
+
+    def line(self, line_id: uuid.UUID) -> Line:
+        return next(ln for ln in self.lines if ln.id == line_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    id: uuid.UUID
+    sku: str
+    quantity: int
+    cancelled: int = 0
+    fulfilled: int = 0
+    unsourced: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """What a transition needs of the order: its other fulfillments (transfers feeding a pickup,
+    the pickup a transfer feeds) and its lines."""
+
+    status: str
+    fulfillments: tuple[Fulfillment, ...]
+    lines: tuple[OrderLine, ...] = ()
+
+    def fulfillment(self, fulfillment_id: uuid.UUID) -> Fulfillment:
+        return next(f for f in self.fulfillments if f.id == fulfillment_id)
+
+    def transfers_feeding(self, pickup: Fulfillment) -> list[Fulfillment]:
+        return [f for f in self.fulfillments if f.feeds == pickup.id]
+
+
+# --- What a transition does -------------------------------------------------------------------
+
+
+class MoveKind(StrEnum):
+    PICK = "pick"  # consume the reservation: the units leave the shelf with the order
+    TRANSFER_OUT = "transfer_out"  # the same, onto a transfer to the pickup store
+    RELEASE = "release"  # reserved units become available again where they are
+    RESTOCK = "restock"  # picked units go back on the shelf
+    WRITE_OFF = "write_off"  # units the shelf count promised but that are not there
+    RECEIVE_TRANSFER = "receive_transfer"  # arrived at the pickup store, shelved and reserved
+
+
+@dataclass(frozen=True, slots=True)
+class StockMove:
+    kind: MoveKind
+    line_id: uuid.UUID  # the fulfillment line whose product (and reservations) move
+    location_id: int
+    quantity: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LineChange:
+    """Quantities added to (negative: taken from) a fulfillment line."""
+
+    line_id: uuid.UUID
+    picked: int = 0
+    cancelled: int = 0
+    handed_over: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLineChange:
+    """Quantities added to (negative: taken from) an order line."""
+
+    order_line_id: uuid.UUID
+    fulfilled: int = 0
+    cancelled: int = 0
+    unsourced: int = 0
+
+
+class ShortageTrigger(StrEnum):
+    REJECTION = "rejection"
+    SHORT_PICK = "short_pick"
+
+
+@dataclass(frozen=True, slots=True)
+class Shortage:
+    line_id: uuid.UUID  # the fulfillment line that gave the units up
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one transition did to one fulfillment. ``closed`` holds the fulfillments closed
+    with it (transfers feeding a pickup that closes); ``events`` are in timeline order and
+    include theirs. ``error_after_commit`` is raised once the outcome is committed: a wrong
+    pickup code is counted, then refused."""
+
+    fulfillment_id: uuid.UUID
+    state: Status
+    fields: Mapping[str, object] = field(default_factory=dict)
+    lines: tuple[LineChange, ...] = ()
+    order_lines: tuple[OrderLineChange, ...] = ()
+    moves: tuple[StockMove, ...] = ()
+    shortages: tuple[Shortage, ...] = ()
+    events: tuple[OrderEventDraft, ...] = ()
+    closed: tuple[Outcome, ...] = ()
+    error_after_commit: Exception | None = None
+
+    @property
+    def trigger(self) -> ShortageTrigger:
+        """Why the shortages are sourced again: a location out of the order, or a short pick."""
+        return ShortageTrigger.REJECTION if self.state is Status.REJECTED else ShortageTrigger.SHORT_PICK
+
+
+@dataclass(frozen=True)
+class OrderOutcome:
+    """A change to a whole order: its fulfillments' outcomes, then what it does to the order."""
+
+    fulfillments: tuple[Outcome, ...]
+    order_lines: tuple[OrderLineChange, ...] = ()
+    events: tuple[OrderEventDraft, ...] = ()

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import case, false, or_, select
 
 from orchestrator.catalogue.tables import Location
 from orchestrator.fulfillment.model import OPEN_STATES, Status
-from orchestrator.orders.queries import (
-    FULFILLMENT_NOT_FOUND,
-    fulfillment_lines,
-    fulfillment_view,
-    location_codes,
-)
+from orchestrator.orders.aggregate import FULFILLMENT_NOT_FOUND, fulfillment_lines, location_codes
 from orchestrator.orders.tables import FulfillmentOrder, Order
-from orchestrator.orders.views import FulfillmentView
+from orchestrator.orders.views import FulfillmentView, fulfillment_view
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.db import Database
 from orchestrator.platform.errors import InvalidRequest, NotFound
+from orchestrator.platform.pagination import Key, Keyset, Page
+
+_WAITING_OUTSIDE = case(
+    (FulfillmentOrder.arrived_at.is_not(None) & FulfillmentOrder.status.in_([s.value for s in OPEN_STATES]), 0),
+    else_=1,
+)
+# Most urgent first: customers waiting outside, then the nearest pickup deadline, then the
+# oldest; the id makes the order total, so a page never skips or repeats a tie.
+URGENCY = Keyset(
+    Key(_WAITING_OUTSIDE, int),
+    Key(FulfillmentOrder.arrived_at, datetime, nulls_last=True),
+    Key(FulfillmentOrder.pickup_deadline, datetime, nulls_last=True),
+    Key(FulfillmentOrder.created_at, datetime),
+    Key(FulfillmentOrder.id, uuid.UUID),
+)
 
 
 async def get_fulfillment(db: Database, fulfillment_id: uuid.UUID, actor: Actor) -> FulfillmentView:
@@ -54,10 +65,9 @@ def parse_statuses(status: str | None) -> list[str]:
 
 
 async def fulfillment_queue(
-    db: Database, code: str, actor: Actor, *, status: str | None, offset: int, limit: int
-) -> tuple[list[FulfillmentView], str | None]:
-    """Most urgent first: customers waiting outside, then the nearest pickup deadline, then the
-    oldest. Transfers on their way to this store are listed too, for booking in."""
+    db: Database, code: str, actor: Actor, *, status: str | None, cursor: str | None, limit: int
+) -> Page[FulfillmentView]:
+    """By urgency (``URGENCY``). Transfers on their way to this store are listed too, for booking in."""
     statuses = parse_statuses(status)
     if not actor.may_see_location(code):
         raise NotFound(f"location {code} not found")
@@ -72,33 +82,16 @@ async def fulfillment_queue(
             if status is None or Status.SHIPPED.value in statuses
             else false()
         )
-        waiting_outside = case(
-            (FulfillmentOrder.arrived_at.is_not(None) & FulfillmentOrder.status.in_([s.value for s in OPEN_STATES]), 0),
-            else_=1,
+        query = (
+            select(FulfillmentOrder, Order.number)
+            .join(Order, Order.id == FulfillmentOrder.order_id)
+            .where(or_((FulfillmentOrder.location_id == location_id) & FulfillmentOrder.status.in_(statuses), incoming))
         )
-        rows = (
-            await session.execute(
-                select(FulfillmentOrder, Order.number)
-                .join(Order, Order.id == FulfillmentOrder.order_id)
-                .where(
-                    or_((FulfillmentOrder.location_id == location_id) & FulfillmentOrder.status.in_(statuses), incoming)
-                )
-                .order_by(
-                    waiting_outside,
-                    FulfillmentOrder.arrived_at.asc().nulls_last(),
-                    FulfillmentOrder.pickup_deadline.asc().nulls_last(),
-                    FulfillmentOrder.created_at,
-                    FulfillmentOrder.id,
-                )
-                .offset(offset)
-                .limit(limit + 1)
-            )
-        ).all()
-        page = rows[:limit]
-        lines = await fulfillment_lines(session, [fo.id for fo, _ in page])
-        ids = {fo.location_id for fo, _ in page} | {
-            fo.destination_location_id for fo, _ in page if fo.destination_location_id
+        page = URGENCY.page((await session.execute(URGENCY.query(query, cursor, limit))).all(), limit)
+        lines = await fulfillment_lines(session, [fo.id for fo, _ in page.items])
+        ids = {fo.location_id for fo, _ in page.items} | {
+            fo.destination_location_id for fo, _ in page.items if fo.destination_location_id
         }
         codes = await location_codes(session, ids)
-        views = [fulfillment_view(fo, lines.get(fo.id, []), codes, number) for fo, number in page]
-        return views, (str(offset + limit) if len(rows) > limit else None)
+        views = [fulfillment_view(fo, lines.get(fo.id, []), codes, number) for fo, number in page.items]
+        return Page(views, page.next_cursor)

@@ -5,36 +5,25 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.fulfillment.model import Method, Status
+from orchestrator.fulfillment.model import Method, Shortage, ShortageTrigger, Status
 from orchestrator.orders.tables import FulfillmentOrder, FulfillmentOrderLine
-from orchestrator.platform.events import OrderEventDraft
+from orchestrator.platform.actors import Actor
+from orchestrator.platform.events import EventType, OrderEventDraft
 from orchestrator.platform.geo import Coordinates
-from orchestrator.sourcing.engine import LineDemand, PickupPolicy, SourcingRequest
-from orchestrator.sourcing.service import (
-    current_profile,
-    decision_row,
-    insert_decision,
-    insert_rows,
-    load_site,
-    materialise,
-    reserve,
-    source,
-)
+from orchestrator.sourcing.candidates import load_location, source
+from orchestrator.sourcing.decisions import decision_row, insert_decision
+from orchestrator.sourcing.model import LineDemand, PickupPolicy, SourcingRequest
+from orchestrator.sourcing.profiles import current_profile
+from orchestrator.sourcing.reservation import insert_rows, materialise, reserve
 
 if TYPE_CHECKING:
-    from orchestrator.fulfillment.service import Step
-    from orchestrator.orders.queries import OrderAggregate
-
-
-@dataclass(frozen=True)
-class Shortage:
-    line: FulfillmentOrderLine  # the fulfillment line that gave the units up
-    quantity: int
+    from orchestrator.orders.aggregate import OrderAggregate
 
 
 def ship_destination(address: dict | None) -> Coordinates | None:
@@ -43,23 +32,37 @@ def ship_destination(address: dict | None) -> Coordinates | None:
     return None
 
 
-async def resource(session: AsyncSession, aggregate: OrderAggregate, step: Step, shortages: list[Shortage]) -> None:
-    fo, order = step.fo, aggregate.order
+async def resource_shortages(
+    session: AsyncSession,
+    aggregate: OrderAggregate,
+    fo: FulfillmentOrder,
+    shortages: Sequence[Shortage],
+    trigger: ShortageTrigger,
+    *,
+    actor: Actor,
+    now: datetime,
+    held_stock: Iterable[tuple[int, int]],
+) -> OrderEventDraft:
+    """Source ``shortages`` (units ``fo`` gave up) again; the event says where they went, or why
+    the order needs attention. ``held_stock``: the (location, product) rows the transition's own
+    moves will lock, locked here in the same canonical pass as the new reservations."""
+    order = aggregate.order
     codes = aggregate.codes
+    code = codes[fo.location_id]
     method = Method(fo.method)
     order_lines = {ln.id: ln for ln in aggregate.lines}
+    fo_lines: Mapping[uuid.UUID, FulfillmentOrderLine] = {ln.id: ln for ln in aggregate.fulfillment_lines[fo.id]}
     units: dict[uuid.UUID, int] = defaultdict(int)
     for s in shortages:
-        units[s.line.order_line_id] += s.quantity
+        units[fo_lines[s.line_id].order_line_id] += s.quantity
     demand = tuple(
         LineDemand(str(line_id), order_lines[line_id].sku, qty, order_lines[line_id].unit_price)
         for line_id, qty in units.items()
     )
     products = {order_lines[i].sku: order_lines[i].product_id for i in units}
     excluded = frozenset(
-        {codes[f.location_id] for f in aggregate.fulfillments if f.status == Status.REJECTED.value} | {step.code}
+        {codes[f.location_id] for f in aggregate.fulfillments if f.status == Status.REJECTED.value} | {code}
     )
-    trigger = "rejection" if step.target is Status.REJECTED else "short_pick"
     profile = await current_profile(session, order.channel)
 
     pickup_fo: FulfillmentOrder | None = None
@@ -71,17 +74,17 @@ async def resource(session: AsyncSession, aggregate: OrderAggregate, step: Step,
     else:
         if method is Method.TRANSFER:
             pickup_fo = next(f for f in aggregate.fulfillments if f.id == fo.feeds_fulfillment_id)
-        elif profile.pickup_policy is PickupPolicy.TRANSFER and step.target is not Status.REJECTED:
+        elif profile.pickup_policy is PickupPolicy.TRANSFER and trigger is ShortageTrigger.SHORT_PICK:
             pickup_fo = fo
         if pickup_fo is None:
             # The customer chose this store, now excluded: the plan only ranks and suggests
             # stores; moving the pickup elsewhere is the customer's decision.
-            request = SourcingRequest(demand, method, pickup_location=step.code, excluded=excluded)
+            request = SourcingRequest(demand, method, pickup_location=code, excluded=excluded)
             sourced = await source(
-                session, request, profile, products, store=await load_site(session, id=fo.location_id)
+                session, request, profile, products, store=await load_location(session, id=fo.location_id)
             )
         else:
-            store = await load_site(session, id=pickup_fo.location_id)
+            store = await load_location(session, id=pickup_fo.location_id)
             assert store is not None
             request = SourcingRequest(
                 demand, Method.TRANSFER, pickup_location=store.code, excluded=excluded - {store.code}
@@ -90,12 +93,12 @@ async def resource(session: AsyncSession, aggregate: OrderAggregate, step: Step,
 
     decision = decision_row(
         order_id=order.id,
-        trigger=trigger,
+        trigger=trigger.value,
         channel=order.channel,
         profile=profile,
         request=request,
         plan=sourced.plan,
-        now=step.now,
+        now=now,
     )
     await insert_decision(session, decision)
     plan = sourced.plan
@@ -107,34 +110,31 @@ async def resource(session: AsyncSession, aggregate: OrderAggregate, step: Step,
             order_lines={str(i): (i, order_lines[i].product_id, order_lines[i].sku) for i in units},
             ship_address=order.ship_address,
             decision_id=decision["id"],
-            now=step.now,
+            now=now,
             pickup_fulfillment={"id": pickup_fo.id} if pickup_fo is not None else None,
             reason=f"re-sourced after {trigger.replace('_', ' ')}",
         )
         # The rows this step releases or restocks are locked in the same canonical pass as the new
         # reservations: two separate passes could lock out of order and deadlock.
-        await reserve(session, rows, step.actor.label, [(c.location_id, c.product_id) for c in step.ledger.changes])
+        await reserve(session, rows, actor.label, list(held_stock))
         await insert_rows(session, rows)
         for row in rows.fulfillments:
             aggregate.fulfillments.append(FulfillmentOrder(**row))
         if pickup_fo is fo:
             # The pickup line waits for the units again; they come on the transfer.
             for s in shortages:
-                s.line.quantity_cancelled -= s.quantity
-        step.drafts.append(
-            OrderEventDraft(
-                "order.resourced",
-                {
-                    "trigger": trigger,
-                    "decision_id": str(decision["id"]),
-                    "rule": plan.rule.value,
-                    "from_location": step.code,
-                    "locations": plan.locations,
-                    "fulfillment_orders": [str(i) for i in rows.fulfillment_ids()],
-                },
-            )
+                fo_lines[s.line_id].quantity_cancelled -= s.quantity
+        return OrderEventDraft(
+            EventType.ORDER_RESOURCED,
+            {
+                "trigger": trigger.value,
+                "decision_id": str(decision["id"]),
+                "rule": plan.rule.value,
+                "from_location": code,
+                "locations": plan.locations,
+                "fulfillment_orders": [str(i) for i in rows.fulfillment_ids()],
+            },
         )
-        return
 
     short_lines = []
     for line_id, qty in units.items():
@@ -145,17 +145,15 @@ async def resource(session: AsyncSession, aggregate: OrderAggregate, step: Step,
         for line_id, qty in units.items():
             pickup_lines[line_id].quantity_cancelled += qty
     what = ", ".join(f"{s['quantity']} × {s['sku']}" for s in short_lines)
-    reason = f"no location can take {what} after {trigger.replace('_', ' ')} at {step.code}"
-    step.drafts.append(
-        OrderEventDraft(
-            "order.needs_attention",
-            {
-                "reason": reason,
-                "trigger": trigger,
-                "decision_id": str(decision["id"]),
-                "lines": short_lines,
-                "excluded": sorted(request.excluded),
-                "suggestions": list(plan.suggestions),
-            },
-        )
+    reason = f"no location can take {what} after {trigger.replace('_', ' ')} at {code}"
+    return OrderEventDraft(
+        EventType.ORDER_NEEDS_ATTENTION,
+        {
+            "reason": reason,
+            "trigger": trigger.value,
+            "decision_id": str(decision["id"]),
+            "lines": short_lines,
+            "excluded": sorted(request.excluded),
+            "suggestions": list(plan.suggestions),
+        },
     )

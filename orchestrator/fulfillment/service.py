@@ -1,50 +1,37 @@
-"""The store fulfillment lifecycle: one use case per transition, one transaction each.
+"""The store fulfillment lifecycle: one runner for every transition, one transaction each.
 
 Every transition locks the order row and then its fulfillment rows (the order-first lock order),
-checks the state machine and the caller's ``If-Match`` version, applies the stock effects and
-writes the timeline and the outbox with the new state. Two staff acting on one fulfillment at
+checks the caller's ``If-Match`` version, lets the model decide the outcome and persists it: the
+stock effects, the timeline and the outbox with the new state. Two staff acting on one fulfillment at
 once are serialised by the order lock; the second sees the new state and gets a 409.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.fulfillment.model import (
-    OPEN_STATES,
-    Action,
-    Method,
-    Status,
-    allowed_actions,
-    next_state,
-)
-from orchestrator.fulfillment.pickup import (
-    PickupGuard,
-    pickup_code,
-)
-from orchestrator.fulfillment.resourcing import Shortage, resource
+from orchestrator.fulfillment.model import Action, Method, Status, allowed_actions
+from orchestrator.fulfillment.persistence import order_snapshot, persist, record_order_change
+from orchestrator.fulfillment.pickup import PickupGuard, pickup_code
+from orchestrator.fulfillment.requests import Context, MarkReady, TransitionRequest
 from orchestrator.fulfillment.stock_moves import StockLedger
-from orchestrator.orders.queries import FULFILLMENT_NOT_FOUND, OrderAggregate, fulfillment_view, load_order
-from orchestrator.orders.status import FulfillmentSummary, derive_order_status
-from orchestrator.orders.tables import FulfillmentOrder, FulfillmentOrderLine
-from orchestrator.orders.timeline import OrderRef, record_change
-from orchestrator.orders.views import FulfillmentView
+from orchestrator.fulfillment.transitions import transition as decide
+from orchestrator.orders.aggregate import FULFILLMENT_NOT_FOUND, OrderAggregate, load_order
+from orchestrator.orders.tables import FulfillmentOrder
+from orchestrator.orders.views import FulfillmentView, fulfillment_view
 from orchestrator.platform.actors import Actor, Role
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, UnitOfWork
-from orchestrator.platform.errors import (
-    IllegalTransition,
-    NotFound,
-    VersionMismatch,
-)
-from orchestrator.platform.events import OrderEventDraft
-from orchestrator.sourcing.service import StockMoved
+from orchestrator.platform.errors import IllegalTransition, NotFound, VersionMismatch
+from orchestrator.platform.events import EventType, OrderEventDraft
+from orchestrator.settings import Settings
+from orchestrator.sourcing.candidates import load_location
+from orchestrator.sourcing.reservation import StockMoved
 
 ADMIN_VIEW = Actor(kind="admin", id="lifecycle")
 
@@ -54,89 +41,55 @@ class LifecycleSettings:
     secret: str
     guard: PickupGuard = PickupGuard()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LifecycleSettings:
+        return cls(
+            secret=settings.secret_key.get_secret_value(),
+            guard=PickupGuard(settings.pickup_max_failed_attempts, timedelta(minutes=settings.pickup_lockout_minutes)),
+        )
 
-@dataclass
-class Step:
-    """One transition in progress: what it loaded, what it changes, what it will say."""
-
-    aggregate: OrderAggregate
-    fo: FulfillmentOrder
-    lines: list[FulfillmentOrderLine]
-    target: Status
-    actor: Actor
-    now: datetime
-    ledger: StockLedger
-    settings: LifecycleSettings
-    drafts: list[OrderEventDraft] = field(default_factory=list)
-    shortages: list[Shortage] = field(default_factory=list)
-    commit_before_raise: Exception | None = None
-
-    @property
-    def code(self) -> str:
-        return self.aggregate.codes[self.fo.location_id]
-
-    def say(self, type_: str, data: dict | None = None, private: dict | None = None) -> None:
-        base = {"fulfillment_id": str(self.fo.id), "location": self.code, "method": self.fo.method}
-        self.drafts.append(OrderEventDraft(type_, {**base, **(data or {})}, private or {}))
-
-
-Apply = Callable[[Step], Awaitable[None]]
+    def context(self, actor: Actor, now: datetime) -> Context:
+        return Context(actor, now, self.secret, self.guard)
 
 
 async def transition(
     db: Database,
     fulfillment_id: uuid.UUID,
-    action: Action,
+    request: TransitionRequest,
     actor: Actor,
     clock: Clock,
     settings: LifecycleSettings,
-    apply: Apply | None = None,
     *,
     expected_version: int | None = None,
 ) -> FulfillmentView:
+    """Run ``request`` on the fulfillment: lock, decide (``transitions.transition``), persist the
+    outcome, commit; an error the outcome carries is raised after the commit."""
+
     async def attempt(uow: UnitOfWork) -> FulfillmentView:
         session = uow.session
         aggregate, fo = await _locked(session, fulfillment_id)
-        if not _may_act(actor, aggregate, fo, action):
+        if not _may_act(actor, aggregate, fo, request.action):
             raise NotFound(FULFILLMENT_NOT_FOUND)
         if expected_version is not None and expected_version != fo.version:
             raise VersionMismatch(expected_version, fo.version)
-        target = next_state(Status(fo.status), Method(fo.method), action)
         now = clock.now()
-        step = Step(
-            aggregate,
-            fo,
-            aggregate.fulfillment_lines.get(fo.id, []),
-            target,
-            actor,
-            now,
-            StockLedger(session, str(fo.order_id), now),
-            settings,
-        )
-        if apply is not None:
-            await apply(step)
-        if step.commit_before_raise is None:
-            fo.status = step.target.value
-            fo.version += 1
-            fo.updated_at = now
-            if step.target not in OPEN_STATES and fo.closed_at is None:
-                fo.closed_at = now
-        else:
-            fo.version += 1
-            fo.updated_at = now
-        if step.shortages:
-            await resource(session, aggregate, step, step.shortages)
-        await step.ledger.apply(actor.label)
-        await session.flush()
-        if step.drafts:
-            await record_order_change(session, aggregate, step.drafts, actor, now)
+        ledger = StockLedger(session, str(fo.order_id), now)
+        hold_days = {fo.id: await _hold_days(session, fo)} if isinstance(request, MarkReady) else None
+        order = await order_snapshot(aggregate, ledger, hold_days)
+        outcome = decide(order.fulfillment(fo.id), order, request, settings.context(actor, now))
+        await persist(session, aggregate, ledger, [outcome], actor, now)
         await uow.commit()
-        if step.commit_before_raise is not None:
-            raise step.commit_before_raise
-        codes = aggregate.codes
-        return fulfillment_view(fo, aggregate.fulfillment_lines.get(fo.id, []), codes, aggregate.order.number)
+        if outcome.error_after_commit is not None:
+            raise outcome.error_after_commit
+        return fulfillment_view(fo, aggregate.fulfillment_lines.get(fo.id, []), aggregate.codes, aggregate.order.number)
 
     return await db.run(attempt, also_retry=(StockMoved,))
+
+
+async def _hold_days(session: AsyncSession, fo: FulfillmentOrder) -> int:
+    site = await load_location(session, id=fo.location_id)
+    assert site is not None
+    return site.pickup_hold_days
 
 
 async def resend_pickup_code(
@@ -156,7 +109,7 @@ async def resend_pickup_code(
         if status is not Status.READY_FOR_PICKUP or fo.pickup_code_issue < 1:
             raise IllegalTransition("resend the pickup code of", status.value, allowed_actions(status, method))
         draft = OrderEventDraft(
-            "fulfillment.pickup_code_resent",
+            EventType.FULFILLMENT_PICKUP_CODE_RESENT,
             {"fulfillment_id": str(fo.id), "location": aggregate.codes[fo.location_id], "method": fo.method},
         )
         await record_order_change(session, aggregate, [draft], actor, clock.now())
@@ -182,41 +135,3 @@ def _may_act(actor: Actor, aggregate: OrderAggregate, fo: FulfillmentOrder, acti
         # The receiving store books a transfer in; the sending store cannot confirm its arrival.
         return aggregate.codes[fo.destination_location_id] in actor.locations
     return aggregate.codes[fo.location_id] in actor.locations
-
-
-async def record_order_change(
-    session: AsyncSession, aggregate: OrderAggregate, drafts: list[OrderEventDraft], actor: Actor, now: datetime
-) -> None:
-    """The order's derived status, its version and its events, after its fulfillments changed."""
-    order = aggregate.order
-    needs_attention = any(line.quantity_unsourced for line in aggregate.lines)
-    status = derive_order_status(
-        [
-            FulfillmentSummary(
-                Status(f.status),
-                Method(f.method),
-                sum(ln.quantity_handed_over for ln in aggregate.fulfillment_lines.get(f.id, [])),
-            )
-            for f in aggregate.fulfillments
-        ],
-        needs_attention=needs_attention,
-    )
-    if status.value != order.status:
-        drafts.append(OrderEventDraft("order.status_changed", {"from": order.status, "to": status.value}))
-    attention = order.attention_reason if needs_attention else None
-    if needs_attention and not attention:
-        attention = "a line could not be sourced"
-    for draft in drafts:
-        if draft.type == "order.needs_attention":
-            attention = draft.data.get("reason", attention)
-    order.version = await record_change(
-        session,
-        OrderRef(order.id, order.number, order.channel),
-        drafts,
-        actor,
-        now,
-        status=status.value,
-        attention_reason=attention,
-    )
-    order.status = status.value
-    order.attention_reason = attention

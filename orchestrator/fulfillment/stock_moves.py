@@ -1,8 +1,9 @@
 """What a fulfillment does to stock: consume reservations when picking, release them when a line
 goes elsewhere, put picked goods back on the shelf, and receive transfers.
 
-Each function returns ledger changes and edits reservation rows; the caller locks the stock rows
-(``lock_stock``) and applies the changes in the same transaction.
+The transitions decide the moves (``model.StockMove``); ``record`` turns each into ledger changes
+and reservation edits, and ``apply`` locks the stock rows (``lock_stock``) and applies the changes
+in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orchestrator.fulfillment.model import MoveKind, StockMove
 from orchestrator.inventory.model import MovementKind
 from orchestrator.inventory.stock_sql import StockChange, apply_stock_changes, ensure_stock_row, lock_stock
-from orchestrator.orders.tables import FulfillmentOrder, FulfillmentOrderLine, Reservation
+from orchestrator.orders.tables import FulfillmentOrderLine, Reservation
 
 
 class StockLedger:
@@ -46,13 +48,26 @@ class StockLedger:
                 self._reservations[r.fulfillment_order_line_id].append(r)
         return self._reservations
 
-    async def consume(
-        self, fo: FulfillmentOrder, line: FulfillmentOrderLine, quantity: int, kind: MovementKind
-    ) -> None:
+    async def record(self, move: StockMove, line: FulfillmentOrderLine) -> None:
+        """The ledger changes and reservation edits of one move of ``line``'s product."""
+        match move.kind:
+            case MoveKind.PICK | MoveKind.TRANSFER_OUT:
+                kind = MovementKind.TRANSFER_OUT if move.kind is MoveKind.TRANSFER_OUT else MovementKind.PICK
+                await self.consume(move.location_id, line, move.quantity, kind)
+            case MoveKind.RELEASE:
+                await self.release(line, move.quantity, move.reason)
+            case MoveKind.RESTOCK:
+                self.restock(move.location_id, line, move.quantity, move.reason)
+            case MoveKind.WRITE_OFF:
+                self.write_off(move.location_id, line, move.quantity, move.reason)
+            case MoveKind.RECEIVE_TRANSFER:
+                self.receive_transfer(move.location_id, line, move.quantity)
+
+    async def consume(self, location_id: int, line: FulfillmentOrderLine, quantity: int, kind: MovementKind) -> None:
         """Picked units leave the shelf and the reservation (kind: pick or transfer_out)."""
         await self._take(line, quantity, "consumed")
         self.changes.append(
-            StockChange(fo.location_id, line.product_id, kind, -quantity, -quantity, "picked", self.reference)
+            StockChange(location_id, line.product_id, kind, -quantity, -quantity, "picked", self.reference)
         )
 
     async def release(self, line: FulfillmentOrderLine, quantity: int, reason: str) -> None:
@@ -70,13 +85,6 @@ class StockLedger:
             remaining -= part
         if remaining:
             raise AssertionError(f"line {line.id} has {remaining} fewer reserved units than released")
-
-    async def release_all(self, line: FulfillmentOrderLine, reason: str) -> int:
-        reservations = (await self.reservations([line.id]))[line.id]
-        total = sum(r.quantity for r in reservations if r.status == "active")
-        if total:
-            await self.release(line, total, reason)
-        return total
 
     def restock(self, location_id: int, line: FulfillmentOrderLine, quantity: int, reason: str) -> None:
         """Picked goods that will not leave go back on the shelf."""

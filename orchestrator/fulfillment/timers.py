@@ -11,31 +11,20 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from orchestrator.fulfillment import steps
-from orchestrator.fulfillment.model import Action, Status
-from orchestrator.fulfillment.pickup import reminder_at
-from orchestrator.fulfillment.service import LifecycleSettings, Step, transition
+from orchestrator.fulfillment.model import Status
+from orchestrator.fulfillment.requests import Expire, NotDue, Remind
+from orchestrator.fulfillment.service import LifecycleSettings, transition
 from orchestrator.orders.tables import FulfillmentOrder
 from orchestrator.platform.actors import SYSTEM
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database
 from orchestrator.platform.errors import IllegalTransition, NotFound
 
-REMINDER = "fulfillment.pickup_reminder"
-
-
-class NotDue(Exception):
-    """The timer fired early (clock skew, a rescheduled deadline): nothing to do yet."""
-
 
 async def expire_if_due(db: Database, fulfillment_id: uuid.UUID, clock: Clock, settings: LifecycleSettings) -> bool:
-    async def apply(step: Step) -> None:
-        if step.fo.pickup_deadline is None or step.now < step.fo.pickup_deadline:
-            raise NotDue()
-        await steps.expire(step)
-
+    """Whether the pickup expired now (False: not due, no longer ready, or gone)."""
     try:
-        await transition(db, fulfillment_id, Action.EXPIRE, SYSTEM, clock, settings, apply)
+        await transition(db, fulfillment_id, Expire(), SYSTEM, clock, settings)
     except (NotDue, IllegalTransition, NotFound):
         return False
     return True
@@ -44,20 +33,9 @@ async def expire_if_due(db: Database, fulfillment_id: uuid.UUID, clock: Clock, s
 async def remind_if_due(
     db: Database, fulfillment_id: uuid.UUID, clock: Clock, settings: LifecycleSettings, ahead: timedelta
 ) -> bool:
-    async def apply(step: Step) -> None:
-        fo = step.fo
-        if (
-            fo.reminder_sent_at is not None
-            or fo.pickup_deadline is None
-            or fo.ready_at is None
-            or step.now < reminder_at(fo.pickup_deadline, ahead, fo.ready_at)
-        ):
-            raise NotDue()
-        fo.reminder_sent_at = step.now
-        step.say(REMINDER, {"pickup_deadline": fo.pickup_deadline.isoformat()})
-
+    """Whether the reminder went out now (False: not due, already sent, or no longer ready)."""
     try:
-        await transition(db, fulfillment_id, Action.REMIND, SYSTEM, clock, settings, apply)
+        await transition(db, fulfillment_id, Remind(ahead), SYSTEM, clock, settings)
     except (NotDue, IllegalTransition, NotFound):
         return False
     return True

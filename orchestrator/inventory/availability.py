@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import msgspec
 
+from orchestrator.inventory.stock_sql import AVAILABLE
 from orchestrator.platform.db import UnitOfWork, fetch
 from orchestrator.platform.errors import UnknownSku
-from orchestrator.platform.geo import Coordinates, distance_km
+from orchestrator.platform.geo import Coordinates, distance_km, nearness_sql
 
 
 class LocationAvailability(msgspec.Struct, kw_only=True):
@@ -29,35 +30,29 @@ class AvailabilityQuery:
     limit: int = 100
 
 
-# Grouped in the database: one row per location, the per-sku numbers as two arrays. Two
-# statements, not one with "$3 IS NULL OR ...": a prepared statement's generic plan could not
-# use the (location, product) key for the listed locations.
-_SELECT = """
+# Hand-written: availability is read on every product page, and one statement groups in the
+# database what the ORM would load row by row. One row per location, the per-sku numbers as two
+# arrays. Two statements (everywhere, near a point), not one with "$3 IS NULL OR ...": a prepared
+# statement's generic plan could not use the (location, product) key for the chosen locations.
+_AVAILABLE = f"""
 SELECT l.code, l.name, l.lat, l.lon,
        array_agg(s.product_id) AS product_ids,
-       array_agg(GREATEST(s.on_hand - s.reserved - s.safety_stock, 0)) AS available
+       array_agg(GREATEST({AVAILABLE}, 0)) AS available
 FROM stock_levels s
 JOIN locations l ON l.id = s.location_id
-"""
-_AVAILABLE = (
-    _SELECT
-    + """
 WHERE s.product_id = ANY($1::int[])
-  AND s.on_hand - s.reserved - s.safety_stock > 0
+  AND {AVAILABLE} > 0
   AND l.active AND $2::text = ANY(l.capabilities)
 GROUP BY l.id
 """
-)
-# Locations already chosen (and filtered) by _NEAREST: driven from the id list, one key lookup
-# per location, with no filter on locations for the planner to misjudge.
 # Near a point: the nearest capable locations (a batch at a time) and only their stock, in one
 # statement — driven from the chosen locations, one key lookup each, so a "near me" basket reads
 # a few hundred stock rows, not every store's. Locations without stock come back with NULLs, so
 # the caller can tell a short batch (no more locations) from locations that hold nothing.
-_NEAR = """
+_NEAR = f"""
 WITH nearest AS (
     SELECT id, code, name, lat, lon,
-           (lat - $3) ^ 2 + ((lon - $4) * cos(radians($3))) ^ 2 AS rank
+           {nearness_sql("lat", "lon", "$3", "$4")} AS rank
     FROM locations
     WHERE active AND $2::text = ANY(capabilities) AND lat IS NOT NULL AND lon IS NOT NULL
       AND ($5::float8 IS NULL OR (lat BETWEEN $5 AND $6 AND lon BETWEEN $7 AND $8))
@@ -68,10 +63,10 @@ SELECT n.code, n.name, n.lat, n.lon, x.product_ids, x.available
 FROM nearest n
 LEFT JOIN LATERAL (
     SELECT array_agg(s.product_id) AS product_ids,
-           array_agg(GREATEST(s.on_hand - s.reserved - s.safety_stock, 0)) AS available
+           array_agg(GREATEST({AVAILABLE}, 0)) AS available
     FROM stock_levels s
     WHERE s.location_id = n.id AND s.product_id = ANY($1::int[])
-      AND s.on_hand - s.reserved - s.safety_stock > 0
+      AND {AVAILABLE} > 0
 ) x ON true
 ORDER BY n.rank, n.code
 """

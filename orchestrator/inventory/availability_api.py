@@ -55,5 +55,4 @@ class AvailabilityController(Controller):
         if radius_km is not None and center is None:
             raise InvalidRequest("radius_km needs near", field="radius_km")
         query = AvailabilityQuery(parse_skus(skus), method, center, radius_km, limit)
-        async with db.unit_of_work() as uow:
-            return await availability(uow, query)
+        return await db.run(lambda uow: availability(uow, query))

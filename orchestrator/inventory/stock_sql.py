@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.fulfillment.model import OPEN_STATES
 from orchestrator.inventory.model import MovementKind, StockKey, StockPosition
 from orchestrator.platform.db import fetch
-from orchestrator.platform.geo import Coordinates
-from orchestrator.sourcing.engine import Candidate
+
+# What a new order may reserve from the stock row aliased ``s``: the one spelling of "available"
+# in SQL, for the hand-written hot-path statements (``StockPosition.available`` is the same rule
+# in Python, floored at zero). Positive exactly when the row has something to offer.
+AVAILABLE = "(s.on_hand - s.reserved - s.safety_stock)"
 
 
 class MissingStockLevel(LookupError):
@@ -127,76 +129,3 @@ _ENSURE = text(
 
 async def ensure_stock_row(session: AsyncSession, location_id: int, product_id: int) -> None:
     await session.execute(_ENSURE, {"l": location_id, "p": product_id})
-
-
-_OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN_STATES))
-
-# One row per location holding any requested unit: its stock as two arrays, the units of the
-# basket it could serve ("coverage"), ranked by coverage and then nearness so that at 1,000
-# stores only the few hundred that can matter are sent back.
-_CANDIDATES = f"""
-WITH need AS (
-    SELECT * FROM unnest($1::int[], $2::int[]) AS n(product_id, quantity)
-), stock AS (
-    SELECT s.location_id,
-           array_agg(s.product_id) AS product_ids,
-           array_agg(s.on_hand - s.reserved - s.safety_stock) AS available,
-           sum(least(s.on_hand - s.reserved - s.safety_stock, n.quantity)) AS coverage
-    FROM stock_levels s JOIN need n ON n.product_id = s.product_id
-    WHERE s.product_id = ANY($1::int[])  -- spelled out so the planner uses the product index
-      AND s.on_hand - s.reserved - s.safety_stock > 0
-      {{where}}
-    GROUP BY s.location_id
-)
-SELECT l.id, l.code, l.lat, l.lon, l.capabilities, l.daily_capacity,
-       CASE WHEN l.daily_capacity IS NULL THEN 0 ELSE (
-           SELECT count(*) FROM fulfillment_orders f
-           WHERE f.location_id = l.id AND f.status IN ({_OPEN})
-       ) END AS open_fulfillments,
-       a.product_ids, a.available
-FROM stock a
-JOIN locations l ON l.id = a.location_id
-WHERE l.active
-ORDER BY a.coverage DESC,
-         CASE WHEN $3::float8 IS NULL OR l.lat IS NULL THEN 0
-              ELSE (l.lat - $3) ^ 2 + ((l.lon - $4) * cos(radians($3))) ^ 2 END,
-         l.code
-LIMIT $5
-"""
-# Every location, or only the listed ones ($6): two statements so each keeps a plan that fits.
-_CANDIDATES_ANYWHERE = _CANDIDATES.replace("{where}", "")
-_CANDIDATES_AT = _CANDIDATES.replace("{where}", "AND s.location_id = ANY($6::int[])")
-
-
-async def sourcing_candidates(
-    session: AsyncSession,
-    sku_by_product: dict[int, str],
-    *,
-    need: dict[int, int] | None = None,
-    near: Coordinates | None = None,
-    limit: int | None = None,
-    only_locations: Sequence[int] | None = None,
-) -> tuple[list[Candidate], dict[str, int]]:
-    """Active locations holding any available unit of the requested products — the ``limit``
-    best-covering, nearest first among equals — and the location ids by code."""
-    products = list(sku_by_product)
-    quantities = [need.get(p, 1) if need else 1 for p in products]
-    params = [products, quantities, near.lat if near else None, near.lon if near else None, limit]
-    if only_locations:
-        rows = await fetch(session, _CANDIDATES_AT, *params, list(only_locations))
-    else:
-        rows = await fetch(session, _CANDIDATES_ANYWHERE, *params)
-    candidates, ids = [], {}
-    for location_id, code, lat, lon, caps, capacity, open_count, product_ids, available in rows:
-        candidates.append(
-            Candidate(
-                code=code,
-                coordinates=Coordinates(lat, lon) if lat is not None and lon is not None else None,
-                capabilities=frozenset(caps),
-                available={sku_by_product[p]: a for p, a in zip(product_ids, available, strict=True)},
-                daily_capacity=capacity,
-                open_fulfillments=open_count,
-            )
-        )
-        ids[code] = location_id
-    return candidates, ids

@@ -11,12 +11,13 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from orchestrator.customers.model import normalise_phone
+from orchestrator.customers.model import CustomerDetails, normalise_phone
 from orchestrator.fulfillment.model import Method
 from orchestrator.orders import changes as order_changes
 from orchestrator.orders import intake as orders
 from orchestrator.orders import queries as order_queries
-from orchestrator.orders.commands import CustomerDetails, IdempotencyClaim, NewLine, PlaceOrder
+from orchestrator.orders.commands import NewLine, PlaceOrder
+from orchestrator.orders.schemas import CancelOrder, CreateOrder
 from orchestrator.orders.status import OrderStatus
 from orchestrator.orders.views import FulfillmentView, OrderEventView, OrderView, Page
 from orchestrator.platform import metrics
@@ -33,10 +34,9 @@ from orchestrator.platform.http.dependencies import (
     etag,
     parse_if_match,
 )
-from orchestrator.platform.idempotency import idempotency_scope, request_fingerprint
-from orchestrator.platform.money import check_subtotal
+from orchestrator.platform.idempotency import IdempotencyClaim, idempotency_scope, request_fingerprint
 from orchestrator.platform.problems import problems
-from orchestrator.platform.schemas import CancelOrder, CreateOrder, RequestBody, if_match_header
+from orchestrator.platform.schemas import RequestBody, if_match_header
 
 IdempotencyKey = Annotated[
     str,
@@ -59,18 +59,12 @@ class ArrivalIn(RequestBody, kw_only=True):
     vehicle: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
-class _Version(msgspec.Struct):
-    id: uuid.UUID
-    version: int
-
-
 def to_command(data: CreateOrder, channel: str) -> PlaceOrder:
     f = data.fulfillment
     address = msgspec.to_builtins(f.address) if f.address else None
     destination = None
     if f.address and f.address.lat is not None and f.address.lon is not None:
         destination = Coordinates(f.address.lat, f.address.lon)
-    check_subtotal((line.quantity, line.unit_price) for line in data.lines)
     return PlaceOrder(
         channel=channel,
         channel_order_ref=data.channel_order_ref,
@@ -133,7 +127,7 @@ class OrderController(Controller):
         fingerprint = request_fingerprint("POST", "/v1/orders", body)
         claim = IdempotencyClaim(idempotency_scope(actor), idempotency_key, fingerprint)
         try:
-            placement = await orders.place_order(
+            placed = await orders.place_order(
                 db,
                 to_command(data, channel),
                 actor,
@@ -144,13 +138,13 @@ class OrderController(Controller):
         except InsufficientStock:
             metrics.RESERVATIONS_FAILED.labels(channel=channel).inc()
             raise
-        meta = msgspec.json.decode(placement.body, type=_Version)
-        if placement.status_code == 201 and not placement.replayed:
+        if placed.created and not placed.replayed:
             metrics.ORDERS_CREATED.labels(channel=channel).inc()
-        headers = {"ETag": etag(meta.version), "Location": f"/v1/orders/{meta.id}"}
-        if placement.replayed:
+        headers = {"ETag": etag(placed.version), "Location": f"/v1/orders/{placed.order_id}"}
+        if placed.replayed:
             headers["Idempotent-Replayed"] = "true"
-        return Response(placement.body, status_code=placement.status_code, media_type=MediaType.JSON, headers=headers)
+        status = 201 if placed.created else 200
+        return Response(placed.body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
     @get(
         "/",
@@ -189,8 +183,8 @@ class OrderController(Controller):
             customer_phone=phone,
             customer_id=customer_id,
         )
-        items, next_cursor = await order_queries.list_orders(db, flt, actor)
-        return OrderPage(items=items, next_cursor=next_cursor)
+        page = await order_queries.list_orders(db, flt, actor)
+        return OrderPage(items=page.items, next_cursor=page.next_cursor)
 
     @get(
         "/{order_id:uuid}",

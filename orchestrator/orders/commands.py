@@ -1,19 +1,15 @@
-"""Commands: what a channel asks for, already translated from its own format."""
+"""Commands and their results: what a channel asks for, already translated from its own format,
+and what came of it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.customers.model import CustomerDetails
 from orchestrator.fulfillment.model import Method
 from orchestrator.platform.geo import Coordinates
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerDetails:
-    email: str | None = None
-    phone: str | None = None
-    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,20 +33,14 @@ class PlaceOrder:
 
 
 @dataclass(frozen=True, slots=True)
-class IdempotencyClaim:
-    """A request that carried an ``Idempotency-Key``: the key is per principal."""
+class Placed:
+    """What placing an order came to: a new order, the order already placed under the same
+    channel reference (``created`` false), or, for a repeated idempotency key, the first answer
+    again (``replayed``). ``body`` is the order as answered (``OrderView`` encoded once: stored
+    for replays, sent as it is)."""
 
-    principal: str
-    key: str
-    fingerprint: str
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """The answer to a PlaceOrder: 201 new, 200 an existing order, or a stored replay."""
-
-    status_code: int
+    order_id: uuid.UUID
+    version: int
     body: bytes
+    created: bool
     replayed: bool = False
-    order_id: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)

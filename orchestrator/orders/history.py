@@ -17,8 +17,8 @@ from orchestrator.orders.views import OrderEventView
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.db import Database
 from orchestrator.platform.errors import NotFound
+from orchestrator.platform.events import PRIVATE_FIELDS
 from orchestrator.platform.outbox import OutboxMessage
-from orchestrator.platform.outbox_relay import PRIVATE_FIELDS
 
 OPERATOR = Actor(kind="admin", id="cli")
 

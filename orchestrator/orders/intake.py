@@ -1,7 +1,9 @@
 """Placing an order: one transaction, six round trips. Retried on fresh numbers when another
 transaction moved the stock first or took the same channel order reference.
 
-The writes are hand-written (``orders/intake_sql.py``): intake is the hot path. Everything else
+The one place the flow crosses capabilities: customers (identify, find or create), sourcing
+(plan), inventory (lock and reserve), idempotency (claim, record). Its reads and writes are
+hand-written (``orders/intake_sql.py``, fed typed rows): intake is the hot path. Everything else
 about an order (its transitions, cancellation) goes through the ORM.
 """
 
@@ -11,21 +13,22 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.customers.service import normalise_details
+from orchestrator.customers.model import CustomerDetails, CustomerRecord, identify
+from orchestrator.customers.service import find_customer
 from orchestrator.inventory.stock_sql import lock_stock
+from orchestrator.orders import intake_rows
 from orchestrator.orders import intake_sql as sql
-from orchestrator.orders.commands import CustomerDetails, IdempotencyClaim, Placement, PlaceOrder
+from orchestrator.orders.aggregate import load_order
+from orchestrator.orders.commands import Placed, PlaceOrder
 from orchestrator.orders.numbers import new_order_number
-from orchestrator.orders.queries import load_order, new_order_view
 from orchestrator.orders.status import OrderStatus
 from orchestrator.orders.timeline import OrderRef, event_rows
-from orchestrator.orders.views import OrderView
+from orchestrator.platform import idempotency
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import (
@@ -37,36 +40,32 @@ from orchestrator.platform.db import (
     is_unique_violation,
 )
 from orchestrator.platform.errors import (
-    IdempotencyKeyInFlight,
-    IdempotencyKeyReused,
     InsufficientStock,
     InvalidRequest,
     LocationLacksCapability,
     UnknownLocation,
     UnknownSku,
 )
-from orchestrator.platform.events import OrderEventDraft
-from orchestrator.platform.idempotency import lock_id
-from orchestrator.platform.money import check_currency
-from orchestrator.sourcing.engine import (
-    LineDemand,
-    PickupPolicy,
-    SourcingProfile,
-    SourcingRequest,
-    plan_sourcing,
-)
-from orchestrator.sourcing.service import (
-    SiteRow,
+from orchestrator.platform.events import EventType, OrderEventDraft
+from orchestrator.platform.idempotency import IdempotencyClaim
+from orchestrator.platform.money import check_currency, check_subtotal
+from orchestrator.sourcing.candidates import (
+    LocationRecord,
     Sourced,
-    StockMoved,
-    decision_row,
-    materialise,
-    profile_from_row,
-    reserve_check,
     shortfalls_of,
     source_widely,
     store_candidate,
 )
+from orchestrator.sourcing.decisions import decision_row
+from orchestrator.sourcing.engine import plan_sourcing
+from orchestrator.sourcing.model import (
+    LineDemand,
+    PickupPolicy,
+    SourcingProfile,
+    SourcingRequest,
+    profile_from_row,
+)
+from orchestrator.sourcing.reservation import StockMoved, materialise, reserve_check
 
 # Unique constraints two concurrent placements can both pass the checks for; the loser retries
 # and then finds the winner's order (or, for a phone intake fills in, the winner's customer).
@@ -79,6 +78,13 @@ class DuplicateOrder(Exception):
     """Another request inserted the same channel order (or drew the same number) first."""
 
 
+class _Answered(msgspec.Struct):
+    """What a stored answer says about its order (all a replay needs of it)."""
+
+    id: uuid.UUID
+    version: int
+
+
 async def place_order(
     db: Database,
     cmd: PlaceOrder,
@@ -87,10 +93,11 @@ async def place_order(
     *,
     claim: IdempotencyClaim | None,
     phone_region: str = "US",
-) -> Placement:
+) -> Placed:
     """Create the order, or answer with the existing one for the same channel reference, or
     replay the stored answer for the same idempotency key."""
-    customer = normalise_details(cmd.customer, phone_region)
+    subtotal = check_subtotal((line.quantity, line.unit_price) for line in cmd.lines)
+    customer = identify(cmd.customer, phone_region)
     currency = check_currency(cmd.currency)
     if not cmd.lines:
         raise InvalidRequest("an order needs at least one line", field="lines")
@@ -98,10 +105,11 @@ async def place_order(
         raise InvalidRequest("a shipment needs an address", field="fulfillment.address")
     if cmd.method.is_pickup and not cmd.location:
         raise InvalidRequest(f"{cmd.method.value} needs a location", field="fulfillment.location")
+    checked = _Checked(cmd, customer, currency, subtotal)
 
-    async def attempt(uow: UnitOfWork) -> Placement:
+    async def attempt(uow: UnitOfWork) -> Placed:
         try:
-            return await _place(uow, cmd, customer, currency, actor, clock, claim)
+            return await _place(uow, checked, actor, clock, claim)
         except DATABASE_ERRORS as exc:
             if is_unique_violation(exc) and constraint_name(exc) in RACED_CONSTRAINTS:
                 raise DuplicateOrder() from exc
@@ -113,63 +121,15 @@ async def place_order(
         raise InsufficientStock(exc.shortfalls) from None
 
 
-async def _place(
-    uow: UnitOfWork,
-    cmd: PlaceOrder,
-    customer: CustomerDetails,
-    currency: str,
-    actor: Actor,
-    clock: Clock,
-    claim: IdempotencyClaim | None,
-) -> Placement:
-    session = uow.session
-    now = clock.now()
-    skus = sorted({line.sku for line in cmd.lines})
-    held, stored, existing, products_json, store_json, profile_json, who = (
-        await fetch(
-            session,
-            sql.INTAKE,
-            lock_id(claim.principal, claim.key) if claim else 0,
-            claim.principal if claim else None,
-            claim.key if claim else None,
-            cmd.channel,
-            cmd.channel_order_ref,
-            skus,
-            cmd.location if cmd.method.is_pickup else None,
-            cmd.channel,
-            customer.email,
-            customer.phone,
-            uuid.uuid4(),
-            customer.name,
-            now,
-        )
-    )[0]
-    if not held:
-        raise IdempotencyKeyInFlight("a request with this Idempotency-Key is still being processed")
-    if stored is not None:
-        if claim is None or stored[0] != claim.fingerprint:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
-            )
-        return Placement(stored[1], bytes(stored[2]), replayed=True)
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """The command once validated: the customer's identity normalised, the currency and the
+    subtotal checked."""
 
-    if existing is not None:
-        view = (await load_order(session, existing, actor)).view()
-        body = msgspec.json.encode(view)
-        if claim is not None:
-            await _remember(session, claim, 200, body, now)
-        await uow.commit()
-        return Placement(200, body, order_id=view.id)
-
-    context = IntakeContext(
-        products=_as_json(products_json),
-        store=_as_json(store_json),
-        profile=profile_from_row(_as_json(profile_json)),
-        customer=SimpleNamespace(id=who[0], email=who[1], phone=who[2], name=who[3]) if who else None,
-    )
-    view, body = await _create(session, cmd, context, customer, currency, actor, now, claim)
-    await uow.commit()
-    return Placement(201, body, order_id=view.id)
+    cmd: PlaceOrder
+    customer: CustomerDetails
+    currency: str
+    subtotal: int
 
 
 @dataclass
@@ -179,33 +139,66 @@ class IntakeContext:
     products: dict[str, int]
     store: dict[str, Any] | None
     profile: SourcingProfile
-    customer: Any
+    customer: CustomerRecord | None
 
 
-async def _remember(session: AsyncSession, claim: IdempotencyClaim, status: int, body: bytes, now: datetime) -> None:
-    await fetch(
-        session,
-        "INSERT INTO idempotency_keys (principal, key, fingerprint, status_code, response_body, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING 1",
-        claim.principal,
-        claim.key,
-        claim.fingerprint,
-        status,
-        body,
-        now,
+async def _place(
+    uow: UnitOfWork, checked: _Checked, actor: Actor, clock: Clock, claim: IdempotencyClaim | None
+) -> Placed:
+    session = uow.session
+    cmd, customer = checked.cmd, checked.customer
+    now = clock.now()
+    read = sql.INTAKE.args(
+        idem_lock=idempotency.lock_id(claim.principal, claim.key) if claim else 0,
+        idem_principal=claim.principal if claim else None,
+        idem_key=claim.key if claim else None,
+        channel=cmd.channel,
+        channel_order_ref=cmd.channel_order_ref,
+        skus=sorted({line.sku for line in cmd.lines}),
+        pickup_location=cmd.location if cmd.method.is_pickup else None,
+        email=customer.email,
+        phone=customer.phone,
+        name=customer.name,
+        new_customer_id=uuid.uuid4(),
+        now=now,
     )
+    held, stored, existing, products_json, store_json, profile_json, who = (
+        await fetch(session, sql.INTAKE.text, *read)
+    )[0]
+    if claim is not None:
+        replay = idempotency.replay_of(claim, held, idempotency.stored_answer(stored))
+        if replay is not None:
+            answered = msgspec.json.decode(replay.body, type=_Answered)
+            return Placed(answered.id, answered.version, replay.body, created=replay.status_code == 201, replayed=True)
+
+    if existing is not None:
+        view = (await load_order(session, existing, actor)).view()
+        body = msgspec.json.encode(view)
+        if claim is not None:
+            await idempotency.complete(session, claim, 200, body, now)
+        await uow.commit()
+        return Placed(view.id, view.version, body, created=False)
+
+    context = IntakeContext(
+        products=_as_json(products_json),
+        store=_as_json(store_json),
+        profile=profile_from_row(_as_json(profile_json)),
+        customer=CustomerRecord(*who) if who else None,
+    )
+    placed = await _create(session, checked, context, actor, now, claim)
+    await uow.commit()
+    return placed
 
 
 async def _create(
     session: AsyncSession,
-    cmd: PlaceOrder,
+    checked: _Checked,
     context: IntakeContext,
-    customer: CustomerDetails,
-    currency: str,
     actor: Actor,
     now: datetime,
     claim: IdempotencyClaim | None,
-) -> tuple[OrderView, bytes]:
+) -> Placed:
+    cmd = checked.cmd
     products = context.products
     unknown = sorted({ln.sku for ln in cmd.lines if ln.sku not in products})
     if unknown:
@@ -234,7 +227,7 @@ async def _create(
         plan=sourced.plan,
         now=now,
     )
-    rows = materialise(
+    planned = materialise(
         sourced,
         order_id=order_id,
         method=cmd.method,
@@ -244,99 +237,59 @@ async def _create(
         now=now,
     )
     if not locked:
-        await reserve_check(session, rows)
-    who = context.customer or await _customer(session, customer)
+        await reserve_check(session, planned)
+    who = context.customer or await _raced_customer(session, checked.customer)
 
     number = new_order_number()
-    subtotal = sum(line.quantity * line.unit_price for line in cmd.lines)
     drafts = [
         OrderEventDraft(
-            "order.placed",
+            EventType.ORDER_PLACED,
             {
                 "number": number,
                 "channel": cmd.channel,
                 "channel_order_ref": cmd.channel_order_ref,
-                "subtotal": subtotal,
-                "currency": currency,
+                "subtotal": checked.subtotal,
+                "currency": checked.currency,
                 "method": cmd.method.value,
                 "lines": [{"sku": ln.sku, "quantity": ln.quantity} for ln in cmd.lines],
             },
         ),
         OrderEventDraft(
-            "order.sourced",
+            EventType.ORDER_SOURCED,
             {
                 "decision_id": str(decision["id"]),
                 "rule": sourced.plan.rule.value,
                 "locations": sourced.plan.locations,
-                "fulfillment_orders": [str(i) for i in rows.fulfillment_ids()],
+                "fulfillment_orders": [str(i) for i in planned.fulfillment_ids()],
             },
         ),
     ]
-    order_row = {
-        "id": order_id,
-        "number": number,
-        "channel": cmd.channel,
-        "channel_order_ref": cmd.channel_order_ref,
-        "customer_id": who.id,
-        "currency": currency,
-        "subtotal": subtotal,
-        "status": OrderStatus.RECEIVED.value,
-        "attention_reason": None,
-        "fulfillment_method": cmd.method.value,
-        "pickup_location_id": store.id if store else None,
-        "ship_address": cmd.address,
-        "sourcing_profile_version": profile.version,
-        "version": 1,
-        "last_event_seq": len(drafts),
-        "created_at": now,
-        "updated_at": now,
-    }
-    line_rows = [
-        {
-            "id": line_ids[i],
-            "order_id": order_id,
-            "line_no": i + 1,
-            "product_id": products[ln.sku],
-            "sku": ln.sku,
-            "quantity": ln.quantity,
-            "unit_price": ln.unit_price,
-            "quantity_cancelled": 0,
-            "quantity_fulfilled": 0,
-            "quantity_returned": 0,
-            "quantity_unsourced": 0,
-        }
-        for i, ln in enumerate(cmd.lines)
-    ]
-    events, messages = event_rows(OrderRef(order_id, number, cmd.channel), 1, drafts, actor, now)
-    view = new_order_view(order_row, who, line_rows, rows.fulfillments, rows.lines, sourced.location_ids)
-    body = msgspec.json.encode(view)
-    locations, product_ids, quantities = sql.reservation_totals(rows.changes)
-    idempotency = None
-    if claim is not None:
-        idempotency = sql.encode(
-            {"principal": claim.principal, "key": claim.key, "fingerprint": claim.fingerprint, "status_code": 201}
-        )
-    await fetch(
-        session,
-        sql.WRITE_ORDER,
-        sql.encode([order_row]),
-        sql.encode(line_rows),
-        sql.encode([decision]),
-        sql.encode(rows.fulfillments),
-        sql.encode(rows.lines),
-        sql.encode(rows.reservations),
-        sql.encode(events),
-        sql.encode(messages),
-        idempotency,
-        now,
-        locations,
-        product_ids,
-        quantities,
-        actor.label,
-        sql.movements_json(rows.changes),
-        body,
+    order = intake_rows.OrderRow(
+        id=order_id,
+        number=number,
+        channel=cmd.channel,
+        channel_order_ref=cmd.channel_order_ref,
+        customer_id=who.id,
+        currency=checked.currency,
+        subtotal=checked.subtotal,
+        status=OrderStatus.RECEIVED.value,
+        attention_reason=None,
+        fulfillment_method=cmd.method.value,
+        pickup_location_id=store.id if store else None,
+        ship_address=cmd.address,
+        sourcing_profile_version=profile.version,
+        version=1,
+        last_event_seq=len(drafts),
+        created_at=now,
+        updated_at=now,
     )
-    return view, body
+    lines = intake_rows.order_line_rows(order_id, line_ids, cmd.lines, products)
+    events, messages = event_rows(OrderRef(order_id, number, cmd.channel), 1, drafts, actor, now)
+    rows = intake_rows.new_order_rows(order, lines, decision, planned, events, messages)
+    body = msgspec.json.encode(rows.view(who, sourced.location_ids))
+    write = sql.write_order_args(rows, planned.changes, claim, body, actor.label, now)
+    await fetch(session, sql.WRITE_ORDER.text, *write)
+    return Placed(order_id, order.version, body, created=True)
 
 
 async def _source(
@@ -344,7 +297,7 @@ async def _source(
     request: SourcingRequest,
     profile: SourcingProfile,
     products: dict[str, int],
-    store: SiteRow | None,
+    store: LocationRecord | None,
 ) -> tuple[Sourced, bool]:
     """A pickup locks the store's rows first and plans on the locked numbers: no race, one query.
     Anything else (ship, or a store that falls short) plans on a snapshot and re-checks under lock."""
@@ -369,10 +322,10 @@ def _as_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _pickup_store(cmd: PlaceOrder, row: dict[str, Any] | None) -> SiteRow:
+def _pickup_store(cmd: PlaceOrder, row: dict[str, Any] | None) -> LocationRecord:
     if row is None or not row["active"]:
         raise UnknownLocation(f"unknown location {cmd.location}", field="fulfillment.location")
-    store = SiteRow.from_row(row)
+    store = LocationRecord.from_row(row)
     if cmd.method.capability not in store.capabilities:
         raise LocationLacksCapability(
             f"{cmd.location} does not offer {cmd.method.value}",
@@ -382,10 +335,9 @@ def _pickup_store(cmd: PlaceOrder, row: dict[str, Any] | None) -> SiteRow:
     return store
 
 
-async def _customer(session: AsyncSession, details: CustomerDetails) -> Any:
+async def _raced_customer(session: AsyncSession, identity: CustomerDetails) -> CustomerRecord:
     """The customer another transaction created a moment ago (intake's own insert lost the race)."""
-    rows = await fetch(session, sql.CUSTOMER, details.email, details.phone)
-    if not rows:
+    found = await find_customer(session, identity)
+    if found is None:
         raise AssertionError("customer neither found nor created")  # pragma: no cover
-    cid, email, phone, name = rows[0]
-    return SimpleNamespace(id=cid, email=email, phone=phone, name=name)
+    return found

@@ -1,118 +1,159 @@
-"""Order intake's writes, hand-written: intake is the hot path, and as ORM inserts the nine
-tables an order touches would cost nine round trips and most of the CPU of a request.
+"""Order intake's reads and writes, hand-written: intake is the hot path, and as ORM inserts the
+nine tables an order touches would cost nine round trips and most of the CPU of a request.
 
-Statements take asyncpg's native ``$n`` parameters through ``db.engine.fetch`` (prepared and
-cached per connection). Rows travel as JSON arrays and become table rows with
-``jsonb_populate_recordset(NULL::<table>, ...)``: the dicts carry every column of their table.
+Rows are typed (``orders/intake_rows.py``: one struct per table, every column), travel as JSON
+arrays and become table rows with ``jsonb_populate_recordset(NULL::<table>, ...)``.
+Statements name their parameters (``:name``) and run as asyncpg's ``$n`` through
+``platform.db.fetch`` (prepared and cached per connection).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from orchestrator.customers import sql as customers_sql
 from orchestrator.inventory.stock_sql import StockChange
+from orchestrator.orders.intake_rows import NewOrderRows
+from orchestrator.platform import idempotency
+from orchestrator.platform.idempotency import IdempotencyClaim
 
 _json = msgspec.json.Encoder()
+# ``:name``, not the second colon of a ``::type`` cast.
+_PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+class Statement:
+    """SQL written with ``:name`` parameters, numbered once into asyncpg's ``$n``."""
+
+    def __init__(self, text: str) -> None:
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        self.text = _PARAMETER.sub(number, text)
+        self.names = tuple(names)
+
+    def args(self, **values: Any) -> list[Any]:
+        """The values in ``$n`` order; every parameter named, none extra."""
+        if len(values) != len(self.names):
+            raise TypeError(f"parameters {sorted(values)} do not match {sorted(self.names)}")
+        return [values[name] for name in self.names]
+
+
+# --- statements ----------------------------------------------------------------------------------
 
 # Everything intake reads before it plans, in one round trip: the idempotency key (held for the
 # transaction; a stored answer), an existing order for the channel reference, the products, the
-# pickup store, the channel's sourcing profile — and the customer, found by email (preferred) or
-# phone or else created, a missing phone or name filled in on the way. Two first orders of one
-# person race on the unique indexes: the loser gets no customer row and asks again (CUSTOMER).
-INTAKE = """
-WITH found AS (
-    SELECT id FROM customers
-    WHERE email = $9 OR phone = $10
-    ORDER BY (email IS NOT DISTINCT FROM $9) DESC, created_at
-    LIMIT 1
-), filled AS (
-    UPDATE customers c SET phone = coalesce(c.phone, $10), name = coalesce(c.name, $12)
-    FROM found
-    WHERE c.id = found.id
-      AND ((c.phone IS NULL AND $10::text IS NOT NULL) OR (c.name IS NULL AND $12::text IS NOT NULL))
-      AND NOT EXISTS (SELECT 1 FROM customers o WHERE o.phone = $10 AND o.id <> found.id)
-    RETURNING c.id, c.email, c.phone, c.name
-), created AS (
-    INSERT INTO customers (id, email, phone, name, created_at)
-    SELECT $11, $9, $10, $12, $13 WHERE NOT EXISTS (SELECT 1 FROM found)
-    ON CONFLICT DO NOTHING
-    RETURNING id, email, phone, name
-), customer AS (
-    SELECT id, email, phone, name FROM filled
-    UNION ALL
-    SELECT c.id, c.email, c.phone, c.name FROM customers c JOIN found ON c.id = found.id
-     WHERE NOT EXISTS (SELECT 1 FROM filled)
-    UNION ALL
-    SELECT id, email, phone, name FROM created
-)
+# pickup store, the channel's sourcing profile — and the customer, found or created by identity
+# (the rule is the customers capability's, ``customers/sql.py``).
+INTAKE = Statement(
+    f"""
+WITH {customers_sql.find_or_create(email=":email", phone=":phone", name=":name", new_id=":new_customer_id", now=":now")}
 SELECT
-  CASE WHEN $2::text IS NULL THEN true ELSE pg_try_advisory_xact_lock($1) END,
-  (SELECT row(fingerprint, status_code, response_body) FROM idempotency_keys
-   WHERE principal = $2 AND key = $3),
-  (SELECT id FROM orders WHERE channel = $4 AND channel_order_ref = $5),
-  (SELECT coalesce(jsonb_object_agg(sku, id), '{}') FROM products WHERE sku = ANY($6::text[]) AND active),
+  {idempotency.claim_columns(lock=":idem_lock", principal=":idem_principal", key=":idem_key")},
+  (SELECT id FROM orders WHERE channel = :channel AND channel_order_ref = :channel_order_ref),
+  (SELECT coalesce(jsonb_object_agg(sku, id), '{{}}') FROM products WHERE sku = ANY(:skus::text[]) AND active),
   (SELECT to_jsonb(l) FROM (SELECT id, code, lat, lon, capabilities, daily_capacity, active, pickup_hold_days
-                            FROM locations WHERE code = $7) l),
+                            FROM locations WHERE code = :pickup_location) l),
   (SELECT to_jsonb(p) FROM (SELECT version, pickup_policy, min_split_line_value, suggestion_limit
-                            FROM sourcing_profiles WHERE channel = $8 ORDER BY version DESC LIMIT 1) p),
+                            FROM sourcing_profiles WHERE channel = :channel ORDER BY version DESC LIMIT 1) p),
   (SELECT row(id, email, phone, name) FROM customer LIMIT 1)
 """
+)
 
-CUSTOMER = """
-SELECT id, email, phone, name FROM customers
-WHERE email = $1 OR phone = $2
-ORDER BY (email IS NOT DISTINCT FROM $1) DESC, created_at
-LIMIT 1
-"""
-
-WRITE_ORDER = """
+# The whole order in one statement: reservations and their ledger, the order, its lines, the
+# sourcing decision, the fulfillments, the timeline and outbox, and the idempotency answer.
+_IDEMPOTENCY_RECORD = idempotency.record(
+    principal=":idem_principal",
+    key=":idem_key",
+    fingerprint=":idem_fingerprint",
+    status_code="201",
+    body=":body",
+    now=":now",
+)
+WRITE_ORDER = Statement(
+    f"""
 WITH levels AS (
     UPDATE stock_levels s
-    SET reserved = s.reserved + d.q, updated_at = $10
-    FROM unnest($11::int[], $12::int[], $13::int[]) AS d(l, p, q)
+    SET reserved = s.reserved + d.q, updated_at = :now
+    FROM unnest(:stock_locations::int[], :stock_products::int[], :stock_quantities::int[]) AS d(l, p, q)
     WHERE s.location_id = d.l AND s.product_id = d.p
     RETURNING 1
 ), ledger AS (
     INSERT INTO inventory_movements (location_id, product_id, kind, on_hand_delta, reserved_delta, reason, actor,
                                      reference, created_at)
-    SELECT m.location_id, m.product_id, m.kind, m.on_hand_delta, m.reserved_delta, m.reason, $14, m.reference, $10
-    FROM jsonb_to_recordset($15::jsonb) AS m(location_id int, product_id int, kind text, on_hand_delta int,
-                                             reserved_delta int, reason text, reference text)
+    SELECT m.location_id, m.product_id, m.kind, m.on_hand_delta, m.reserved_delta, m.reason, :actor, m.reference, :now
+    FROM jsonb_to_recordset(:movements::jsonb) AS m(location_id int, product_id int, kind text, on_hand_delta int,
+                                                    reserved_delta int, reason text, reference text)
     RETURNING 1
 ), o AS (
-    INSERT INTO orders SELECT * FROM jsonb_populate_recordset(NULL::orders, $1::jsonb) RETURNING 1
+    INSERT INTO orders SELECT * FROM jsonb_populate_recordset(NULL::orders, :orders::jsonb) RETURNING 1
 ), l AS (
-    INSERT INTO order_lines SELECT * FROM jsonb_populate_recordset(NULL::order_lines, $2::jsonb) RETURNING 1
+    INSERT INTO order_lines SELECT * FROM jsonb_populate_recordset(NULL::order_lines, :order_lines::jsonb) RETURNING 1
 ), d AS (
     INSERT INTO sourcing_decisions
-    SELECT * FROM jsonb_populate_recordset(NULL::sourcing_decisions, $3::jsonb) RETURNING 1
+    SELECT * FROM jsonb_populate_recordset(NULL::sourcing_decisions, :decisions::jsonb) RETURNING 1
 ), f AS (
     INSERT INTO fulfillment_orders
-    SELECT * FROM jsonb_populate_recordset(NULL::fulfillment_orders, $4::jsonb) RETURNING 1
+    SELECT * FROM jsonb_populate_recordset(NULL::fulfillment_orders, :fulfillments::jsonb) RETURNING 1
 ), fl AS (
     INSERT INTO fulfillment_order_lines
-    SELECT * FROM jsonb_populate_recordset(NULL::fulfillment_order_lines, $5::jsonb) RETURNING 1
+    SELECT * FROM jsonb_populate_recordset(NULL::fulfillment_order_lines, :fulfillment_lines::jsonb) RETURNING 1
 ), r AS (
-    INSERT INTO reservations SELECT * FROM jsonb_populate_recordset(NULL::reservations, $6::jsonb) RETURNING 1
+    INSERT INTO reservations SELECT * FROM jsonb_populate_recordset(NULL::reservations, :reservations::jsonb)
+    RETURNING 1
 ), e AS (
-    INSERT INTO order_events SELECT * FROM jsonb_populate_recordset(NULL::order_events, $7::jsonb) RETURNING 1
+    INSERT INTO order_events SELECT * FROM jsonb_populate_recordset(NULL::order_events, :events::jsonb) RETURNING 1
 ), x AS (
-    INSERT INTO outbox (event_id, type, order_id, payload, created_at, attempts)
-    SELECT event_id, type, order_id, payload, created_at, attempts
-    FROM jsonb_populate_recordset(NULL::outbox, $8::jsonb)
+    INSERT INTO outbox (event_id, type, order_id, payload, created_at, claimed_until, attempts, published_at)
+    SELECT event_id, type, order_id, payload, created_at, claimed_until, attempts, published_at
+    FROM jsonb_populate_recordset(NULL::outbox, :outbox::jsonb)
     RETURNING 1
 ), i AS (
-    INSERT INTO idempotency_keys (principal, key, fingerprint, status_code, response_body, created_at)
-    SELECT ($9::jsonb)->>'principal', ($9::jsonb)->>'key', ($9::jsonb)->>'fingerprint',
-           (($9::jsonb)->>'status_code')::int, $16, $10
-    WHERE $9::jsonb IS NOT NULL
-    RETURNING 1
+    {_IDEMPOTENCY_RECORD}
 )
 SELECT (SELECT count(*) FROM levels), (SELECT count(*) FROM o)
 """
+)
+
+
+def write_order_args(
+    rows: NewOrderRows,
+    changes: Sequence[StockChange],
+    claim: IdempotencyClaim | None,
+    body: bytes,
+    actor: str,
+    now: datetime,
+) -> list[Any]:
+    locations, products, quantities = reservation_totals(changes)
+    return WRITE_ORDER.args(
+        orders=encode([rows.order]),
+        order_lines=encode(rows.lines),
+        decisions=encode([rows.decision]),
+        fulfillments=encode(rows.fulfillments),
+        fulfillment_lines=encode(rows.fulfillment_lines),
+        reservations=encode(rows.reservations),
+        events=encode(rows.events),
+        outbox=encode(rows.outbox),
+        idem_principal=claim.principal if claim else None,
+        idem_key=claim.key if claim else None,
+        idem_fingerprint=claim.fingerprint if claim else None,
+        body=body,
+        now=now,
+        stock_locations=locations,
+        stock_products=products,
+        stock_quantities=quantities,
+        actor=actor,
+        movements=movements_json(changes),
+    )
 
 
 def encode(rows: Any) -> str:

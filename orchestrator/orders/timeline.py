@@ -1,7 +1,8 @@
 """Writing what happened: timeline rows and outbox messages, in the caller's transaction.
 
-Every state change of an order goes through ``record_change`` (or ``record_new_order``), so the
-order's version, its timeline and the outbox can never disagree.
+Every state change of an order goes through ``record_change``, and a new order's events through
+``event_rows`` (intake writes them with the order's own rows), so the order's version, its
+timeline and the outbox can never disagree.
 """
 
 from __future__ import annotations

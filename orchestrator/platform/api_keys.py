@@ -5,19 +5,39 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
 from cachetools import TTLCache
-from sqlalchemy import select
+from sqlalchemy import column, select, table
+from sqlmodel import Field, SQLModel
 
-from orchestrator.catalogue.tables import Location
-from orchestrator.platform.access_tables import ApiKey
 from orchestrator.platform.actors import Actor, Role
+from orchestrator.platform.columns import created_at, text_array, timestamp
 from orchestrator.platform.db import Database, UnitOfWork
 from orchestrator.platform.errors import InvalidRequest, NotFound
 
 PREFIX = "oo"
+
+# The catalogue's locations, by code only: the platform names the table rather than import the
+# catalogue (which builds on the platform).
+_LOCATIONS = table("locations", column("code"))
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=120)
+    # SHA-256 of a 256-bit random secret: a slow hash adds nothing at that entropy.
+    secret_digest: str = Field(unique=True, max_length=64)
+    prefix: str = Field(max_length=16)
+    role: str = Field(max_length=20)
+    channel: str | None = Field(default=None, max_length=80)
+    location_codes: list[str] = text_array()
+    created_at: datetime = created_at()
+    revoked_at: datetime | None = timestamp()
 
 
 def digest(token: str) -> str:
@@ -44,7 +64,7 @@ async def create_key(
     if role is Role.STAFF:
         if not locations:
             raise InvalidRequest("a staff key needs at least one location", field="locations")
-        known = set((await uow.session.execute(select(Location.code).where(Location.code.in_(locations)))).scalars())
+        known = set(await uow.session.scalars(select(_LOCATIONS.c.code).where(_LOCATIONS.c.code.in_(locations))))
         missing = [c for c in locations if c not in known]
         if missing:
             raise NotFound(f"unknown locations: {', '.join(missing)}")
@@ -59,7 +79,6 @@ async def create_key(
         created_at=now,
     )
     uow.session.add(key)
-    await uow.commit()
     return token, key
 
 
@@ -93,10 +112,8 @@ class KeyResolver:
         key = digest(token)
         if key in self._cache:
             return self._cache[key]
-        async with self._db.unit_of_work() as uow:
-            found = await uow.session.scalar(
-                select(ApiKey).where(ApiKey.secret_digest == key, ApiKey.revoked_at.is_(None))
-            )
+        query = select(ApiKey).where(ApiKey.secret_digest == key, ApiKey.revoked_at.is_(None))
+        found = await self._db.run(lambda uow: uow.session.scalar(query))
         actor = actor_of(found) if found else None
         self._cache[key] = actor
         return actor

@@ -114,7 +114,6 @@ class UnitOfWork:
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
-        self._committed = False
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessionmaker()
@@ -132,7 +131,20 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
-        self._committed = True
+
+
+def committing(use_case: Callable[[UnitOfWork], Awaitable[T]]) -> Callable[[UnitOfWork], Awaitable[T]]:
+    """``use_case``, then commit: for an entry point whose transaction is that one use case.
+
+    Use cases never commit; the entry point that opens the unit of work (through ``Database.run``)
+    does, so two use cases can share one transaction and every write is retried on deadlock."""
+
+    async def attempt(uow: UnitOfWork) -> T:
+        result = await use_case(uow)
+        await uow.commit()
+        return result
+
+    return attempt
 
 
 class Database:

@@ -1,10 +1,17 @@
-"""What happened to an order, as the timeline and the outbox will record it."""
+"""What happened to an order, as the timeline and the outbox record it: every event type, the
+exact keys of its data and which of them only the outbox carries. ``docs/events.md`` is written
+from this module (``python -m orchestrator.platform.events_doc``); a test keeps it current, and
+another checks every event the service writes against its schema."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 
 class EventType(StrEnum):
@@ -44,3 +51,236 @@ class OrderEventDraft:
     type: EventType
     data: dict[str, Any] = field(default_factory=dict)
     private: dict[str, Any] = field(default_factory=dict)
+
+
+# --- payload schemas: every key required, no other key allowed --------------------------------
+
+
+class _Exact(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class SkuQuantity(_Exact):
+    sku: str
+    quantity: int
+
+
+class SkuMissing(_Exact):
+    sku: str
+    missing: int
+
+
+class FulfillmentData(_Exact):
+    """What every ``fulfillment.*`` event says first: which fulfillment, where, how."""
+
+    fulfillment_id: uuid.UUID
+    location: str
+    method: str
+
+
+class Picked(FulfillmentData):
+    picked: list[SkuQuantity]
+    short: list[SkuMissing]
+
+
+class ReadyForPickup(FulfillmentData):
+    pickup_deadline: datetime
+
+
+class PickupCode(_Exact):
+    pickup_code: str
+
+
+class PickupCodeRejected(FulfillmentData):
+    locked_until: datetime | None
+
+
+class PickupReminder(FulfillmentData):
+    pickup_deadline: datetime
+
+
+class HandedOver(FulfillmentData):
+    handed_over: list[SkuQuantity]
+    override_reason: str | None
+
+
+class Shipped(FulfillmentData):
+    carrier: str
+    tracking_number: str
+
+
+class TransferReceived(FulfillmentData):
+    destination: str
+
+
+class FulfillmentClosed(FulfillmentData):
+    reason: str
+
+
+class Expired(FulfillmentData):
+    reason: str
+    pickup_deadline: datetime | None
+
+
+class OrderPlaced(_Exact):
+    number: str
+    channel: str
+    channel_order_ref: str
+    subtotal: int
+    currency: str
+    method: str
+    lines: list[SkuQuantity]
+
+
+class OrderSourced(_Exact):
+    decision_id: uuid.UUID
+    rule: str
+    locations: list[str]
+    fulfillment_orders: list[uuid.UUID]
+
+
+class OrderResourced(_Exact):
+    trigger: str
+    decision_id: uuid.UUID
+    rule: str
+    from_location: str
+    locations: list[str]
+    fulfillment_orders: list[uuid.UUID]
+
+
+class OrderNeedsAttention(_Exact):
+    reason: str
+    trigger: str
+    decision_id: uuid.UUID
+    lines: list[SkuQuantity]
+    excluded: list[str]
+    suggestions: list[str]
+
+
+class CustomerArrived(_Exact):
+    parking_spot: str | None
+    vehicle: str | None
+    fulfillments: list[uuid.UUID]
+    locations: list[str]
+
+
+class StatusChanged(_Exact):
+    from_: str = msgspec.field(name="from")
+    to: str
+
+
+class OrderCancelled(_Exact):
+    reason: str
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    description: str
+    data: type[msgspec.Struct]
+    # Keys only the outbox message carries (to the customer's notification), never the timeline;
+    # the relay removes them from the row once the message is published.
+    private: type[msgspec.Struct] | None = None
+
+    @property
+    def private_fields(self) -> tuple[str, ...]:
+        return self.private.__struct_encode_fields__ if self.private is not None else ()
+
+
+E = EventType
+CATALOGUE: dict[EventType, EventSpec] = {
+    E.FULFILLMENT_ACCEPTED: EventSpec("The location took the fulfillment on.", FulfillmentData),
+    E.FULFILLMENT_PICKING_STARTED: EventSpec("Picking began.", FulfillmentData),
+    E.FULFILLMENT_PICKED: EventSpec(
+        "Units were picked; `short` lists what was not on the shelf (sourced again elsewhere).", Picked
+    ),
+    E.FULFILLMENT_READY_FOR_PICKUP: EventSpec(
+        "The goods wait for the customer until `pickup_deadline`; the code opens the pickup.",
+        ReadyForPickup,
+        private=PickupCode,
+    ),
+    E.FULFILLMENT_PICKUP_CODE_REJECTED: EventSpec(
+        "A wrong pickup code was shown; `locked_until` is set once too many were.", PickupCodeRejected
+    ),
+    E.FULFILLMENT_PICKUP_CODE_RESENT: EventSpec("The pickup code was handed to the channel again.", FulfillmentData),
+    E.FULFILLMENT_PICKUP_REMINDER: EventSpec("The pickup deadline is near; remind the customer.", PickupReminder),
+    E.FULFILLMENT_PARTIALLY_PICKED_UP: EventSpec(
+        "Some of the ready units were handed over; the rest still wait.", HandedOver
+    ),
+    E.FULFILLMENT_PICKED_UP: EventSpec("The customer collected everything that was ready.", HandedOver),
+    E.FULFILLMENT_PACKED: EventSpec("The parcel is packed.", FulfillmentData),
+    E.FULFILLMENT_SHIPPED: EventSpec("Handed to the carrier (or, for a transfer, sent to the store).", Shipped),
+    E.FULFILLMENT_DELIVERED: EventSpec("The carrier delivered the parcel.", FulfillmentData),
+    E.FULFILLMENT_TRANSFER_RECEIVED: EventSpec(
+        "A transfer arrived at `destination`, the store the customer collects from.", TransferReceived
+    ),
+    E.FULFILLMENT_REJECTED: EventSpec(
+        "The location cannot fulfil it; its open units are sourced again.", FulfillmentClosed
+    ),
+    E.FULFILLMENT_CANCELLED: EventSpec("The fulfillment was cancelled; its stock goes back.", FulfillmentClosed),
+    E.FULFILLMENT_EXPIRED: EventSpec("Not collected by the pickup deadline: the goods go back on the shelf.", Expired),
+    E.ORDER_PLACED: EventSpec("A channel placed the order.", OrderPlaced),
+    E.ORDER_SOURCED: EventSpec("Sourcing decided where the order is fulfilled.", OrderSourced),
+    E.ORDER_RESOURCED: EventSpec(
+        "Units a location could not supply (`trigger`) were sourced again elsewhere.", OrderResourced
+    ),
+    E.ORDER_NEEDS_ATTENTION: EventSpec(
+        "No location can take some units; an operator has to decide.", OrderNeedsAttention
+    ),
+    E.ORDER_CUSTOMER_ARRIVED: EventSpec("The customer is waiting outside for these pickups.", CustomerArrived),
+    E.ORDER_STATUS_CHANGED: EventSpec("The order's derived status changed.", StatusChanged),
+    E.ORDER_CANCELLED: EventSpec("The order was cancelled; whatever was still open is cancelled.", OrderCancelled),
+}
+del E
+
+# Keys of an event's data meant for the customer's notification only, across every type.
+PRIVATE_FIELDS: tuple[str, ...] = tuple(sorted({name for s in CATALOGUE.values() for name in s.private_fields}))
+
+
+class OutboxPayload(_Exact):
+    """The message the outbox relays to the events stream: the event and its order."""
+
+    id: uuid.UUID
+    type: EventType
+    order_id: uuid.UUID
+    order_number: str
+    channel: str
+    seq: int
+    actor: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+class EventMismatch(ValueError):
+    pass
+
+
+def _check(struct: type[msgspec.Struct], values: Any, what: str) -> None:
+    try:
+        msgspec.json.decode(msgspec.json.encode(values), type=struct)
+    except msgspec.ValidationError as exc:
+        raise EventMismatch(f"{what}: {exc}") from None
+
+
+def check_event(type_: str, data: Any, private: Any = None) -> None:
+    """``data`` as JSON holds exactly the keys and types the catalogue lists for ``type_``, and
+    so does ``private`` unless it is ``None`` (not there to check); ``EventMismatch`` says what
+    differs."""
+    try:
+        spec = CATALOGUE[EventType(type_)]
+    except ValueError:
+        raise EventMismatch(f"{type_!r} is not an event type") from None
+    _check(spec.data, data, f"{type_} data")
+    if private is not None:
+        _check(spec.private or _Exact, private, f"{type_} private data")
+
+
+def check_outbox_payload(payload: Any, *, published: bool) -> None:
+    """A message as the outbox holds it: the envelope, and its data with the private keys in
+    while it waits to be relayed, without them once it is published."""
+    _check(OutboxPayload, payload, "outbox payload")
+    spec = CATALOGUE[EventType(payload["type"])]
+    data = dict(payload["data"])
+    private = {name: data.pop(name) for name in spec.private_fields if name in data}
+    check_event(payload["type"], data, None if published else private)
+    if published and private:
+        raise EventMismatch(f"{payload['type']}: a published message still holds {sorted(private)}")

@@ -32,3 +32,11 @@ def distance_km(a: Coordinates, b: Coordinates) -> float:
     dlmb = math.radians(b.lon - a.lon)
     h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def nearness_sql(lat: str, lon: str, center_lat: str, center_lon: str) -> str:
+    """An SQL expression ranking points by distance from a centre (smaller is nearer), the one
+    spelling of nearness in SQL: the squared equirectangular distance in degrees, which orders
+    points the way ``distance_km`` does at the scale of a store network and needs no trigonometry
+    per row but one cosine. Arguments are SQL (columns or ``$n`` parameters)."""
+    return f"({lat} - {center_lat}) ^ 2 + (({lon} - {center_lon}) * cos(radians({center_lat}))) ^ 2"

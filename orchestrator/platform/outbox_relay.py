@@ -4,7 +4,7 @@ At-least-once: a worker that dies after publishing but before marking leaves the
 and the batch is published again; every message carries its stable event id for deduplication.
 No row lock is held while Redis is called.
 
-What only the notification needs (``PRIVATE_FIELDS`` of the event's data, e.g. a pickup code)
+What only the notification needs (``PRIVATE_FIELDS`` of the event catalogue, e.g. a pickup code)
 leaves the outbox row in the statement that marks it published, and the stream keeps events for
 a retention period only: neither a database dump nor an old stream entry reveals it later.
 """
@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from orchestrator.platform.db import Database
+from orchestrator.platform.events import PRIVATE_FIELDS
 
 _CLAIM = text(
     """
@@ -40,8 +41,6 @@ _CLAIM = text(
 )
 # A batch of XADDs takes milliseconds; this long without an answer, Redis is taken for gone.
 PUBLISH_TIMEOUT_SECONDS = 5.0
-# Keys of an event's ``data`` meant for the customer's notification only (OrderEventDraft.private).
-PRIVATE_FIELDS = ("pickup_code",)
 _MARK = text(
     """
     UPDATE outbox SET published_at = now(),
@@ -59,7 +58,7 @@ _RELEASE = text("UPDATE outbox SET claimed_until = NULL WHERE id = ANY(CAST(:ids
 class OutboxMessageOut:
     id: int
     event_id: str
-    type: str
+    type: str  # an EventType's value; kept as written, so a type this version does not know still relays
     order_id: str | None
     payload: dict[str, Any]
 

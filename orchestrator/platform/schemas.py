@@ -1,9 +1,11 @@
-"""Request bodies. Separate from the tables and from the read models; constraints here are the
-first line of validation (the domain re-checks its own rules)."""
+"""What every capability's request bodies share: the closed base, field types, the address and
+line shapes, If-Match. Each capability keeps its own bodies in its ``schemas.py``, separate from
+the tables and the read models; constraints there are the first line of validation (the domain
+re-checks its own rules)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from litestar.params import HeaderParameter
@@ -36,12 +38,6 @@ class RequestBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     it, never silently dropped (``cancel`` with ``lines`` must not cancel the whole order)."""
 
 
-class CustomerIn(RequestBody, kw_only=True):
-    email: Annotated[str, Meta(max_length=320)] | None = None
-    phone: Annotated[str, Meta(max_length=40)] | None = None
-    name: Text200 | None = None
-
-
 class LineIn(RequestBody, kw_only=True):
     sku: Sku
     quantity: Quantity
@@ -58,78 +54,6 @@ class AddressIn(RequestBody, kw_only=True, omit_defaults=True):
     country: Annotated[str, Meta(min_length=2, max_length=2)] | None = None
     lat: Lat | None = None
     lon: Lon | None = None
-
-
-class FulfillmentIn(RequestBody, kw_only=True):
-    method: Literal["pickup", "curbside", "ship"]
-    location: Code | None = None
-    address: AddressIn | None = None
-
-
-class CreateOrder(RequestBody, kw_only=True):
-    channel_order_ref: Annotated[str, Meta(min_length=1, max_length=200)]
-    customer: CustomerIn
-    lines: Annotated[list[LineIn], Meta(min_length=1, max_length=200)]
-    currency: Annotated[str, Meta(pattern=r"^[A-Za-z]{3}$", description="ISO 4217")]
-    fulfillment: FulfillmentIn
-    channel: Annotated[str, Meta(min_length=1, max_length=80)] | None = msgspec.field(default=None)
-
-
-class CancelOrder(RequestBody, kw_only=True):
-    reason: Reason = "cancelled on request"
-
-
-class LocationIn(RequestBody, kw_only=True):
-    code: Code
-    name: Annotated[str, Meta(min_length=1, max_length=200)]
-    kind: Literal["store", "warehouse"] = "store"
-    address: AddressIn | None = None
-    lat: Lat | None = None
-    lon: Lon | None = None
-    timezone: Annotated[str, Meta(max_length=64)] = "UTC"
-    capabilities: list[Literal["pickup", "curbside", "ship"]] = msgspec.field(default_factory=list)
-    daily_capacity: Annotated[int, Meta(ge=0, le=1_000_000)] | None = None
-    pickup_hold_days: Annotated[int, Meta(ge=1, le=90)] = 7
-    active: bool = True
-
-
-class LocationPatch(RequestBody, kw_only=True, omit_defaults=True):
-    name: Annotated[str, Meta(min_length=1, max_length=200)] | msgspec.UnsetType = msgspec.UNSET
-    kind: Literal["store", "warehouse"] | msgspec.UnsetType = msgspec.UNSET
-    address: AddressIn | msgspec.UnsetType = msgspec.UNSET
-    lat: Lat | None | msgspec.UnsetType = msgspec.UNSET
-    lon: Lon | None | msgspec.UnsetType = msgspec.UNSET
-    timezone: Annotated[str, Meta(max_length=64)] | msgspec.UnsetType = msgspec.UNSET
-    capabilities: list[Literal["pickup", "curbside", "ship"]] | msgspec.UnsetType = msgspec.UNSET
-    daily_capacity: Annotated[int, Meta(ge=0, le=1_000_000)] | None | msgspec.UnsetType = msgspec.UNSET
-    pickup_hold_days: Annotated[int, Meta(ge=1, le=90)] | msgspec.UnsetType = msgspec.UNSET
-    active: bool | msgspec.UnsetType = msgspec.UNSET
-
-
-class ProductIn(RequestBody, kw_only=True):
-    sku: Sku
-    name: Annotated[str, Meta(min_length=1, max_length=300)]
-    gtin: Annotated[str, Meta(pattern=r"^\d{8,14}$")] | None = None
-    active: bool = True
-
-
-class ProductPatch(RequestBody, kw_only=True, omit_defaults=True):
-    name: Annotated[str, Meta(min_length=1, max_length=300)] | msgspec.UnsetType = msgspec.UNSET
-    gtin: Annotated[str, Meta(pattern=r"^\d{8,14}$")] | None | msgspec.UnsetType = msgspec.UNSET
-    active: bool | msgspec.UnsetType = msgspec.UNSET
-
-
-class StockSet(RequestBody, kw_only=True):
-    on_hand: Annotated[int, Meta(ge=0, le=10**9)]
-    reason: Reason = "count"
-    safety_stock: Annotated[int, Meta(ge=0, le=10**9)] | None = None
-
-
-class StockAdjust(RequestBody, kw_only=True):
-    delta: Annotated[int, Meta(ge=-(10**9), le=10**9)]
-    reason: Reason
-    kind: Literal["adjustment", "receipt"] = "adjustment"
-    reference: Annotated[str, Meta(max_length=120)] | None = None
 
 
 def set_fields(patch: msgspec.Struct) -> dict:

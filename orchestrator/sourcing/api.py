@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, post, put
@@ -12,32 +12,16 @@ from litestar.params import FromPath, JSONBody, PathParameter
 
 from orchestrator.fulfillment.model import Method
 from orchestrator.platform.auth import ADMIN, ANY_KEY, CHANNELS
+from orchestrator.platform.db import committing
 from orchestrator.platform.geo import Coordinates
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep
-from orchestrator.platform.money import MAX_AMOUNT
 from orchestrator.platform.problems import problems
-from orchestrator.platform.schemas import Code, LineIn, RequestBody
+from orchestrator.sourcing import decisions as sourcing_decisions
 from orchestrator.sourcing import profiles as sourcing_admin
-from orchestrator.sourcing.engine import LineDemand, SourcingRequest
-from orchestrator.sourcing.profiles import DecisionView, ProfileView, SimulationView
-
-Channel = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
-
-
-class ProfileIn(RequestBody, kw_only=True):
-    pickup_policy: Literal["suggest", "transfer"] = "suggest"
-    min_split_line_value: Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)] = 0
-    suggestion_limit: Annotated[int, msgspec.Meta(ge=0, le=50)] = 5
-
-
-class SimulateIn(RequestBody, kw_only=True):
-    channel: Channel = "simulation"
-    method: Literal["pickup", "curbside", "ship"]
-    location: Code | None = None
-    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] | None = None
-    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)] | None = None
-    lines: Annotated[list[LineIn], msgspec.Meta(min_length=1, max_length=200)]
-    exclude: Annotated[list[Code], msgspec.Meta(max_length=1000)] = msgspec.field(default_factory=list)
+from orchestrator.sourcing.decisions import DecisionView
+from orchestrator.sourcing.model import LineDemand, SourcingRequest
+from orchestrator.sourcing.profiles import ProfileView, SimulationView
+from orchestrator.sourcing.schemas import ProfileIn, SimulateIn
 
 
 class SourcingProfileController(Controller):
@@ -54,7 +38,7 @@ class SourcingProfileController(Controller):
     async def get_profile(self, channel: FromPath[str], actor: ActorDep, db: DB) -> ProfileView:
         if not actor.is_admin and actor.channel != channel:
             raise PermissionDeniedException("a channel key reads only its own profile")
-        return await sourcing_admin.get_profile(db, channel)
+        return await db.run(lambda uow: sourcing_admin.get_profile(uow, channel))
 
     @put(
         "/{channel:str}",
@@ -71,7 +55,12 @@ class SourcingProfileController(Controller):
         db: DB,
         clock: ClockDep,
     ) -> ProfileView:
-        return await sourcing_admin.put_profile(db, channel, msgspec.structs.asdict(data), actor, clock.now())
+        fields, now = msgspec.structs.asdict(data), clock.now()
+        return await db.run(
+            committing(lambda uow: sourcing_admin.put_profile(uow, channel, fields, actor, now)),
+            also_retry=(sourcing_admin.ProfileVersionTaken,),
+            attempts=3,
+        )
 
 
 class SourcingController(Controller):
@@ -86,7 +75,7 @@ class SourcingController(Controller):
         responses=problems(401, 403, 404),
     )
     async def decisions(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> list[DecisionView]:
-        return await sourcing_admin.decisions(db, order_id, actor)
+        return await db.run(lambda uow: sourcing_decisions.decisions(uow, order_id, actor))
 
     @post(
         "/sourcing/simulate",
@@ -105,4 +94,4 @@ class SourcingController(Controller):
             destination=destination,
             excluded=frozenset(data.exclude),
         )
-        return await sourcing_admin.simulate(db, request, data.channel)
+        return await db.run(lambda uow: sourcing_admin.simulate(uow, request, data.channel))

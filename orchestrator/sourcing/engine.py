@@ -10,193 +10,26 @@ excluded, at capacity, or lack the capability; availability is already net of sa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Iterable, Sequence
 
 from orchestrator.fulfillment.model import Method
-from orchestrator.platform.geo import Coordinates, distance_km
-
-
-class PickupPolicy(StrEnum):
-    SUGGEST = "suggest"
-    TRANSFER = "transfer"
-
-
-class Rule(StrEnum):
-    PICKUP_AT_STORE = "pickup_at_store"
-    PICKUP_WITH_TRANSFER = "pickup_with_transfer"
-    PICKUP_SHORT = "pickup_short_suggest_stores"
-    SHIP_SINGLE = "ship_single_location"
-    SHIP_SPLIT = "ship_split_fewest_locations"
-    NOTHING_TO_SOURCE = "nothing_to_source"
-
-
-@dataclass(frozen=True, slots=True)
-class SourcingProfile:
-    version: int = 0
-    pickup_policy: PickupPolicy = PickupPolicy.SUGGEST
-    min_split_line_value: int = 0
-    suggestion_limit: int = 5
-    # Pairs are searched exhaustively among this many best-covering candidates, and the greedy
-    # cover looks at this many: bounds the work at 1,000 stores.
-    pair_search_width: int = 40
-    greedy_width: int = 150
-
-
-@dataclass(frozen=True, slots=True)
-class LineDemand:
-    line_key: str
-    sku: str
-    quantity: int
-    unit_price: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    code: str
-    coordinates: Coordinates | None
-    capabilities: frozenset[str]
-    available: Mapping[str, int]
-    daily_capacity: int | None = None
-    open_fulfillments: int = 0
-
-    @property
-    def headroom(self) -> int | None:
-        if self.daily_capacity is None:
-            return None
-        return self.daily_capacity - self.open_fulfillments
-
-
-@dataclass(frozen=True, slots=True)
-class SourcingRequest:
-    lines: tuple[LineDemand, ...]
-    method: Method
-    pickup_location: str | None = None
-    destination: Coordinates | None = None
-    excluded: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Allocation:
-    location: str
-    line_key: str
-    sku: str
-    quantity: int
-    transfer_to: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ScoredCandidate:
-    location: str
-    distance_km: float | None
-    headroom: int | None
-    covers_units: int
-    covers_all: bool
-    eligible: bool
-    reason: str | None = None
-    chosen: bool = False
-
-
-@dataclass(frozen=True)
-class SourcingPlan:
-    rule: Rule
-    allocations: tuple[Allocation, ...]
-    candidates: tuple[ScoredCandidate, ...]
-    unfilled: Mapping[str, int] = field(default_factory=dict)
-    suggestions: tuple[str, ...] = ()
-
-    @property
-    def complete(self) -> bool:
-        return not self.unfilled
-
-    @property
-    def locations(self) -> list[str]:
-        return list(dict.fromkeys(a.location for a in self.allocations))
-
-
-_Demand = dict[str, int]  # line_key → quantity still to source
-
-
-class _Scorer:
-    """Distances and eligibility for one request, computed once per candidate."""
-
-    def __init__(self, request: SourcingRequest, origin: Coordinates | None) -> None:
-        self.request = request
-        self.origin = origin
-        self.line_sku = {line.line_key: line.sku for line in request.lines}
-        self.price = {line.line_key: line.unit_price for line in request.lines}
-        self._distance: dict[str, float | None] = {}
-        self._preference: dict[str, tuple[float, int, str]] = {}
-        self._covered_demand: _Demand | None = None
-        self._per_sku: dict[str, int] = {}
-        self._coverage: dict[str, int] = {}
-
-    def distance(self, c: Candidate) -> float | None:
-        if c.code not in self._distance:
-            self._distance[c.code] = (
-                distance_km(self.origin, c.coordinates)
-                if self.origin is not None and c.coordinates is not None
-                else None
-            )
-        return self._distance[c.code]
-
-    def preference(self, c: Candidate) -> tuple[float, int, str]:
-        """Nearer first, then more capacity headroom, then code (a stable tie-break)."""
-        key = self._preference.get(c.code)
-        if key is None:
-            d = self.distance(c)
-            headroom = c.headroom
-            key = (d if d is not None else float("inf"), -(headroom if headroom is not None else 10**9), c.code)
-            self._preference[c.code] = key
-        return key
-
-    def ineligible_reason(self, c: Candidate, capability: str) -> str | None:
-        if c.code in self.request.excluded:
-            return "excluded"
-        if capability not in c.capabilities:
-            return f"lacks capability {capability}"
-        if c.headroom is not None and c.headroom <= 0:
-            return "at capacity"
-        return None
-
-    def coverage(self, c: Candidate, demand: _Demand) -> int:
-        """Units of ``demand`` that ``c`` could serve; lines of one sku share that sku's stock."""
-        if demand is self._covered_demand:
-            cached = self._coverage.get(c.code)
-            if cached is None:
-                cached = self._coverage[c.code] = self._count(c, self._per_sku)
-            return cached
-        return self._count(c, self.per_sku(demand))
-
-    def remember(self, demand: _Demand) -> None:
-        """Coverage of this demand is asked for again and again (ranking, scoring): memoise it."""
-        self._covered_demand = demand
-        self._per_sku = self.per_sku(demand)
-        self._coverage = {}
-
-    def per_sku(self, demand: _Demand) -> dict[str, int]:
-        per_sku: dict[str, int] = {}
-        for k, q in demand.items():
-            per_sku[self.line_sku[k]] = per_sku.get(self.line_sku[k], 0) + q
-        return per_sku
-
-    @staticmethod
-    def _count(c: Candidate, per_sku: dict[str, int]) -> int:
-        # Walks the location's stock (the skus asked for, as the database sends it), not the
-        # basket: this runs for every candidate, 1,000 of them at a big retailer.
-        total = 0
-        for sku, have in c.available.items():
-            wanted = per_sku.get(sku)
-            if wanted and have > 0:
-                total += wanted if have >= wanted else have
-        return total
+from orchestrator.sourcing.model import (
+    Allocation,
+    Candidate,
+    PickupPolicy,
+    Rule,
+    ScoredCandidate,
+    SourcingPlan,
+    SourcingProfile,
+    SourcingRequest,
+)
+from orchestrator.sourcing.scoring import Demand, Scorer
 
 
 def plan_sourcing(request: SourcingRequest, candidates: Iterable[Candidate], profile: SourcingProfile) -> SourcingPlan:
     """Decide where every line comes from, or report what cannot be served and who could."""
     pool = list(candidates)
-    demand: _Demand = {}
+    demand: Demand = {}
     for line in request.lines:
         if line.quantity > 0:
             demand[line.line_key] = demand.get(line.line_key, 0) + line.quantity
@@ -208,12 +41,12 @@ def plan_sourcing(request: SourcingRequest, candidates: Iterable[Candidate], pro
 
 
 def _plan_pickup(
-    request: SourcingRequest, pool: list[Candidate], profile: SourcingProfile, demand: _Demand
+    request: SourcingRequest, pool: list[Candidate], profile: SourcingProfile, demand: Demand
 ) -> SourcingPlan:
     by_code = {c.code: c for c in pool}
     store = by_code.get(request.pickup_location or "")
     origin = store.coordinates if store else request.destination
-    scorer = _Scorer(request, origin)
+    scorer = Scorer(request, origin)
     capability = request.method.capability
     if not demand:
         return SourcingPlan(Rule.NOTHING_TO_SOURCE, (), ())
@@ -222,7 +55,7 @@ def _plan_pickup(
     store_ok = store is not None and scorer.ineligible_reason(store, capability) in (None, "at capacity")
     remaining = dict(demand)
     if store is not None and store_ok:
-        local, remaining = _allocate([store], demand, scorer, profile, allow_split=True)
+        local, remaining = _allocate_splitting_lines([store], demand, scorer, profile)
         if not remaining:
             scored = _score(pool, scorer, capability, demand, chosen={store.code})
             return SourcingPlan(Rule.PICKUP_AT_STORE, tuple(local), scored)
@@ -243,9 +76,9 @@ def _plan_pickup(
 
 
 def _plan_ship(
-    request: SourcingRequest, pool: list[Candidate], profile: SourcingProfile, demand: _Demand
+    request: SourcingRequest, pool: list[Candidate], profile: SourcingProfile, demand: Demand
 ) -> SourcingPlan:
-    scorer = _Scorer(request, request.destination)
+    scorer = Scorer(request, request.destination)
     if not demand:
         return SourcingPlan(Rule.NOTHING_TO_SOURCE, (), ())
     eligible = [c for c in pool if scorer.ineligible_reason(c, "ship") is None]
@@ -260,12 +93,12 @@ def _plan_ship(
 
 
 def _plan_transfer(
-    request: SourcingRequest, pool: list[Candidate], profile: SourcingProfile, demand: _Demand
+    request: SourcingRequest, pool: list[Candidate], profile: SourcingProfile, demand: Demand
 ) -> SourcingPlan:
     """Units a pickup store still needs (a transfer source failed): other stores ship them there."""
     store = next((c for c in pool if c.code == request.pickup_location), None)
     origin = store.coordinates if store else request.destination
-    scorer = _Scorer(request, origin)
+    scorer = Scorer(request, origin)
     if not demand:
         return SourcingPlan(Rule.NOTHING_TO_SOURCE, (), ())
     sources = [c for c in pool if c.code != request.pickup_location and scorer.ineligible_reason(c, "ship") is None]
@@ -280,8 +113,8 @@ def _plan_transfer(
 
 
 def _cover(
-    eligible: Sequence[Candidate], demand: _Demand, scorer: _Scorer, profile: SourcingProfile
-) -> tuple[list[Allocation], _Demand]:
+    eligible: Sequence[Candidate], demand: Demand, scorer: Scorer, profile: SourcingProfile
+) -> tuple[list[Allocation], Demand]:
     """Fewest locations first: one location, else the best pair, else a greedy cover."""
     scorer.remember(demand)
     need = scorer.per_sku(demand)
@@ -290,7 +123,7 @@ def _cover(
     useful.sort(key=scorer.preference)
     for c in useful:
         if scorer.coverage(c, demand) == total:
-            allocations, remaining = _allocate([c], demand, scorer, profile, allow_split=False)
+            allocations, remaining = _allocate_whole_lines([c], demand, scorer)
             if not remaining:
                 return allocations, remaining
 
@@ -311,13 +144,13 @@ def _cover(
                 feasible.append((_pair_key(scorer, first, second), first, second))
     # Nearest pair first; the minimum split value can still rule a pair out.
     for _, first, second in sorted(feasible, key=lambda f: f[0]):
-        allocations, remaining = _allocate([first, second], demand, scorer, profile, allow_split=True)
+        allocations, remaining = _allocate_splitting_lines([first, second], demand, scorer, profile)
         if not remaining:
             return allocations, remaining
     return _greedy(widest[: profile.greedy_width], demand, scorer, profile)
 
 
-def _pair_key(scorer: _Scorer, first: Candidate, second: Candidate) -> tuple[int, float, int]:
+def _pair_key(scorer: Scorer, first: Candidate, second: Candidate) -> tuple[int, float, int]:
     """As in preference(): an unknown distance ranks last, no capacity limit is most headroom."""
     distances = [d for d in (scorer.distance(first), scorer.distance(second)) if d is not None]
     headroom = sum(10**9 if h is None else h for h in (first.headroom, second.headroom))
@@ -325,8 +158,8 @@ def _pair_key(scorer: _Scorer, first: Candidate, second: Candidate) -> tuple[int
 
 
 def _greedy(
-    ranked: Sequence[Candidate], demand: _Demand, scorer: _Scorer, profile: SourcingProfile
-) -> tuple[list[Allocation], _Demand]:
+    ranked: Sequence[Candidate], demand: Demand, scorer: Scorer, profile: SourcingProfile
+) -> tuple[list[Allocation], Demand]:
     """Repeatedly take the location serving the most remaining units (ties: preference).
     The widest ``greedy_width`` locations are tried first; the rest only if units remain, so a
     long tail of small stores is never ignored when it is needed."""
@@ -339,67 +172,82 @@ def _greedy(
             if scorer.coverage(pick, remaining) == 0:
                 break
             left.remove(pick)
-            placed, remaining = _allocate([pick], remaining, scorer, profile, allow_split=True)
+            placed, remaining = _allocate_splitting_lines([pick], remaining, scorer, profile)
             allocations.extend(placed)
     return allocations, remaining
 
 
-def _allocate(
-    ordered: Sequence[Candidate],
-    demand: _Demand,
-    scorer: _Scorer,
-    profile: SourcingProfile,
-    *,
-    allow_split: bool,
-) -> tuple[list[Allocation], _Demand]:
-    """Serve ``demand`` from ``ordered`` locations. Whole lines first, each from the first
-    location (in order) that holds all of it; with ``allow_split`` what is left may then be
-    shared between locations, no part worth less than the profile's minimum."""
-    remaining = dict(demand)
-    allocations: list[Allocation] = []
-    used: dict[tuple[str, str], int] = {}  # (location, sku): lines of one sku share its stock
+class _Placement:
+    """Allocations being made for one demand; lines of one sku share that sku's stock."""
 
-    def left_at(c: Candidate, sku: str) -> int:
-        return max(0, c.available.get(sku, 0)) - used.get((c.code, sku), 0)
+    def __init__(self, demand: Demand, scorer: Scorer) -> None:
+        self.scorer = scorer
+        self.remaining = dict(demand)
+        self.allocations: list[Allocation] = []
+        self._used: dict[tuple[str, str], int] = {}  # (location, sku) → units already placed
 
-    def place(c: Candidate, key: str, sku: str, take: int) -> None:
-        allocations.append(Allocation(c.code, key, sku, take))
-        used[(c.code, sku)] = used.get((c.code, sku), 0) + take
-        if take == remaining[key]:
-            del remaining[key]
+    def left_at(self, c: Candidate, sku: str) -> int:
+        return max(0, c.available.get(sku, 0)) - self._used.get((c.code, sku), 0)
+
+    def place(self, c: Candidate, key: str, sku: str, take: int) -> None:
+        self.allocations.append(Allocation(c.code, key, sku, take))
+        self._used[(c.code, sku)] = self._used.get((c.code, sku), 0) + take
+        if take == self.remaining[key]:
+            del self.remaining[key]
         else:
-            remaining[key] -= take
+            self.remaining[key] -= take
 
-    for key, wanted in list(remaining.items()):
-        sku = scorer.line_sku[key]
-        whole = next((c for c in ordered if left_at(c, sku) >= wanted), None)
-        if whole is not None:
-            place(whole, key, sku, wanted)
-    if not allow_split:
-        return allocations, remaining
-    floor = profile.min_split_line_value
-    for c in ordered:
-        for key, wanted in list(remaining.items()):
-            sku = scorer.line_sku[key]
-            take = min(left_at(c, sku), wanted)
-            if take <= 0:
-                continue
-            if take < wanted and floor:
-                price = scorer.price[key]
-                # Leave a remainder worth the minimum too, taking fewer units if need be.
-                keep = -(-floor // price) if price else 0
-                take = min(take, wanted - keep)
-                if take <= 0 or take * price < floor:
+    def whole_lines(self, ordered: Sequence[Candidate]) -> None:
+        """Each line from the first location (in order) that holds all of it."""
+        for key, wanted in list(self.remaining.items()):
+            sku = self.scorer.line_sku[key]
+            whole = next((c for c in ordered if self.left_at(c, sku) >= wanted), None)
+            if whole is not None:
+                self.place(whole, key, sku, wanted)
+
+    def split_lines(self, ordered: Sequence[Candidate], floor: int) -> None:
+        """What is left shared between the locations in order, no part worth less than ``floor``."""
+        for c in ordered:
+            for key, wanted in list(self.remaining.items()):
+                sku = self.scorer.line_sku[key]
+                take = min(self.left_at(c, sku), wanted)
+                if take <= 0:
                     continue
-            place(c, key, sku, take)
-    return allocations, remaining
+                if take < wanted and floor:
+                    price = self.scorer.price[key]
+                    # Leave a remainder worth the minimum too, taking fewer units if need be.
+                    keep = -(-floor // price) if price else 0
+                    take = min(take, wanted - keep)
+                    if take <= 0 or take * price < floor:
+                        continue
+                self.place(c, key, sku, take)
+
+
+def _allocate_whole_lines(
+    ordered: Sequence[Candidate], demand: Demand, scorer: Scorer
+) -> tuple[list[Allocation], Demand]:
+    """Serve ``demand`` from ``ordered`` locations without splitting any line."""
+    placement = _Placement(demand, scorer)
+    placement.whole_lines(ordered)
+    return placement.allocations, placement.remaining
+
+
+def _allocate_splitting_lines(
+    ordered: Sequence[Candidate], demand: Demand, scorer: Scorer, profile: SourcingProfile
+) -> tuple[list[Allocation], Demand]:
+    """Whole lines first, then what is left may be shared between locations, no part worth less
+    than the profile's minimum."""
+    placement = _Placement(demand, scorer)
+    placement.whole_lines(ordered)
+    placement.split_lines(ordered, profile.min_split_line_value)
+    return placement.allocations, placement.remaining
 
 
 def _whole_order_locations(
     pool: Sequence[Candidate],
-    scorer: _Scorer,
+    scorer: Scorer,
     capability: str,
-    demand: _Demand,
+    demand: Demand,
     profile: SourcingProfile,
 ) -> tuple[str, ...]:
     total = sum(demand.values())
@@ -416,9 +264,9 @@ def _whole_order_locations(
 
 def _score(
     pool: Sequence[Candidate],
-    scorer: _Scorer,
+    scorer: Scorer,
     capability: str,
-    demand: _Demand,
+    demand: Demand,
     *,
     chosen: set[str],
 ) -> tuple[ScoredCandidate, ...]:

@@ -18,6 +18,7 @@ from orchestrator.platform.api_keys import create_key
 from orchestrator.platform.db import Database
 from orchestrator.settings import Settings
 from tests.conftest import emptied
+from tests.integration.event_schemas import event_violations
 from tests.integration.invariants import lifecycle_violations
 
 ADMIN_TOKEN = "test-admin-token"
@@ -28,11 +29,14 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     """The emptied test database; after every e2e test using it, once the app has stopped, the
     levels, the ledger, the reservations and the fulfillment lines must still agree
     (``lifecycle_violations``), whatever the test did. A lifecycle test that only reads order
-    states would otherwise pass with stock left reserved for closed lines, or never given back."""
+    states would otherwise pass with stock left reserved for closed lines, or never given back.
+    And every event the test made the service write must match its schema in the catalogue."""
     async with emptied(database_url, pool_size=20, max_overflow=20) as database:
         yield database
         violations = await lifecycle_violations(database)
         assert not violations, "stock invariants broken after the test:\n" + "\n".join(violations)
+        mismatches = await event_violations(database)
+        assert not mismatches, "events off their schema (platform/events.py):\n" + "\n".join(mismatches)
 
 
 @pytest.fixture
@@ -118,6 +122,7 @@ class Shop:
                 token, _ = await create_key(
                     uow, role=role, name=name, channel=channel, locations=locations, now=self.clock.now()
                 )
+                await uow.commit()
             self._keys[name] = auth(token)
         return self._keys[name]
 

@@ -102,8 +102,10 @@ def parameter(spec: dict, operation_id: str, name: str) -> dict:
 async def test_the_document_carries_the_constraints_the_service_enforces(client):
     spec = await spec_of(client)
     schemas = spec["components"]["schemas"]
-    cursor = branch(spec, parameter(spec, "fulfillmentQueue", "cursor")["schema"], "integer")
-    assert (cursor.get("minimum"), cursor.get("maximum")) == (0, 10**9), cursor
+    # The store queue's cursor is an opaque string like every other list's (issue 8).
+    cursor = parameter(spec, "fulfillmentQueue", "cursor")["schema"]
+    assert cursor == parameter(spec, "listOrders", "cursor")["schema"], cursor
+    branch(spec, cursor, "string")
     safety = branch(spec, schemas["StockSet"]["properties"]["safety_stock"], "integer")
     assert safety.get("minimum") == 0, safety
     capacity = branch(spec, schemas["LocationPatch"]["properties"]["daily_capacity"], "integer")

@@ -16,6 +16,7 @@ from tests.e2e.support import assert_problem
 async def key_named(shop, name: str, *, role: Role, channel: str | None = None) -> dict[str, str]:
     async with shop.db.unit_of_work() as uow:
         token, _ = await create_key(uow, role=role, name=name, channel=channel, now=shop.clock.now())
+        await uow.commit()
     return auth(token)
 
 

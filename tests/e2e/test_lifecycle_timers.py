@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from orchestrator.fulfillment import timers as pickup_timers
-from orchestrator.worker import lifecycle_settings
+from orchestrator.fulfillment.service import LifecycleSettings
 from tests.e2e.support import act, events, get_order, on_hand_reserved, pickup_code, to_ready
 
 HOLD_DAYS = 2
@@ -37,7 +37,7 @@ async def outbox_count(db, type_, order_id):
 
 @pytest.fixture
 def lifecycle(settings):
-    return lifecycle_settings(settings)
+    return LifecycleSettings.from_settings(settings)
 
 
 @pytest.fixture

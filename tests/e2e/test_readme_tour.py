@@ -20,8 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.fulfillment import steps
-from orchestrator.fulfillment.model import Action
+from orchestrator.fulfillment.requests import Accept, MarkReady, Pick, StartPicking
 from orchestrator.fulfillment.service import LifecycleSettings, transition
 from orchestrator.platform.embedded import create_database, drop_database
 from tests.e2e.support import pickup_code
@@ -144,13 +143,8 @@ async def test_events_never_shows_the_pickup_code_of_a_ready_event_still_waiting
     order = await place(db, clock, [("A", 1)])
     fo = order["fulfillment_orders"][0]
     fo_id, line_id = uuid.UUID(fo["id"]), uuid.UUID(fo["lines"][0]["id"])
-    for action, step in (
-        (Action.ACCEPT, steps.accept),
-        (Action.START_PICKING, steps.start_picking),
-        (Action.PICK, steps.pick_lines({line_id: 1})),
-        (Action.READY, steps.mark_ready),
-    ):
-        await transition(db, fo_id, action, ADMIN, clock, lifecycle, step)
+    for request in (Accept(), StartPicking(), Pick({line_id: 1}), MarkReady()):
+        await transition(db, fo_id, request, ADMIN, clock, lifecycle)
     code = await pickup_code(db, fo_id)
     assert code and code.isdigit(), "the waiting message carries the code for the notification"
 

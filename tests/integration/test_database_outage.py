@@ -113,6 +113,7 @@ async def channel_key(database_url: str) -> dict[str, str]:
             token, _ = await create_key(
                 uow, role=Role.CHANNEL, name=f"web-{uuid.uuid4().hex[:6]}", channel="web", now=datetime.now(UTC)
             )
+            await uow.commit()
     finally:
         await db.dispose()
     return auth(token)

@@ -12,15 +12,25 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from orchestrator.inventory import bulk_import
 from orchestrator.inventory.model import MovementKind
-from orchestrator.inventory.service import import_inventory
 from orchestrator.inventory.stock_sql import StockChange, apply_stock_changes, ensure_stock_row, lock_stock
+from orchestrator.platform.actors import Actor
+from orchestrator.platform.db import Database, committing
 from orchestrator.platform.errors import InsufficientStock
 from tests.integration.invariants import all_violations
 from tests.integration.lock_waits import backend_pid, queued_behind
 from tests.integration.world import ADMIN, add_location, add_product, place, set_stock
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+async def import_inventory(db: Database, chunks: AsyncIterator[bytes], actor: Actor) -> bulk_import.ImportReport:
+    """The import run as the CLI runs it: one committed attempt; a rejected file's report."""
+    try:
+        return await db.run(committing(lambda uow: bulk_import.import_inventory(uow, chunks, actor)), attempts=1)
+    except bulk_import.ImportRejected as rejected:
+        return rejected.report
 
 
 async def _chunks(data: str, size: int = 7) -> AsyncIterator[bytes]:

@@ -18,8 +18,7 @@ from arq.jobs import JobDef
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from orchestrator.fulfillment import steps
-from orchestrator.fulfillment.model import Action
+from orchestrator.fulfillment.requests import Accept, MarkReady, Pick, StartPicking
 from orchestrator.fulfillment.service import LifecycleSettings, transition
 from orchestrator.platform.clock import ManualClock
 from orchestrator.platform.errors import InsufficientStock
@@ -175,10 +174,10 @@ async def _ready_for_pickup(db, clock) -> tuple[dict, dict]:
     fo = order["fulfillment_orders"][0]
     fo_id = uuid.UUID(fo["id"])
     line_id = uuid.UUID(fo["lines"][0]["id"])
-    await transition(db, fo_id, Action.ACCEPT, ADMIN, clock, LIFECYCLE, steps.accept)
-    await transition(db, fo_id, Action.START_PICKING, ADMIN, clock, LIFECYCLE, steps.start_picking)
-    await transition(db, fo_id, Action.PICK, ADMIN, clock, LIFECYCLE, steps.pick_lines({line_id: 2}))
-    ready = await transition(db, fo_id, Action.READY, ADMIN, clock, LIFECYCLE, steps.mark_ready)
+    await transition(db, fo_id, Accept(), ADMIN, clock, LIFECYCLE)
+    await transition(db, fo_id, StartPicking(), ADMIN, clock, LIFECYCLE)
+    await transition(db, fo_id, Pick({line_id: 2}), ADMIN, clock, LIFECYCLE)
+    ready = await transition(db, fo_id, MarkReady(), ADMIN, clock, LIFECYCLE)
     return order, {"id": str(fo_id), "pickup_deadline": ready.pickup_deadline}
 
 

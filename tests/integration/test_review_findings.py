@@ -46,7 +46,7 @@ async def test_a_phone_claimed_by_a_racing_first_order_does_not_fail_intake_with
         await queued_behind(db, await backend_pid(other.session), placing)
         await other.commit()
     placement = await placing
-    assert placement.status_code == 201
+    assert placement.created and not placement.replayed  # a new order: 201
     async with db.unit_of_work() as uow:
         owner = await uow.session.scalar(
             text("SELECT c.email FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = :o"),
@@ -63,9 +63,8 @@ async def test_a_rejection_that_resources_elsewhere_locks_stock_rows_in_one_cano
     PostgreSQL's detector (a second's stall and a retry). A row first locked by a transaction
     must come after every row it already holds."""
     import orchestrator.fulfillment.stock_moves as stock_moves_module
-    import orchestrator.sourcing.service as sourcing_module
-    from orchestrator.fulfillment import steps
-    from orchestrator.fulfillment.model import Action
+    import orchestrator.sourcing.reservation as sourcing_module
+    from orchestrator.fulfillment.requests import Reject
     from orchestrator.fulfillment.service import LifecycleSettings, transition
     from orchestrator.inventory import stock_sql as stock_module
     from tests.integration.world import ADMIN, place
@@ -95,9 +94,7 @@ async def test_a_rejection_that_resources_elsewhere_locks_stock_rows_in_one_cano
 
     monkeypatch.setattr(sourcing_module, "lock_stock", recording)
     monkeypatch.setattr(stock_moves_module, "lock_stock", recording)
-    await transition(
-        db, uuid.UUID(fo["id"]), Action.REJECT, ADMIN, clock, LifecycleSettings(secret="s"), steps.reject_with("closed")
-    )
+    await transition(db, uuid.UUID(fo["id"]), Reject("closed"), ADMIN, clock, LifecycleSettings(secret="s"))
     async with db.unit_of_work() as uow:
         moved = await uow.session.scalar(
             text("SELECT count(*) FROM fulfillment_orders WHERE location_id = :l AND status = 'pending'"), {"l": s2}

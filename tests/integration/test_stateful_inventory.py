@@ -27,15 +27,15 @@ from hypothesis.stateful import (
 from sqlalchemy import text
 
 from orchestrator.fulfillment.service import LifecycleSettings
-from orchestrator.inventory.service import StockUpdate, change_stock
+from orchestrator.inventory.service import StockUpdate
 from orchestrator.orders.changes import cancel_order
 from orchestrator.platform.clock import ManualClock
-from orchestrator.platform.db import Database
+from orchestrator.platform.db import Database, committing
 from orchestrator.platform.errors import InsufficientStock, OrderNotCancellable, StockWouldGoNegative
 from orchestrator.sourcing.profiles import put_profile
 from tests.conftest import TABLES
 from tests.integration.invariants import all_violations
-from tests.integration.world import ADMIN, NOW, WEB, add_location, add_product, place
+from tests.integration.world import ADMIN, NOW, WEB, add_location, add_product, place, stock_changed
 
 STORES = {"S1": (52.52, 13.40), "S2": (52.40, 13.05), "S3": (52.60, 13.60)}
 SKUS = ("A", "B", "C")
@@ -88,9 +88,11 @@ class InventoryMachine(RuleBasedStateMachine):
                 await add_location(self.db, code, lat, lon)
             for sku in SKUS:
                 await add_product(self.db, sku)
-            await put_profile(self.db, "app", {"pickup_policy": "transfer"}, ADMIN, NOW)
+            await self.db.run(
+                committing(lambda uow: put_profile(uow, "app", {"pickup_policy": "transfer"}, ADMIN, NOW))
+            )
             for (code, sku), qty in sorted(stock.items()):
-                await change_stock(self.db, code, sku, StockUpdate(reason="opening count", on_hand=qty), ADMIN, NOW)
+                await stock_changed(self.db, code, sku, StockUpdate(reason="opening count", on_hand=qty))
 
         self.run(build())
 
@@ -195,7 +197,7 @@ class InventoryMachine(RuleBasedStateMachine):
         level = before.get((store, sku), (0, 0, 0))
         expected = target(level)
         try:
-            view = self.run(change_stock(self.db, store, sku, update, ADMIN, NOW))
+            view = self.run(stock_changed(self.db, store, sku, update))
         except StockWouldGoNegative:
             event("stock change refused")
             assert expected < 0 or expected < level[1], f"refused {update} at {level}"

@@ -13,7 +13,7 @@ from orchestrator.orders.commands import CustomerDetails, NewLine, PlaceOrder
 from orchestrator.orders.intake import place_order
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.clock import Clock
-from orchestrator.platform.db import Database
+from orchestrator.platform.db import Database, committing
 from orchestrator.platform.geo import Coordinates
 
 ADMIN = Actor(kind="admin", id="integration")
@@ -29,37 +29,32 @@ async def add_location(
     capabilities: tuple[str, ...] = ("pickup", "curbside", "ship"),
     **extra,
 ) -> int:
-    async with db.unit_of_work() as uow:
-        loc = await create_location(
-            uow,
-            {
-                "code": code,
-                "name": f"Store {code}",
-                "lat": lat,
-                "lon": lon,
-                "capabilities": list(capabilities),
-                **extra,
-            },
-            NOW,
-        )
-        return loc.id  # type: ignore[return-value]
+    fields = {
+        "code": code,
+        "name": f"Store {code}",
+        "lat": lat,
+        "lon": lon,
+        "capabilities": list(capabilities),
+        **extra,
+    }
+    loc = await db.run(committing(lambda uow: create_location(uow, fields, NOW)))
+    return loc.id  # type: ignore[return-value]
 
 
 async def add_product(db: Database, sku: str) -> int:
-    async with db.unit_of_work() as uow:
-        product = await create_product(uow, {"sku": sku, "name": f"Product {sku}"}, NOW)
-        return product.id  # type: ignore[return-value]
+    product = await db.run(committing(lambda uow: create_product(uow, {"sku": sku, "name": f"Product {sku}"}, NOW)))
+    return product.id  # type: ignore[return-value]
 
 
 async def set_stock(db: Database, code: str, sku: str, on_hand: int, safety_stock: int | None = None):
-    return await change_stock(
-        db,
-        code,
-        sku,
-        StockUpdate(reason="test setup", on_hand=on_hand, safety_stock=safety_stock),
-        ADMIN,
-        NOW,
+    return await stock_changed(
+        db, code, sku, StockUpdate(reason="test setup", on_hand=on_hand, safety_stock=safety_stock)
     )
+
+
+async def stock_changed(db: Database, code: str, sku: str, update: StockUpdate):
+    """``change_stock`` run the way its HTTP handler runs it: one retried, committed unit of work."""
+    return await db.run(committing(lambda uow: change_stock(uow, code, sku, update, ADMIN, NOW)))
 
 
 _refs = itertools.count(1)

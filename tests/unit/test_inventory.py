@@ -16,8 +16,8 @@ from orchestrator.inventory.model import (
     check_reason,
     find_shortfalls,
 )
+from orchestrator.inventory.schemas import StockAdjust
 from orchestrator.platform.errors import Conflict, InvalidRequest, Shortfall, StockWouldGoNegative
-from orchestrator.platform.schemas import StockAdjust
 
 
 def test_available_is_on_hand_less_reserved_less_safety_stock() -> None:

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from orchestrator.fulfillment.model import Method
 from orchestrator.platform.geo import Coordinates, distance_km
-from orchestrator.sourcing.engine import (
+from orchestrator.sourcing.engine import plan_sourcing
+from orchestrator.sourcing.model import (
     Allocation,
     Candidate,
     LineDemand,
@@ -22,7 +23,6 @@ from orchestrator.sourcing.engine import (
     SourcingPlan,
     SourcingProfile,
     SourcingRequest,
-    plan_sourcing,
 )
 
 HOME = Coordinates(0.0, 0.0)

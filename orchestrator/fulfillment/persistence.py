@@ -1,0 +1,199 @@
+"""Between the rows and the transitions: the snapshot a transition decides on, built from a loaded
+(locked) order, and the one way an ``Outcome`` is written back — rows, stock, re-sourcing and the
+order's timeline, in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.fulfillment.model import (
+    OPEN_STATES,
+    Fulfillment,
+    Line,
+    Method,
+    Order,
+    OrderLine,
+    OrderLineChange,
+    Outcome,
+    Status,
+)
+from orchestrator.fulfillment.resourcing import resource_shortages
+from orchestrator.fulfillment.stock_moves import StockLedger
+from orchestrator.orders.aggregate import OrderAggregate
+from orchestrator.orders.status import FulfillmentSummary, derive_order_status
+from orchestrator.orders.tables import FulfillmentOrder
+from orchestrator.orders.timeline import OrderRef, record_change
+from orchestrator.platform.actors import Actor
+from orchestrator.platform.events import EventType, OrderEventDraft
+
+
+async def order_snapshot(
+    aggregate: OrderAggregate, ledger: StockLedger, hold_days: Mapping[uuid.UUID, int] | None = None
+) -> Order:
+    """The order as the transitions see it, with each line's active reservations (loaded into
+    ``ledger``, which moves them later) and, where given, a pickup's hold days."""
+    line_ids = [ln.id for lines in aggregate.fulfillment_lines.values() for ln in lines]
+    reservations = await ledger.reservations(line_ids)
+    hold_days = hold_days or {}
+
+    def fulfillment(fo: FulfillmentOrder) -> Fulfillment:
+        lines = []
+        for ln in aggregate.fulfillment_lines.get(fo.id, []):
+            active = [r for r in reservations[ln.id] if r.status == "active"]
+            lines.append(
+                Line(
+                    ln.id,
+                    ln.order_line_id,
+                    ln.sku,
+                    ln.quantity,
+                    picked=ln.quantity_picked,
+                    cancelled=ln.quantity_cancelled,
+                    handed_over=ln.quantity_handed_over,
+                    reserved=sum(r.quantity for r in active),
+                    reserved_here=sum(r.quantity for r in active if r.location_id == fo.location_id),
+                )
+            )
+        return Fulfillment(
+            fo.id,
+            Status(fo.status),
+            Method(fo.method),
+            fo.location_id,
+            aggregate.codes[fo.location_id],
+            tuple(lines),
+            feeds=fo.feeds_fulfillment_id,
+            ready_at=fo.ready_at,
+            pickup_deadline=fo.pickup_deadline,
+            reminder_sent_at=fo.reminder_sent_at,
+            pickup_code_issue=fo.pickup_code_issue,
+            pickup_failed_attempts=fo.pickup_failed_attempts,
+            pickup_locked_until=fo.pickup_locked_until,
+            pickup_hold_days=hold_days.get(fo.id),
+        )
+
+    return Order(
+        aggregate.order.status,
+        tuple(fulfillment(fo) for fo in aggregate.fulfillments),
+        tuple(
+            OrderLine(
+                ln.id,
+                ln.sku,
+                ln.quantity,
+                cancelled=ln.quantity_cancelled,
+                fulfilled=ln.quantity_fulfilled,
+                unsourced=ln.quantity_unsourced,
+            )
+            for ln in aggregate.lines
+        ),
+    )
+
+
+async def persist(
+    session: AsyncSession,
+    aggregate: OrderAggregate,
+    ledger: StockLedger,
+    outcomes: Iterable[Outcome],
+    actor: Actor,
+    now: datetime,
+    *,
+    order_lines: Iterable[OrderLineChange] = (),
+    order_events: Iterable[OrderEventDraft] = (),
+) -> None:
+    """Write ``outcomes`` (and what a whole-order change does to its lines and timeline)."""
+    drafts: list[OrderEventDraft] = []
+    for outcome in outcomes:
+        await _write(aggregate, ledger, outcome, now)
+        drafts.extend(outcome.events)
+        if outcome.shortages:
+            fo = next(f for f in aggregate.fulfillments if f.id == outcome.fulfillment_id)
+            drafts.append(
+                await resource_shortages(
+                    session,
+                    aggregate,
+                    fo,
+                    outcome.shortages,
+                    outcome.trigger,
+                    actor=actor,
+                    now=now,
+                    held_stock=[(c.location_id, c.product_id) for c in ledger.changes],
+                )
+            )
+    _change_order_lines(aggregate, order_lines)
+    drafts.extend(order_events)
+    await ledger.apply(actor.label)
+    await session.flush()
+    if drafts:
+        await record_order_change(session, aggregate, drafts, actor, now)
+
+
+async def _write(aggregate: OrderAggregate, ledger: StockLedger, outcome: Outcome, now: datetime) -> None:
+    """The state, fields, quantities and stock moves of one outcome (and of those it closed)."""
+    fo = next(f for f in aggregate.fulfillments if f.id == outcome.fulfillment_id)
+    fo.status = outcome.state.value
+    fo.version += 1
+    fo.updated_at = now
+    if outcome.state not in OPEN_STATES and fo.closed_at is None:
+        fo.closed_at = now
+    for name, value in outcome.fields.items():
+        setattr(fo, name, value)
+    lines = {ln.id: ln for rows in aggregate.fulfillment_lines.values() for ln in rows}
+    for change in outcome.lines:
+        line = lines[change.line_id]
+        line.quantity_picked += change.picked
+        line.quantity_cancelled += change.cancelled
+        line.quantity_handed_over += change.handed_over
+    _change_order_lines(aggregate, outcome.order_lines)
+    for move in outcome.moves:
+        await ledger.record(move, lines[move.line_id])
+    for closed in outcome.closed:
+        await _write(aggregate, ledger, closed, now)
+
+
+def _change_order_lines(aggregate: OrderAggregate, changes: Iterable[OrderLineChange]) -> None:
+    order_lines = {ln.id: ln for ln in aggregate.lines}
+    for change in changes:
+        line = order_lines[change.order_line_id]
+        line.quantity_fulfilled += change.fulfilled
+        line.quantity_cancelled += change.cancelled
+        line.quantity_unsourced += change.unsourced
+
+
+async def record_order_change(
+    session: AsyncSession, aggregate: OrderAggregate, drafts: list[OrderEventDraft], actor: Actor, now: datetime
+) -> None:
+    """The order's derived status, its version and its events, after its fulfillments changed."""
+    order = aggregate.order
+    needs_attention = any(line.quantity_unsourced for line in aggregate.lines)
+    status = derive_order_status(
+        [
+            FulfillmentSummary(
+                Status(f.status),
+                Method(f.method),
+                sum(ln.quantity_handed_over for ln in aggregate.fulfillment_lines.get(f.id, [])),
+            )
+            for f in aggregate.fulfillments
+        ],
+        needs_attention=needs_attention,
+    )
+    if status.value != order.status:
+        drafts.append(OrderEventDraft(EventType.ORDER_STATUS_CHANGED, {"from": order.status, "to": status.value}))
+    attention = order.attention_reason if needs_attention else None
+    if needs_attention and not attention:
+        attention = "a line could not be sourced"
+    for draft in drafts:
+        if draft.type == EventType.ORDER_NEEDS_ATTENTION:
+            attention = draft.data.get("reason", attention)
+    order.version = await record_change(
+        session,
+        OrderRef(order.id, order.number, order.channel),
+        drafts,
+        actor,
+        now,
+        status=status.value,
+        attention_reason=attention,
+    )
+    order.status = status.value
+    order.attention_reason = attention

@@ -1,0 +1,134 @@
+"""An order with everything it owns, loaded (and locked, for a writer) in one place: the writers
+change it, the readers turn it into its view."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.catalogue.tables import Location
+from orchestrator.customers.tables import Customer
+from orchestrator.orders.tables import FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine
+from orchestrator.orders.views import OrderView, order_view
+from orchestrator.platform.actors import Actor
+from orchestrator.platform.errors import NotFound
+
+# One wording whether the order does not exist or this key may not see it: a 404 must not tell
+# another store which orders exist (nor name an internal id the caller did not send).
+ORDER_NOT_FOUND = "order not found"
+FULFILLMENT_NOT_FOUND = "fulfillment not found"
+
+
+async def location_codes(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(Location.id, Location.code).where(Location.id.in_(ids)))
+    return dict(rows.all())
+
+
+@dataclass
+class OrderAggregate:
+    """An order with everything it owns, as loaded (optionally locked) from the database."""
+
+    order: Order
+    customer: Customer
+    lines: list[OrderLine]
+    fulfillments: list[FulfillmentOrder]
+    fulfillment_lines: dict[uuid.UUID, list[FulfillmentOrderLine]]
+    codes: dict[int, str]
+
+    def visible_to(self, actor: Actor) -> bool:
+        if not actor.is_staff:
+            return True
+        sites = {self.codes[f.location_id] for f in self.fulfillments}
+        sites |= {self.codes[f.destination_location_id] for f in self.fulfillments if f.destination_location_id}
+        return bool(sites & actor.locations)
+
+    def view(self) -> OrderView:
+        return order_view(self.order, self.customer, self.lines, self.fulfillments, self.fulfillment_lines, self.codes)
+
+
+async def load_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> list[OrderAggregate]:
+    """Several whole orders in five queries, in the order asked."""
+    if not order_ids:
+        return []
+    orders = {o.id: o for o in (await session.execute(select(Order).where(Order.id.in_(order_ids)))).scalars()}
+    fulfillments: dict[uuid.UUID, list[FulfillmentOrder]] = {}
+    rows = await session.execute(
+        select(FulfillmentOrder)
+        .where(FulfillmentOrder.order_id.in_(order_ids))
+        .order_by(FulfillmentOrder.created_at, FulfillmentOrder.id)
+    )
+    for fo in rows.scalars():
+        fulfillments.setdefault(fo.order_id, []).append(fo)
+    lines: dict[uuid.UUID, list[OrderLine]] = {}
+    rows = await session.execute(
+        select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.order_id, OrderLine.line_no)
+    )
+    for line in rows.scalars():
+        lines.setdefault(line.order_id, []).append(line)
+    fo_lines = await fulfillment_lines(session, [f.id for fos in fulfillments.values() for f in fos])
+    customers = {
+        c.id: c
+        for c in (
+            await session.execute(select(Customer).where(Customer.id.in_({o.customer_id for o in orders.values()})))
+        ).scalars()
+    }
+    ids: set[int] = set()
+    for fos in fulfillments.values():
+        for f in fos:
+            ids.add(f.location_id)
+            if f.destination_location_id:
+                ids.add(f.destination_location_id)
+    ids |= {o.pickup_location_id for o in orders.values() if o.pickup_location_id}
+    codes = await location_codes(session, ids)
+    return [
+        OrderAggregate(
+            orders[i],
+            customers[orders[i].customer_id],
+            lines.get(i, []),
+            fulfillments.get(i, []),
+            {f.id: fo_lines.get(f.id, []) for f in fulfillments.get(i, [])},
+            codes,
+        )
+        for i in order_ids
+        if i in orders
+    ]
+
+
+async def fulfillment_lines(
+    session: AsyncSession, fulfillment_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[FulfillmentOrderLine]]:
+    out: dict[uuid.UUID, list[FulfillmentOrderLine]] = {}
+    if fulfillment_ids:
+        rows = await session.execute(
+            select(FulfillmentOrderLine)
+            .where(FulfillmentOrderLine.fulfillment_order_id.in_(fulfillment_ids))
+            .order_by(FulfillmentOrderLine.id)
+        )
+        for line in rows.scalars():
+            out.setdefault(line.fulfillment_order_id, []).append(line)
+    return out
+
+
+async def load_order(session: AsyncSession, order_id: uuid.UUID, actor: Actor, *, lock: bool = False) -> OrderAggregate:
+    """The whole order, or NotFound (also when a staff key may not see it). With ``lock`` the
+    order row and then its fulfillment rows are locked: the order-first lock order."""
+    if lock:
+        locked = await session.scalar(select(Order.id).where(Order.id == order_id).with_for_update())
+        if locked is None:
+            raise NotFound(ORDER_NOT_FOUND)
+        await session.execute(
+            select(FulfillmentOrder.id)
+            .where(FulfillmentOrder.order_id == order_id)
+            .order_by(FulfillmentOrder.id)
+            .with_for_update()
+        )
+    found = await load_orders(session, [order_id])
+    if not found or not found[0].visible_to(actor):
+        raise NotFound(ORDER_NOT_FOUND)
+    return found[0]

@@ -1,0 +1,35 @@
+"""Request bodies of the order endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from orchestrator.platform.schemas import AddressIn, Code, LineIn, Reason, RequestBody, Text200
+
+
+class CustomerIn(RequestBody, kw_only=True):
+    email: Annotated[str, Meta(max_length=320)] | None = None
+    phone: Annotated[str, Meta(max_length=40)] | None = None
+    name: Text200 | None = None
+
+
+class FulfillmentIn(RequestBody, kw_only=True):
+    method: Literal["pickup", "curbside", "ship"]
+    location: Code | None = None
+    address: AddressIn | None = None
+
+
+class CreateOrder(RequestBody, kw_only=True):
+    channel_order_ref: Annotated[str, Meta(min_length=1, max_length=200)]
+    customer: CustomerIn
+    lines: Annotated[list[LineIn], Meta(min_length=1, max_length=200)]
+    currency: Annotated[str, Meta(pattern=r"^[A-Za-z]{3}$", description="ISO 4217")]
+    fulfillment: FulfillmentIn
+    channel: Annotated[str, Meta(min_length=1, max_length=80)] | None = msgspec.field(default=None)
+
+
+class CancelOrder(RequestBody, kw_only=True):
+    reason: Reason = "cancelled on request"

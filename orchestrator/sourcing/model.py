@@ -1,0 +1,121 @@
+"""What sourcing reasons about: the request, the candidate locations, the channel's profile, and
+the plan it comes back with. Pure types; the engine (``engine.py``) decides, the rest stores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from orchestrator.fulfillment.model import Method
+from orchestrator.platform.geo import Coordinates
+
+
+class PickupPolicy(StrEnum):
+    SUGGEST = "suggest"
+    TRANSFER = "transfer"
+
+
+class Rule(StrEnum):
+    PICKUP_AT_STORE = "pickup_at_store"
+    PICKUP_WITH_TRANSFER = "pickup_with_transfer"
+    PICKUP_SHORT = "pickup_short_suggest_stores"
+    SHIP_SINGLE = "ship_single_location"
+    SHIP_SPLIT = "ship_split_fewest_locations"
+    NOTHING_TO_SOURCE = "nothing_to_source"
+
+
+@dataclass(frozen=True, slots=True)
+class SourcingProfile:
+    version: int = 0
+    pickup_policy: PickupPolicy = PickupPolicy.SUGGEST
+    min_split_line_value: int = 0
+    suggestion_limit: int = 5
+    # Pairs are searched exhaustively among this many best-covering candidates, and the greedy
+    # cover looks at this many: bounds the work at 1,000 stores.
+    pair_search_width: int = 40
+    greedy_width: int = 150
+
+
+@dataclass(frozen=True, slots=True)
+class LineDemand:
+    line_key: str
+    sku: str
+    quantity: int
+    unit_price: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    code: str
+    coordinates: Coordinates | None
+    capabilities: frozenset[str]
+    available: Mapping[str, int]
+    daily_capacity: int | None = None
+    open_fulfillments: int = 0
+
+    @property
+    def headroom(self) -> int | None:
+        if self.daily_capacity is None:
+            return None
+        return self.daily_capacity - self.open_fulfillments
+
+
+@dataclass(frozen=True, slots=True)
+class SourcingRequest:
+    lines: tuple[LineDemand, ...]
+    method: Method
+    pickup_location: str | None = None
+    destination: Coordinates | None = None
+    excluded: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    location: str
+    line_key: str
+    sku: str
+    quantity: int
+    transfer_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredCandidate:
+    location: str
+    distance_km: float | None
+    headroom: int | None
+    covers_units: int
+    covers_all: bool
+    eligible: bool
+    reason: str | None = None
+    chosen: bool = False
+
+
+@dataclass(frozen=True)
+class SourcingPlan:
+    rule: Rule
+    allocations: tuple[Allocation, ...]
+    candidates: tuple[ScoredCandidate, ...]
+    unfilled: Mapping[str, int] = field(default_factory=dict)
+    suggestions: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.unfilled
+
+    @property
+    def locations(self) -> list[str]:
+        return list(dict.fromkeys(a.location for a in self.allocations))
+
+
+def profile_from_row(row: Mapping[str, Any] | None) -> SourcingProfile:
+    """A stored profile version (its columns by name); no row means the defaults, version 0."""
+    if row is None:
+        return SourcingProfile()
+    return SourcingProfile(
+        version=row["version"],
+        pickup_policy=PickupPolicy(row["pickup_policy"]),
+        min_split_line_value=row["min_split_line_value"],
+        suggestion_limit=row["suggestion_limit"],
+    )

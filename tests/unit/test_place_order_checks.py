@@ -1,0 +1,55 @@
+"""``place_order`` checks its command itself, so every caller (HTTP, a connector) gets the checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from orchestrator.customers.model import CustomerDetails
+from orchestrator.fulfillment.model import Method
+from orchestrator.orders.commands import NewLine, PlaceOrder
+from orchestrator.orders.intake import place_order
+from orchestrator.platform.actors import Actor, Role
+from orchestrator.platform.errors import InvalidRequest
+from orchestrator.platform.money import MAX_AMOUNT
+
+CONNECTOR = Actor(kind=Role.CHANNEL, id="connector", channel="marketplace")
+
+
+class NoDatabase:
+    """A command that fails its checks must not reach the database."""
+
+    async def run(self, *args, **kwargs):  # pragma: no cover - reaching it is the failure
+        raise AssertionError("the database was reached")
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def command(lines: tuple[NewLine, ...]) -> PlaceOrder:
+    return PlaceOrder(
+        channel="marketplace",
+        channel_order_ref="M-1",
+        customer=CustomerDetails(email="ann@example.com"),
+        lines=lines,
+        currency="USD",
+        method=Method.PICKUP,
+        location="S1",
+    )
+
+
+async def test_a_subtotal_beyond_an_amount_column_is_refused_by_the_use_case_itself() -> None:
+    lines = tuple(NewLine(f"SKU-{i}", 100_000, MAX_AMOUNT) for i in range(200))
+    with pytest.raises(InvalidRequest) as raised:
+        await place_order(NoDatabase(), command(lines), CONNECTOR, FixedClock(), claim=None)  # type: ignore[arg-type]
+    assert raised.value.field == "lines"
+    assert "subtotal" in raised.value.detail
+
+
+async def test_an_order_without_lines_is_refused_before_the_database() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        await place_order(NoDatabase(), command(()), CONNECTOR, FixedClock(), claim=None)  # type: ignore[arg-type]
+    assert raised.value.field == "lines"
