@@ -20,10 +20,11 @@ import time
 
 import asyncpg
 from common import bench_servers, calibration_ms, percentile
+from orchestrator.sourcing.service import source
 
-from orchestrator.fulfillment.model import Method
 from orchestrator.inventory.availability import AvailabilityQuery, availability
 from orchestrator.inventory.stock_sql import sourcing_candidates
+from orchestrator.order_record.states import Method
 from orchestrator.platform.db import Database
 from orchestrator.platform.geo import Coordinates
 from orchestrator.sourcing.engine import (
@@ -33,7 +34,6 @@ from orchestrator.sourcing.engine import (
     SourcingRequest,
     plan_sourcing,
 )
-from orchestrator.sourcing.service import source
 
 
 async def seed(url: str, stores: int, skus: int) -> None:

@@ -20,6 +20,7 @@ from orchestrator.fulfillment.api import (
     FulfillmentReadController,
     LocationQueueController,
 )
+from orchestrator.fulfillment.dependencies import LIFECYCLE_DEPENDENCIES
 from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.inventory.api import StockController
 from orchestrator.inventory.availability_api import AvailabilityController
@@ -113,7 +114,7 @@ def create_app(
         ],
         request_class=StrictJsonRequest,
         before_request=before_handler,
-        dependencies=DEPENDENCIES,
+        dependencies={**DEPENDENCIES, **LIFECYCLE_DEPENDENCIES},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             DefineMiddleware(RequestContextMiddleware, log_requests=settings.access_log),

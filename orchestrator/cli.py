@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from orchestrator.migrate import PROJECT_ROOT, upgrade_database
 from orchestrator.settings import Settings
 
 app = typer.Typer(help="Omnichannel order orchestrator.", no_args_is_help=True, add_completion=False)
@@ -30,7 +31,6 @@ app.add_typer(import_app, name="import")
 app.add_typer(keys_app, name="keys")
 app.add_typer(demo_app, name="demo")
 console = Console()
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _require_database(settings: Settings) -> str:
@@ -53,16 +53,6 @@ def _with_database(settings: Settings) -> Settings:
         )
     _require_database(settings)
     return settings
-
-
-def upgrade_database(url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    config.attributes["database_url"] = url
-    command.upgrade(config, "head")
 
 
 @db_app.command("upgrade")

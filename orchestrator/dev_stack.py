@@ -47,7 +47,7 @@ def dev_stack(settings: Settings, *, reset: bool = False) -> Iterator[tuple[Sett
                 "admin_token": SecretStr(admin),
             }
         )
-        from orchestrator.cli import upgrade_database
+        from orchestrator.migrate import upgrade_database
 
         upgrade_database(settings.database_url or "")
         keys = {"admin": admin, **asyncio.run(_demo_keys(settings, saved))}

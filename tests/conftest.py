@@ -19,7 +19,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from orchestrator.cli import upgrade_database
+from orchestrator.migrate import upgrade_database
 from orchestrator.platform.db import Database
 from orchestrator.platform.embedded import create_database, drop_database, local_servers
 

@@ -12,10 +12,10 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from orchestrator.catalogue import service as catalogue
 from orchestrator.catalogue.schemas import LocationIn, LocationPatch, ProductIn, ProductPatch
 from orchestrator.catalogue.tables import Location, Product
-from orchestrator.orders.views import Page
 from orchestrator.platform.auth import ADMIN, ANY_KEY
 from orchestrator.platform.db import committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep
+from orchestrator.platform.pagination import PageResponse
 from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import set_fields
 
@@ -50,11 +50,11 @@ class ProductView(msgspec.Struct, kw_only=True):
     updated_at: datetime | None
 
 
-class LocationPage(Page, kw_only=True):
+class LocationPage(PageResponse, kw_only=True):
     items: list[LocationView]
 
 
-class ProductPage(Page, kw_only=True):
+class ProductPage(PageResponse, kw_only=True):
     items: list[ProductView]
 
 

@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from orchestrator.fulfillment.dependencies import LifecycleDep
 from orchestrator.fulfillment.queue import fulfillment_queue, get_fulfillment
 from orchestrator.fulfillment.requests import (
     Accept,
@@ -27,12 +28,13 @@ from orchestrator.fulfillment.requests import (
     TransitionRequest,
 )
 from orchestrator.fulfillment.service import LifecycleSettings, resend_pickup_code, transition
-from orchestrator.orders.views import FulfillmentView, Page
+from orchestrator.fulfillment.views import FulfillmentView
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.auth import ANY_KEY, CHANNELS, STAFF
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database
-from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, LifecycleDep, parse_if_match
+from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, parse_if_match
+from orchestrator.platform.pagination import PageResponse
 from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import RequestBody, if_match_header
 
@@ -79,7 +81,7 @@ class PickupCodeOut(msgspec.Struct, kw_only=True):
     code: str
 
 
-class FulfillmentPage(Page, kw_only=True):
+class FulfillmentPage(PageResponse, kw_only=True):
     items: list[FulfillmentView]
 
 

@@ -15,9 +15,9 @@ from orchestrator.fulfillment.model import (
     OrderLineChange,
     Outcome,
     Shortage,
-    Status,
     StockMove,
 )
+from orchestrator.order_record.states import Status
 from orchestrator.platform.events import EventType, OrderEventDraft
 
 

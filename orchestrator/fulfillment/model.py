@@ -22,39 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from orchestrator.order_record.states import Method, Status
 from orchestrator.platform.errors import IllegalTransition
 from orchestrator.platform.events import OrderEventDraft
-
-
-class Method(StrEnum):
-    PICKUP = "pickup"
-    CURBSIDE = "curbside"
-    SHIP = "ship"
-    # Moves stock between stores so a pickup store can hand over lines it did not have.
-    TRANSFER = "transfer"
-
-    @property
-    def is_pickup(self) -> bool:
-        return self in (Method.PICKUP, Method.CURBSIDE)
-
-    @property
-    def capability(self) -> str:
-        """The location capability this method needs (a transfer source ships to the store)."""
-        return "ship" if self is Method.TRANSFER else self.value
-
-
-class Status(StrEnum):
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    PICKING = "picking"
-    READY_FOR_PICKUP = "ready_for_pickup"
-    PACKED = "packed"
-    SHIPPED = "shipped"
-    DELIVERED = "delivered"
-    PICKED_UP = "picked_up"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
 
 
 class Action(StrEnum):
@@ -102,9 +72,6 @@ TRANSITIONS: dict[tuple[Status, Action], tuple[Status, frozenset[Method]]] = {
 }
 
 SYSTEM_ACTIONS = frozenset({A.EXPIRE, A.REMIND})
-OPEN_STATES = frozenset({S.PENDING, S.ACCEPTED, S.PICKING, S.READY_FOR_PICKUP, S.PACKED})
-FULFILLED_STATES = frozenset({S.PICKED_UP, S.SHIPPED, S.DELIVERED})
-CLOSED_WITHOUT_FULFILLING = frozenset({S.REJECTED, S.EXPIRED, S.CANCELLED})
 
 
 def allowed_actions(state: Status, method: Method) -> list[str]:

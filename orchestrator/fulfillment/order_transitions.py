@@ -5,17 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from orchestrator.fulfillment.model import (
-    FULFILLED_STATES,
-    OPEN_STATES,
-    Method,
-    Order,
-    OrderLineChange,
-    OrderOutcome,
-    Outcome,
-)
+from orchestrator.fulfillment.model import Order, OrderLineChange, OrderOutcome, Outcome
 from orchestrator.fulfillment.requests import Cancel, Context
 from orchestrator.fulfillment.transitions import transition
+from orchestrator.order_record.states import FULFILLED_STATES, OPEN_STATES, Method
 from orchestrator.platform.errors import Conflict, OrderNotCancellable
 from orchestrator.platform.events import EventType, OrderEventDraft
 

@@ -10,23 +10,14 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.fulfillment.model import (
-    OPEN_STATES,
-    Fulfillment,
-    Line,
-    Method,
-    Order,
-    OrderLine,
-    OrderLineChange,
-    Outcome,
-    Status,
-)
+from orchestrator.fulfillment.model import Fulfillment, Line, Order, OrderLine, OrderLineChange, Outcome
 from orchestrator.fulfillment.resourcing import resource_shortages
 from orchestrator.fulfillment.stock_moves import StockLedger
-from orchestrator.orders.aggregate import OrderAggregate
-from orchestrator.orders.status import FulfillmentSummary, derive_order_status
-from orchestrator.orders.tables import FulfillmentOrder
-from orchestrator.orders.timeline import OrderRef, record_change
+from orchestrator.order_record.aggregate import OrderAggregate
+from orchestrator.order_record.states import OPEN_STATES, Method, Status
+from orchestrator.order_record.status import FulfillmentSummary, derive_order_status
+from orchestrator.order_record.tables import FulfillmentOrder
+from orchestrator.order_record.timeline import OrderRef, record_change
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.events import EventType, OrderEventDraft
 

@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlalchemy import case, false, or_, select
 
 from orchestrator.catalogue.tables import Location
-from orchestrator.fulfillment.model import OPEN_STATES, Status
-from orchestrator.orders.aggregate import FULFILLMENT_NOT_FOUND, fulfillment_lines, location_codes
-from orchestrator.orders.tables import FulfillmentOrder, Order
-from orchestrator.orders.views import FulfillmentView, fulfillment_view
+from orchestrator.fulfillment.views import FulfillmentView, fulfillment_view
+from orchestrator.order_record.aggregate import FULFILLMENT_NOT_FOUND, fulfillment_lines, location_codes
+from orchestrator.order_record.states import OPEN_STATES, Status
+from orchestrator.order_record.tables import FulfillmentOrder, Order
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.db import Database
 from orchestrator.platform.errors import InvalidRequest, NotFound

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.fulfillment.model import Method, Shortage, ShortageTrigger, Status
-from orchestrator.orders.tables import FulfillmentOrder, FulfillmentOrderLine
+from orchestrator.fulfillment.model import Shortage, ShortageTrigger
+from orchestrator.order_record.states import Method, Status
+from orchestrator.order_record.tables import FulfillmentOrder, FulfillmentOrderLine
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.events import EventType, OrderEventDraft
 from orchestrator.platform.geo import Coordinates
@@ -23,7 +24,7 @@ from orchestrator.sourcing.profiles import current_profile
 from orchestrator.sourcing.reservation import insert_rows, materialise, reserve
 
 if TYPE_CHECKING:
-    from orchestrator.orders.aggregate import OrderAggregate
+    from orchestrator.order_record.aggregate import OrderAggregate
 
 
 def ship_destination(address: dict | None) -> Coordinates | None:

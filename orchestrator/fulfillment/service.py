@@ -15,15 +15,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.fulfillment.model import Action, Method, Status, allowed_actions
+from orchestrator.fulfillment.model import Action, allowed_actions
 from orchestrator.fulfillment.persistence import order_snapshot, persist, record_order_change
 from orchestrator.fulfillment.pickup import PickupGuard, pickup_code
 from orchestrator.fulfillment.requests import Context, MarkReady, TransitionRequest
 from orchestrator.fulfillment.stock_moves import StockLedger
 from orchestrator.fulfillment.transitions import transition as decide
-from orchestrator.orders.aggregate import FULFILLMENT_NOT_FOUND, OrderAggregate, load_order
-from orchestrator.orders.tables import FulfillmentOrder
-from orchestrator.orders.views import FulfillmentView, fulfillment_view
+from orchestrator.fulfillment.views import FulfillmentView, fulfillment_view
+from orchestrator.order_record.aggregate import FULFILLMENT_NOT_FOUND, OrderAggregate, load_order
+from orchestrator.order_record.states import Method, Status
+from orchestrator.order_record.tables import FulfillmentOrder
 from orchestrator.platform.actors import Actor, Role
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, UnitOfWork

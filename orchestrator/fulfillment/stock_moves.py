@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.fulfillment.model import MoveKind, StockMove
 from orchestrator.inventory.model import MovementKind
 from orchestrator.inventory.stock_sql import StockChange, apply_stock_changes, ensure_stock_row, lock_stock
-from orchestrator.orders.tables import FulfillmentOrderLine, Reservation
+from orchestrator.order_record.tables import FulfillmentOrderLine, Reservation
 
 
 class StockLedger:

@@ -11,10 +11,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from orchestrator.fulfillment.model import Status
 from orchestrator.fulfillment.requests import Expire, NotDue, Remind
 from orchestrator.fulfillment.service import LifecycleSettings, transition
-from orchestrator.orders.tables import FulfillmentOrder
+from orchestrator.order_record.states import Status
+from orchestrator.order_record.tables import FulfillmentOrder
 from orchestrator.platform.actors import SYSTEM
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database

@@ -10,19 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from orchestrator.fulfillment.effects import Effects
-from orchestrator.fulfillment.model import (
-    OPEN_STATES,
-    Fulfillment,
-    Line,
-    Method,
-    MoveKind,
-    Order,
-    Outcome,
-    Shortage,
-    Status,
-    StockMove,
-    next_state,
-)
+from orchestrator.fulfillment.model import Fulfillment, Line, MoveKind, Order, Outcome, Shortage, StockMove, next_state
 from orchestrator.fulfillment.pickup import code_matches, pickup_code, pickup_deadline, reminder_at
 from orchestrator.fulfillment.requests import (
     Accept,
@@ -41,6 +29,7 @@ from orchestrator.fulfillment.requests import (
     StartPicking,
     TransitionRequest,
 )
+from orchestrator.order_record.states import OPEN_STATES, Method, Status
 from orchestrator.platform.errors import Conflict, InvalidRequest, PickupLocked, WrongPickupCode
 from orchestrator.platform.events import EventType
 

@@ -12,10 +12,10 @@ from orchestrator.inventory import service as inventory
 from orchestrator.inventory.model import MovementKind
 from orchestrator.inventory.schemas import StockAdjust, StockSet
 from orchestrator.inventory.service import MovementView, StockUpdate, StockView
-from orchestrator.orders.views import Page
 from orchestrator.platform.auth import ANY_KEY, STAFF
 from orchestrator.platform.db import committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep
+from orchestrator.platform.pagination import PageResponse
 from orchestrator.platform.problems import problems
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500)]
@@ -24,11 +24,11 @@ LocationCode = FromPath[str]
 Sku = FromPath[str]
 
 
-class StockPage(Page, kw_only=True):
+class StockPage(PageResponse, kw_only=True):
     items: list[StockView]
 
 
-class MovementPage(Page, kw_only=True):
+class MovementPage(PageResponse, kw_only=True):
     items: list[MovementView]
 
 

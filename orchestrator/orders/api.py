@@ -12,14 +12,16 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from orchestrator.customers.model import CustomerDetails, normalise_phone
-from orchestrator.fulfillment.model import Method
+from orchestrator.fulfillment.dependencies import LifecycleDep
+from orchestrator.fulfillment.views import FulfillmentView
+from orchestrator.order_record.states import Method
+from orchestrator.order_record.status import OrderStatus
 from orchestrator.orders import changes as order_changes
 from orchestrator.orders import intake as orders
 from orchestrator.orders import queries as order_queries
 from orchestrator.orders.commands import NewLine, PlaceOrder
 from orchestrator.orders.schemas import CancelOrder, CreateOrder
-from orchestrator.orders.status import OrderStatus
-from orchestrator.orders.views import FulfillmentView, OrderEventView, OrderView, Page
+from orchestrator.orders.views import OrderEventView, OrderView, view_of
 from orchestrator.platform import metrics
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.auth import ANY_KEY, CHANNELS
@@ -29,12 +31,12 @@ from orchestrator.platform.http.dependencies import (
     DB,
     ActorDep,
     ClockDep,
-    LifecycleDep,
     SettingsDep,
     etag,
     parse_if_match,
 )
 from orchestrator.platform.idempotency import IdempotencyClaim, idempotency_scope, request_fingerprint
+from orchestrator.platform.pagination import PageResponse
 from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import RequestBody, if_match_header
 
@@ -50,7 +52,7 @@ IdempotencyKey = Annotated[
 IfMatch = Annotated[str | None, if_match_header("ETag (version) the change is based on")]
 
 
-class OrderPage(Page, kw_only=True):
+class OrderPage(PageResponse, kw_only=True):
     items: list[OrderView]
 
 
@@ -244,7 +246,7 @@ class OrderController(Controller):
             reason=reason,
             expected_version=parse_if_match(if_match),
         )
-        return order_response(aggregate.view())
+        return order_response(view_of(aggregate))
 
     @post(
         "/{order_id:uuid}/arrival",

@@ -10,8 +10,8 @@ from orchestrator.fulfillment import order_transitions
 from orchestrator.fulfillment.persistence import order_snapshot, persist
 from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.fulfillment.stock_moves import StockLedger
-from orchestrator.orders.aggregate import OrderAggregate, load_order
-from orchestrator.orders.views import FulfillmentView, fulfillment_view
+from orchestrator.fulfillment.views import FulfillmentView, fulfillment_view
+from orchestrator.order_record.aggregate import OrderAggregate, load_order
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, UnitOfWork

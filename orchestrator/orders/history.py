@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from orchestrator.orders.numbers import normalise_order_number
+from orchestrator.order_record.numbers import normalise_order_number
+from orchestrator.order_record.tables import Order
 from orchestrator.orders.queries import order_events
-from orchestrator.orders.tables import Order
 from orchestrator.orders.views import OrderEventView
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.db import Database

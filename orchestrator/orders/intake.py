@@ -21,13 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.customers.model import CustomerDetails, CustomerRecord, identify
 from orchestrator.customers.service import find_customer
 from orchestrator.inventory.stock_sql import lock_stock
+from orchestrator.order_record.aggregate import load_order
+from orchestrator.order_record.numbers import new_order_number
+from orchestrator.order_record.status import OrderStatus
+from orchestrator.order_record.timeline import OrderRef, event_rows
 from orchestrator.orders import intake_rows
 from orchestrator.orders import intake_sql as sql
-from orchestrator.orders.aggregate import load_order
 from orchestrator.orders.commands import Placed, PlaceOrder
-from orchestrator.orders.numbers import new_order_number
-from orchestrator.orders.status import OrderStatus
-from orchestrator.orders.timeline import OrderRef, event_rows
+from orchestrator.orders.views import view_of
 from orchestrator.platform import idempotency
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.clock import Clock
@@ -172,7 +173,7 @@ async def _place(
             return Placed(answered.id, answered.version, replay.body, created=replay.status_code == 201, replayed=True)
 
     if existing is not None:
-        view = (await load_order(session, existing, actor)).view()
+        view = view_of(await load_order(session, existing, actor))
         body = msgspec.json.encode(view)
         if claim is not None:
             await idempotency.complete(session, claim, 200, body, now)

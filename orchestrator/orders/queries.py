@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.catalogue.tables import Location
 from orchestrator.customers.model import normalise_email
 from orchestrator.customers.tables import Customer
-from orchestrator.orders.aggregate import ORDER_NOT_FOUND, load_order, load_orders
-from orchestrator.orders.numbers import normalise_order_number
-from orchestrator.orders.tables import FulfillmentOrder, Order, OrderEvent
-from orchestrator.orders.views import OrderEventView, OrderView, event_view
+from orchestrator.order_record.aggregate import ORDER_NOT_FOUND, load_order, load_orders
+from orchestrator.order_record.numbers import normalise_order_number
+from orchestrator.order_record.tables import FulfillmentOrder, Order, OrderEvent
+from orchestrator.orders.views import OrderEventView, OrderView, event_view, view_of
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.db import Database
 from orchestrator.platform.errors import NotFound
@@ -75,19 +75,19 @@ async def list_order_ids(session: AsyncSession, flt: OrderFilter, actor: Actor) 
 
 async def get_order(db: Database, order_id: uuid.UUID, actor: Actor) -> OrderView:
     async with db.unit_of_work() as uow:
-        return (await load_order(uow.session, order_id, actor)).view()
+        return view_of(await load_order(uow.session, order_id, actor))
 
 
 async def get_order_by_number(db: Database, number: str, actor: Actor) -> OrderView:
     async with db.unit_of_work() as uow:
         order_id = await order_id_by_number(uow.session, normalise_order_number(number))
-        return (await load_order(uow.session, order_id, actor)).view()
+        return view_of(await load_order(uow.session, order_id, actor))
 
 
 async def list_orders(db: Database, flt: OrderFilter, actor: Actor) -> Page[OrderView]:
     async with db.unit_of_work() as uow:
         ids = await list_order_ids(uow.session, flt, actor)
-        return Page([a.view() for a in await load_orders(uow.session, ids.items)], ids.next_cursor)
+        return Page([view_of(a) for a in await load_orders(uow.session, ids.items)], ids.next_cursor)
 
 
 async def order_events(db: Database, order_id: uuid.UUID, actor: Actor) -> list[OrderEventView]:

@@ -11,8 +11,9 @@ from typing import Any
 import msgspec
 
 from orchestrator.customers.tables import Customer
-from orchestrator.fulfillment.model import Method, Status, allowed_actions
-from orchestrator.orders.tables import FulfillmentOrder, FulfillmentOrderLine, Order, OrderEvent, OrderLine
+from orchestrator.fulfillment.views import FulfillmentView, fulfillment_view
+from orchestrator.order_record.aggregate import OrderAggregate
+from orchestrator.order_record.tables import FulfillmentOrder, FulfillmentOrderLine, Order, OrderEvent, OrderLine
 
 
 class CustomerView(msgspec.Struct, kw_only=True):
@@ -33,47 +34,6 @@ class OrderLineView(msgspec.Struct, kw_only=True):
     quantity_fulfilled: int
     quantity_returned: int
     quantity_unsourced: int
-
-
-class FulfillmentLineView(msgspec.Struct, kw_only=True):
-    id: uuid.UUID
-    order_line_id: uuid.UUID
-    sku: str
-    quantity: int
-    quantity_picked: int
-    quantity_handed_over: int
-    quantity_cancelled: int
-
-
-class ArrivalView(msgspec.Struct, kw_only=True):
-    arrived_at: datetime
-    parking_spot: str | None = None
-    vehicle: str | None = None
-
-
-class FulfillmentView(msgspec.Struct, kw_only=True):
-    id: uuid.UUID
-    order_id: uuid.UUID
-    order_number: str
-    location: str
-    method: str
-    status: str
-    version: int
-    lines: list[FulfillmentLineView]
-    allowed_actions: list[str]
-    destination: str | None = None
-    feeds_fulfillment_id: uuid.UUID | None = None
-    ready_at: datetime | None = None
-    pickup_deadline: datetime | None = None
-    pickup_locked_until: datetime | None = None
-    arrival: ArrivalView | None = None
-    carrier: str | None = None
-    tracking_number: str | None = None
-    shipped_at: datetime | None = None
-    closed_at: datetime | None = None
-    close_reason: str | None = None
-    created_at: datetime
-    updated_at: datetime | None = None
 
 
 class FulfillmentChoice(msgspec.Struct, kw_only=True):
@@ -108,56 +68,6 @@ class OrderEventView(msgspec.Struct, kw_only=True):
     actor: str
     data: dict[str, Any]
     occurred_at: datetime
-
-
-class Page(msgspec.Struct, kw_only=True):
-    next_cursor: str | None = None
-
-
-def fulfillment_view(
-    fo: FulfillmentOrder, lines: Sequence[FulfillmentOrderLine], codes: dict[int, str], number: str
-) -> FulfillmentView:
-    arrival = None
-    if fo.arrived_at is not None:
-        info = fo.arrival or {}
-        arrival = ArrivalView(
-            arrived_at=fo.arrived_at, parking_spot=info.get("parking_spot"), vehicle=info.get("vehicle")
-        )
-    return FulfillmentView(
-        id=fo.id,
-        order_id=fo.order_id,
-        order_number=number,
-        location=codes[fo.location_id],
-        method=fo.method,
-        status=fo.status,
-        version=fo.version,
-        lines=[
-            FulfillmentLineView(
-                id=line.id,
-                order_line_id=line.order_line_id,
-                sku=line.sku,
-                quantity=line.quantity,
-                quantity_picked=line.quantity_picked,
-                quantity_handed_over=line.quantity_handed_over,
-                quantity_cancelled=line.quantity_cancelled,
-            )
-            for line in lines
-        ],
-        allowed_actions=allowed_actions(Status(fo.status), Method(fo.method)),
-        destination=codes.get(fo.destination_location_id) if fo.destination_location_id else None,
-        feeds_fulfillment_id=fo.feeds_fulfillment_id,
-        ready_at=fo.ready_at,
-        pickup_deadline=fo.pickup_deadline,
-        pickup_locked_until=fo.pickup_locked_until,
-        arrival=arrival,
-        carrier=fo.carrier,
-        tracking_number=fo.tracking_number,
-        shipped_at=fo.shipped_at,
-        closed_at=fo.closed_at,
-        close_reason=fo.close_reason,
-        created_at=fo.created_at,
-        updated_at=fo.updated_at,
-    )
 
 
 def order_view(
@@ -217,3 +127,8 @@ def event_view(e: OrderEvent) -> OrderEventView:
         data=e.data,
         occurred_at=e.occurred_at,
     )
+
+
+def view_of(aggregate: OrderAggregate) -> OrderView:
+    a = aggregate
+    return order_view(a.order, a.customer, a.lines, a.fulfillments, a.fulfillment_lines, a.codes)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, unquote
 
+import msgspec
 from sqlalchemy import Select, and_, false, or_, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -152,3 +153,7 @@ class Keyset:
 def _strip(row: Any, n: int) -> Any:
     values = tuple(row)[:-n]
     return values[0] if len(values) == 1 else values
+
+
+class PageResponse(msgspec.Struct, kw_only=True):
+    next_cursor: str | None = None

@@ -10,7 +10,7 @@ from litestar import Controller, get, post, put
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, JSONBody, PathParameter
 
-from orchestrator.fulfillment.model import Method
+from orchestrator.order_record.states import Method
 from orchestrator.platform.auth import ADMIN, ANY_KEY, CHANNELS
 from orchestrator.platform.db import committing
 from orchestrator.platform.geo import Coordinates

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.catalogue.tables import Location
-from orchestrator.fulfillment.model import OPEN_STATES
 from orchestrator.inventory.stock_sql import AVAILABLE
+from orchestrator.order_record.states import OPEN_STATES
 from orchestrator.platform.db import fetch
 from orchestrator.platform.errors import InsufficientStock, Shortfall
 from orchestrator.platform.geo import Coordinates, nearness_sql

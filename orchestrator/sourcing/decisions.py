@@ -11,8 +11,8 @@ import msgspec
 from sqlalchemy import String, cast, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.orders.aggregate import load_order
-from orchestrator.orders.tables import OrderEvent
+from orchestrator.order_record.aggregate import load_order
+from orchestrator.order_record.tables import OrderEvent
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.db import UnitOfWork
 from orchestrator.sourcing.model import SourcingPlan, SourcingProfile, SourcingRequest

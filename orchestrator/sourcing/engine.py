@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from orchestrator.fulfillment.model import Method
+from orchestrator.order_record.states import Method
 from orchestrator.sourcing.model import (
     Allocation,
     Candidate,

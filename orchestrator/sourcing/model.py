@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from orchestrator.fulfillment.model import Method
+from orchestrator.order_record.states import Method
 from orchestrator.platform.geo import Coordinates
 
 

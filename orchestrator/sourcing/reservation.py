@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.fulfillment.model import Method, Status
 from orchestrator.inventory.model import MovementKind, StockKey, find_shortfalls
 from orchestrator.inventory.stock_sql import StockChange, apply_stock_changes, lock_stock
-from orchestrator.orders.tables import FulfillmentOrder, FulfillmentOrderLine, Reservation
+from orchestrator.order_record.states import Method, Status
+from orchestrator.order_record.tables import FulfillmentOrder, FulfillmentOrderLine, Reservation
 from orchestrator.platform.errors import Shortfall
 from orchestrator.sourcing.candidates import Sourced
 

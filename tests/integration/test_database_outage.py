@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from orchestrator.app import create_app
-from orchestrator.cli import upgrade_database
+from orchestrator.migrate import upgrade_database
 from orchestrator.platform import observability, problems
 from orchestrator.platform.actors import Role
 from orchestrator.platform.api_keys import create_key

@@ -13,7 +13,7 @@ import asyncpg
 import psutil
 import redis
 
-from orchestrator.cli import upgrade_database
+from orchestrator.migrate import upgrade_database
 from orchestrator.platform.embedded import EmbeddedServices, port_open
 
 ROOT = Path(__file__).resolve().parents[2]

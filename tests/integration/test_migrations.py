@@ -22,8 +22,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from orchestrator.cli import PROJECT_ROOT, upgrade_database
 from orchestrator.metadata import metadata
+from orchestrator.migrate import PROJECT_ROOT, upgrade_database
 from orchestrator.platform.db import asyncpg_url
 from orchestrator.platform.embedded import create_database, drop_database
 

@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime
 
 from orchestrator.catalogue.service import create_location, create_product
-from orchestrator.fulfillment.model import Method
 from orchestrator.inventory.service import StockUpdate, change_stock
+from orchestrator.order_record.states import Method
 from orchestrator.orders.commands import CustomerDetails, NewLine, PlaceOrder
 from orchestrator.orders.intake import place_order
 from orchestrator.platform.actors import Actor

@@ -6,17 +6,8 @@ import itertools
 
 import pytest
 
-from orchestrator.fulfillment.model import (
-    CLOSED_WITHOUT_FULFILLING,
-    FULFILLED_STATES,
-    OPEN_STATES,
-    TRANSITIONS,
-    Action,
-    Method,
-    Status,
-    allowed_actions,
-    next_state,
-)
+from orchestrator.fulfillment.model import TRANSITIONS, Action, allowed_actions, next_state
+from orchestrator.order_record.states import CLOSED_WITHOUT_FULFILLING, FULFILLED_STATES, OPEN_STATES, Method, Status
 from orchestrator.platform.errors import Conflict, IllegalTransition
 
 S, A, M = Status, Action, Method

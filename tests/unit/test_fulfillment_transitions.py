@@ -12,7 +12,6 @@ from orchestrator.fulfillment.model import (
     Fulfillment,
     Line,
     LineChange,
-    Method,
     MoveKind,
     Order,
     OrderLine,
@@ -20,7 +19,6 @@ from orchestrator.fulfillment.model import (
     Outcome,
     Shortage,
     ShortageTrigger,
-    Status,
     StockMove,
 )
 from orchestrator.fulfillment.order_transitions import arrive, cancel_order
@@ -42,6 +40,7 @@ from orchestrator.fulfillment.requests import (
     StartPicking,
 )
 from orchestrator.fulfillment.transitions import transition
+from orchestrator.order_record.states import Method, Status
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.errors import (
     Conflict,

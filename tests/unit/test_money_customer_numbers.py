@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.customers.model import normalise_email, normalise_phone
-from orchestrator.orders.numbers import (
+from orchestrator.order_record.numbers import (
     ALPHABET,
     PATTERN,
     new_order_number,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.fulfillment.model import Method, Status
-from orchestrator.orders.status import FulfillmentSummary, OrderStatus, derive_order_status
+from orchestrator.order_record.states import Method, Status
+from orchestrator.order_record.status import FulfillmentSummary, OrderStatus, derive_order_status
 
 S, M, OS = Status, Method, OrderStatus
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from orchestrator.customers.model import CustomerDetails
-from orchestrator.fulfillment.model import Method
+from orchestrator.order_record.states import Method
 from orchestrator.orders.commands import NewLine, PlaceOrder
 from orchestrator.orders.intake import place_order
 from orchestrator.platform.actors import Actor, Role

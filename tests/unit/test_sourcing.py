@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.fulfillment.model import Method
+from orchestrator.order_record.states import Method
 from orchestrator.platform.geo import Coordinates, distance_km
 from orchestrator.sourcing.engine import plan_sourcing
 from orchestrator.sourcing.model import (

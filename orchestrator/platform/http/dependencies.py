@@ -1,4 +1,5 @@
-"""What controllers receive by injection: the database, the clock, settings, the actor.
+"""What every controller may receive by injection: the database, the clock, settings, the actor
+(capabilities add their own, e.g. ``fulfillment/dependencies.py``).
 
 Handlers declare each one explicitly with the aliases below (``db: DB``, ``actor: ActorDep``, ...);
 the parameter's name picks the provider from ``DEPENDENCIES``.
@@ -12,7 +13,6 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
-from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database
@@ -32,10 +32,6 @@ def _settings(state: State) -> Settings:
     return state.settings
 
 
-def _lifecycle(state: State) -> LifecycleSettings:
-    return state.lifecycle
-
-
 def _actor(request: Request) -> Actor:
     return request.user
 
@@ -44,7 +40,6 @@ DEPENDENCIES = {
     "db": Provide(_db, sync_to_thread=False),
     "clock": Provide(_clock, sync_to_thread=False),
     "settings": Provide(_settings, sync_to_thread=False),
-    "lifecycle": Provide(_lifecycle, sync_to_thread=False),
     "actor": Provide(_actor, sync_to_thread=False),
 }
 
@@ -52,7 +47,6 @@ DEPENDENCIES = {
 DB: TypeAlias = NamedDependency[Database]
 ClockDep: TypeAlias = NamedDependency[Clock]
 SettingsDep: TypeAlias = NamedDependency[Settings]
-LifecycleDep: TypeAlias = NamedDependency[LifecycleSettings]
 ActorDep: TypeAlias = NamedDependency[Actor]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.orders.tables import OrderEvent
+from orchestrator.order_record.tables import OrderEvent
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.events import OrderEventDraft
 from orchestrator.platform.outbox import OutboxMessage

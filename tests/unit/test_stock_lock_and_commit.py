@@ -1,11 +1,9 @@
-"""Sourcing's engine and model, and the stock model, are pure: nothing from the database, HTTP
-or the framework, so the engine's tests need none of them. Stock rows are locked in one place
-only (``lock_stock``, canonical order). And ``committing`` commits a unit of work only when the
-use case it wraps returned."""
+"""Stock rows are locked in one place only (``lock_stock``, canonical order), and ``committing``
+commits a unit of work only when the use case it wraps returned. (That models import no database
+or framework is an import-linter contract in pyproject.toml, checked by test_shape.py.)"""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -13,29 +11,6 @@ import pytest
 from orchestrator.platform.db import committing
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE = [
-    "orchestrator/sourcing/model.py",
-    "orchestrator/sourcing/engine.py",
-    "orchestrator/sourcing/scoring.py",
-    "orchestrator/inventory/model.py",
-    "orchestrator/platform/geo.py",
-]
-FORBIDDEN = {"sqlalchemy", "sqlmodel", "asyncpg", "litestar", "redis", "arq"}
-
-
-def _imported_roots(path: Path) -> set[str]:
-    roots = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            roots |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            roots.add(node.module.split(".")[0])
-    return roots
-
-
-@pytest.mark.parametrize("module", PURE)
-def test_the_pure_modules_import_no_database_http_or_framework(module: str) -> None:
-    assert not _imported_roots(ROOT / module) & FORBIDDEN
 
 
 def test_only_lock_stock_writes_for_update_on_stock_rows() -> None:

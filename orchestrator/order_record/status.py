@@ -6,12 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from orchestrator.fulfillment.model import (
-    CLOSED_WITHOUT_FULFILLING,
-    FULFILLED_STATES,
-    Method,
-    Status,
-)
+from orchestrator.order_record.states import CLOSED_WITHOUT_FULFILLING, FULFILLED_STATES, Method, Status
 
 
 class OrderStatus(StrEnum):

@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.catalogue.tables import Location
 from orchestrator.customers.tables import Customer
-from orchestrator.orders.tables import FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine
-from orchestrator.orders.views import OrderView, order_view
+from orchestrator.order_record.tables import FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.errors import NotFound
 
@@ -47,9 +46,6 @@ class OrderAggregate:
         sites = {self.codes[f.location_id] for f in self.fulfillments}
         sites |= {self.codes[f.destination_location_id] for f in self.fulfillments if f.destination_location_id}
         return bool(sites & actor.locations)
-
-    def view(self) -> OrderView:
-        return order_view(self.order, self.customer, self.lines, self.fulfillments, self.fulfillment_lines, self.codes)
 
 
 async def load_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> list[OrderAggregate]:
