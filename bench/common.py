@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.cli import upgrade_database  # noqa: E402
+from orchestrator.migrate import upgrade_database  # noqa: E402
 from orchestrator.platform.embedded import create_database, free_port, local_servers, port_open  # noqa: E402
 
 

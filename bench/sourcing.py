@@ -20,20 +20,14 @@ import time
 
 import asyncpg
 from common import bench_servers, calibration_ms, percentile
-from orchestrator.sourcing.service import source
 
 from orchestrator.inventory.availability import AvailabilityQuery, availability
-from orchestrator.inventory.stock_sql import sourcing_candidates
 from orchestrator.order_record.states import Method
 from orchestrator.platform.db import Database
 from orchestrator.platform.geo import Coordinates
-from orchestrator.sourcing.engine import (
-    Candidate,
-    LineDemand,
-    SourcingProfile,
-    SourcingRequest,
-    plan_sourcing,
-)
+from orchestrator.sourcing.candidates import source, sourcing_candidates
+from orchestrator.sourcing.engine import plan_sourcing
+from orchestrator.sourcing.model import Candidate, LineDemand, SourcingProfile, SourcingRequest
 
 
 async def seed(url: str, stores: int, skus: int) -> None:

@@ -10,6 +10,7 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -25,7 +26,7 @@ from orchestrator.fulfillment.pickup import reminder_at
 from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.platform import metrics
 from orchestrator.platform.clock import SystemClock
-from orchestrator.platform.db import Database
+from orchestrator.platform.db import Database, committing
 from orchestrator.platform.events import EventType
 from orchestrator.platform.outbox_relay import PUBLISH_TIMEOUT_SECONDS, OutboxMessageOut, relay_outbox, trim_stream
 from orchestrator.settings import Settings
@@ -113,14 +114,24 @@ async def trim_events_stream(ctx: dict[str, Any]) -> int:
 
 
 async def expire_pickup(ctx: dict[str, Any], fulfillment_id: str) -> bool:
-    return await pickup_timers.expire_if_due(ctx["db"], uuid.UUID(fulfillment_id), ctx["clock"], ctx["lifecycle"])
+    expire = partial(
+        pickup_timers.expire_if_due,
+        fulfillment_id=uuid.UUID(fulfillment_id),
+        clock=ctx["clock"],
+        settings=ctx["lifecycle"],
+    )
+    return await ctx["db"].run(committing(expire))
 
 
 async def remind_pickup(ctx: dict[str, Any], fulfillment_id: str) -> bool:
-    ahead = timedelta(hours=ctx["settings"].pickup_reminder_hours)
-    return await pickup_timers.remind_if_due(
-        ctx["db"], uuid.UUID(fulfillment_id), ctx["clock"], ctx["lifecycle"], ahead
+    remind = partial(
+        pickup_timers.remind_if_due,
+        fulfillment_id=uuid.UUID(fulfillment_id),
+        clock=ctx["clock"],
+        settings=ctx["lifecycle"],
+        ahead=timedelta(hours=ctx["settings"].pickup_reminder_hours),
     )
+    return await ctx["db"].run(committing(remind))
 
 
 async def sweep_timers(ctx: dict[str, Any]) -> tuple[int, int]:

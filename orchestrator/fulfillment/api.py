@@ -32,7 +32,7 @@ from orchestrator.fulfillment.views import FulfillmentView
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.auth import ANY_KEY, CHANNELS, STAFF
 from orchestrator.platform.clock import Clock
-from orchestrator.platform.db import Database
+from orchestrator.platform.db import Database, committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, parse_if_match
 from orchestrator.platform.pagination import PageResponse
 from orchestrator.platform.problems import problems
@@ -114,7 +114,8 @@ class FulfillmentReadController(Controller):
     async def resend_code(
         self, fulfillment_id: FulfillmentId, actor: ActorDep, db: DB, clock: ClockDep, lifecycle: LifecycleDep
     ) -> PickupCodeOut:
-        return PickupCodeOut(code=await resend_pickup_code(db, fulfillment_id, actor, clock, lifecycle))
+        code = await db.run(committing(lambda uow: resend_pickup_code(uow, fulfillment_id, actor, clock, lifecycle)))
+        return PickupCodeOut(code=code)
 
 
 @dataclass(frozen=True)
@@ -129,14 +130,13 @@ class Transitions:
     async def __call__(
         self, fulfillment_id: uuid.UUID, request: TransitionRequest, if_match: str | None
     ) -> FulfillmentView:
-        return await transition(
-            self.db,
-            fulfillment_id,
-            request,
-            self.actor,
-            self.clock,
-            self.settings,
-            expected_version=parse_if_match(if_match),
+        expected = parse_if_match(if_match)
+        return await self.db.run(
+            committing(
+                lambda uow: transition(
+                    uow, fulfillment_id, request, self.actor, self.clock, self.settings, expected_version=expected
+                )
+            )
         )
 
 

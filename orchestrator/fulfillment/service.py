@@ -1,4 +1,5 @@
-"""The store fulfillment lifecycle: one runner for every transition, one transaction each.
+"""The store fulfillment lifecycle: one runner for every transition, in the entry point's
+transaction (``db.run(committing(...))``; the runner never commits).
 
 Every transition locks the order row and then its fulfillment rows (the order-first lock order),
 checks the caller's ``If-Match`` version, lets the model decide the outcome and persists it: the
@@ -27,12 +28,11 @@ from orchestrator.order_record.states import Method, Status
 from orchestrator.order_record.tables import FulfillmentOrder
 from orchestrator.platform.actors import Actor, Role
 from orchestrator.platform.clock import Clock
-from orchestrator.platform.db import Database, UnitOfWork
+from orchestrator.platform.db import KeepWritesAndRaise, UnitOfWork
 from orchestrator.platform.errors import IllegalTransition, NotFound, VersionMismatch
 from orchestrator.platform.events import EventType, OrderEventDraft
 from orchestrator.settings import Settings
 from orchestrator.sourcing.candidates import load_location
-from orchestrator.sourcing.reservation import StockMoved
 
 ADMIN_VIEW = Actor(kind="admin", id="lifecycle")
 
@@ -54,7 +54,7 @@ class LifecycleSettings:
 
 
 async def transition(
-    db: Database,
+    uow: UnitOfWork,
     fulfillment_id: uuid.UUID,
     request: TransitionRequest,
     actor: Actor,
@@ -64,27 +64,24 @@ async def transition(
     expected_version: int | None = None,
 ) -> FulfillmentView:
     """Run ``request`` on the fulfillment: lock, decide (``transitions.transition``), persist the
-    outcome, commit; an error the outcome carries is raised after the commit."""
-
-    async def attempt(uow: UnitOfWork) -> FulfillmentView:
-        session = uow.session
-        aggregate, fo = await _locked(session, fulfillment_id)
-        if not _may_act(actor, aggregate, fo, request.action):
-            raise NotFound(FULFILLMENT_NOT_FOUND)
-        if expected_version is not None and expected_version != fo.version:
-            raise VersionMismatch(expected_version, fo.version)
-        now = clock.now()
-        ledger = StockLedger(session, str(fo.order_id), now)
-        hold_days = {fo.id: await _hold_days(session, fo)} if isinstance(request, MarkReady) else None
-        order = await order_snapshot(aggregate, ledger, hold_days)
-        outcome = decide(order.fulfillment(fo.id), order, request, settings.context(actor, now))
-        await persist(session, aggregate, ledger, [outcome], actor, now)
-        await uow.commit()
-        if outcome.error_after_commit is not None:
-            raise outcome.error_after_commit
-        return fulfillment_view(fo, aggregate.fulfillment_lines.get(fo.id, []), aggregate.codes, aggregate.order.number)
-
-    return await db.run(attempt, also_retry=(StockMoved,))
+    outcome. An error the outcome carries (a wrong pickup code) is raised as ``KeepWritesAndRaise``:
+    the entry point's ``committing`` keeps what was written (the failed attempt counted), then
+    raises it. ``StockMoved`` (re-sourcing raced) makes ``Database.run`` try again."""
+    session = uow.session
+    aggregate, fo = await _locked(session, fulfillment_id)
+    if not _may_act(actor, aggregate, fo, request.action):
+        raise NotFound(FULFILLMENT_NOT_FOUND)
+    if expected_version is not None and expected_version != fo.version:
+        raise VersionMismatch(expected_version, fo.version)
+    now = clock.now()
+    ledger = StockLedger(session, str(fo.order_id), now)
+    hold_days = {fo.id: await _hold_days(session, fo)} if isinstance(request, MarkReady) else None
+    order = await order_snapshot(aggregate, ledger, hold_days)
+    outcome = decide(order.fulfillment(fo.id), order, request, settings.context(actor, now))
+    await persist(session, aggregate, ledger, [outcome], actor, now)
+    if outcome.error_after_commit is not None:
+        raise KeepWritesAndRaise(outcome.error_after_commit)
+    return fulfillment_view(fo, aggregate.fulfillment_lines.get(fo.id, []), aggregate.codes, aggregate.order.number)
 
 
 async def _hold_days(session: AsyncSession, fo: FulfillmentOrder) -> int:
@@ -94,30 +91,25 @@ async def _hold_days(session: AsyncSession, fo: FulfillmentOrder) -> int:
 
 
 async def resend_pickup_code(
-    db: Database, fulfillment_id: uuid.UUID, actor: Actor, clock: Clock, settings: LifecycleSettings
+    uow: UnitOfWork, fulfillment_id: uuid.UUID, actor: Actor, clock: Clock, settings: LifecycleSettings
 ) -> str:
     """The current code of a pickup that is ready, for the channel that placed the order (or an
     admin) to pass on again. The timeline records that it was re-sent; the code goes nowhere but
     the answer (it is derived, so nothing is stored)."""
-
-    async def attempt(uow: UnitOfWork) -> str:
-        session = uow.session
-        aggregate, fo = await _locked(session, fulfillment_id)
-        # Another channel's customer is outside this key's reach: the same 404 as no such pickup.
-        if not (actor.is_admin or (actor.kind == Role.CHANNEL and actor.channel == aggregate.order.channel)):
-            raise NotFound(FULFILLMENT_NOT_FOUND)
-        status, method = Status(fo.status), Method(fo.method)
-        if status is not Status.READY_FOR_PICKUP or fo.pickup_code_issue < 1:
-            raise IllegalTransition("resend the pickup code of", status.value, allowed_actions(status, method))
-        draft = OrderEventDraft(
-            EventType.FULFILLMENT_PICKUP_CODE_RESENT,
-            {"fulfillment_id": str(fo.id), "location": aggregate.codes[fo.location_id], "method": fo.method},
-        )
-        await record_order_change(session, aggregate, [draft], actor, clock.now())
-        await uow.commit()
-        return pickup_code(settings.secret, fo.id, fo.pickup_code_issue)
-
-    return await db.run(attempt)
+    session = uow.session
+    aggregate, fo = await _locked(session, fulfillment_id)
+    # Another channel's customer is outside this key's reach: the same 404 as no such pickup.
+    if not (actor.is_admin or (actor.kind == Role.CHANNEL and actor.channel == aggregate.order.channel)):
+        raise NotFound(FULFILLMENT_NOT_FOUND)
+    status, method = Status(fo.status), Method(fo.method)
+    if status is not Status.READY_FOR_PICKUP or fo.pickup_code_issue < 1:
+        raise IllegalTransition("resend the pickup code of", status.value, allowed_actions(status, method))
+    draft = OrderEventDraft(
+        EventType.FULFILLMENT_PICKUP_CODE_RESENT,
+        {"fulfillment_id": str(fo.id), "location": aggregate.codes[fo.location_id], "method": fo.method},
+    )
+    await record_order_change(session, aggregate, [draft], actor, clock.now())
+    return pickup_code(settings.secret, fo.id, fo.pickup_code_issue)
 
 
 async def _locked(session: AsyncSession, fulfillment_id: uuid.UUID) -> tuple[OrderAggregate, FulfillmentOrder]:

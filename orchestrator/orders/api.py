@@ -25,6 +25,7 @@ from orchestrator.orders.views import OrderEventView, OrderView, view_of
 from orchestrator.platform import metrics
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.auth import ANY_KEY, CHANNELS
+from orchestrator.platform.db import committing
 from orchestrator.platform.errors import InsufficientStock, InvalidRequest
 from orchestrator.platform.geo import Coordinates
 from orchestrator.platform.http.dependencies import (
@@ -128,14 +129,14 @@ class OrderController(Controller):
         body: Any = msgspec.to_builtins(data)
         fingerprint = request_fingerprint("POST", "/v1/orders", body)
         claim = IdempotencyClaim(idempotency_scope(actor), idempotency_key, fingerprint)
+        cmd = to_command(data, channel)
         try:
-            placed = await orders.place_order(
-                db,
-                to_command(data, channel),
-                actor,
-                clock,
-                claim=claim,
-                phone_region=settings.default_phone_region,
+            placed = await db.run(
+                committing(
+                    lambda uow: orders.place_order(
+                        uow, cmd, actor, clock, claim=claim, phone_region=settings.default_phone_region
+                    )
+                )
             )
         except InsufficientStock:
             metrics.RESERVATIONS_FAILED.labels(channel=channel).inc()
@@ -237,14 +238,13 @@ class OrderController(Controller):
         data: JSONBody[CancelOrder | None] = None,
     ) -> Response[OrderView]:
         reason = data.reason if data else "cancelled on request"
-        aggregate = await order_changes.cancel_order(
-            db,
-            order_id,
-            actor,
-            clock,
-            lifecycle,
-            reason=reason,
-            expected_version=parse_if_match(if_match),
+        expected = parse_if_match(if_match)
+        aggregate = await db.run(
+            committing(
+                lambda uow: order_changes.cancel_order(
+                    uow, order_id, actor, clock, lifecycle, reason=reason, expected_version=expected
+                )
+            )
         )
         return order_response(view_of(aggregate))
 
@@ -259,4 +259,8 @@ class OrderController(Controller):
     async def arrival(
         self, order_id: FromPath[uuid.UUID], data: JSONBody[ArrivalIn], actor: ActorDep, db: DB, clock: ClockDep
     ) -> list[FulfillmentView]:
-        return await order_changes.record_arrival(db, order_id, actor, clock, data.parking_spot, data.vehicle)
+        return await db.run(
+            committing(
+                lambda uow: order_changes.record_arrival(uow, order_id, actor, clock, data.parking_spot, data.vehicle)
+            )
+        )

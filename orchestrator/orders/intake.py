@@ -34,14 +34,13 @@ from orchestrator.platform.actors import Actor
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import (
     DATABASE_ERRORS,
-    Database,
+    RetryOnFreshRead,
     UnitOfWork,
     constraint_name,
     fetch,
     is_unique_violation,
 )
 from orchestrator.platform.errors import (
-    InsufficientStock,
     InvalidRequest,
     LocationLacksCapability,
     UnknownLocation,
@@ -66,7 +65,7 @@ from orchestrator.sourcing.model import (
     SourcingRequest,
     profile_from_row,
 )
-from orchestrator.sourcing.reservation import StockMoved, materialise, reserve_check
+from orchestrator.sourcing.reservation import materialise, reserve_check
 
 # Unique constraints two concurrent placements can both pass the checks for; the loser retries
 # and then finds the winner's order (or, for a phone intake fills in, the winner's customer).
@@ -75,8 +74,9 @@ RACED_CONSTRAINTS = frozenset(
 )
 
 
-class DuplicateOrder(Exception):
-    """Another request inserted the same channel order (or drew the same number) first."""
+class DuplicateOrder(RetryOnFreshRead):
+    """Another request inserted the same channel order (or drew the same number) first: the next
+    attempt finds it."""
 
 
 class _Answered(msgspec.Struct):
@@ -87,7 +87,7 @@ class _Answered(msgspec.Struct):
 
 
 async def place_order(
-    db: Database,
+    uow: UnitOfWork,
     cmd: PlaceOrder,
     actor: Actor,
     clock: Clock,
@@ -96,7 +96,11 @@ async def place_order(
     phone_region: str = "US",
 ) -> Placed:
     """Create the order, or answer with the existing one for the same channel reference, or
-    replay the stored answer for the same idempotency key."""
+    replay the stored answer for the same idempotency key.
+
+    The entry point runs it through ``db.run(committing(...))``, which retries it when the stock
+    moved (``StockMoved``) or another request took the same reference (``DuplicateOrder``); the
+    entry point answers stock still moving once the attempts are spent as ``InsufficientStock``."""
     subtotal = check_subtotal((line.quantity, line.unit_price) for line in cmd.lines)
     customer = identify(cmd.customer, phone_region)
     currency = check_currency(cmd.currency)
@@ -107,19 +111,12 @@ async def place_order(
     if cmd.method.is_pickup and not cmd.location:
         raise InvalidRequest(f"{cmd.method.value} needs a location", field="fulfillment.location")
     checked = _Checked(cmd, customer, currency, subtotal)
-
-    async def attempt(uow: UnitOfWork) -> Placed:
-        try:
-            return await _place(uow, checked, actor, clock, claim)
-        except DATABASE_ERRORS as exc:
-            if is_unique_violation(exc) and constraint_name(exc) in RACED_CONSTRAINTS:
-                raise DuplicateOrder() from exc
-            raise
-
     try:
-        return await db.run(attempt, also_retry=(StockMoved, DuplicateOrder))
-    except StockMoved as exc:
-        raise InsufficientStock(exc.shortfalls) from None
+        return await _place(uow, checked, actor, clock, claim)
+    except DATABASE_ERRORS as exc:
+        if is_unique_violation(exc) and constraint_name(exc) in RACED_CONSTRAINTS:
+            raise DuplicateOrder() from exc
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +174,6 @@ async def _place(
         body = msgspec.json.encode(view)
         if claim is not None:
             await idempotency.complete(session, claim, 200, body, now)
-        await uow.commit()
         return Placed(view.id, view.version, body, created=False)
 
     context = IntakeContext(
@@ -186,9 +182,7 @@ async def _place(
         profile=profile_from_row(_as_json(profile_json)),
         customer=CustomerRecord(*who) if who else None,
     )
-    placed = await _create(session, checked, context, actor, now, claim)
-    await uow.commit()
-    return placed
+    return await _create(session, checked, context, actor, now, claim)
 
 
 async def _create(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import asyncpg
 import msgspec
@@ -133,14 +133,50 @@ class UnitOfWork:
         await self.session.commit()
 
 
+class RetryOnFreshRead(Exception):
+    """Another transaction changed what this attempt read (took the stock it planned on, took the
+    unique key it was about to insert): ``Database.run`` runs the use case again on fresh numbers,
+    as it does after a deadlock (same attempts, same backoff). Subclass it for each such race."""
+
+    def when_exhausted(self) -> Exception:
+        """What the caller is told when the race went on past the last attempt."""
+        return self
+
+
+def _raise_exhausted(exc: Exception) -> NoReturn:
+    error = exc.when_exhausted() if isinstance(exc, RetryOnFreshRead) else exc
+    if error is exc:
+        raise exc
+    raise error from exc
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    return isinstance(exc, RetryOnFreshRead) or is_retryable(exc)
+
+
+class KeepWritesAndRaise(Exception):
+    """A use case refuses, but what it wrote must stand (a wrong pickup code counts the failed
+    attempt): ``committing`` commits the attempt, then raises ``error``. Without ``committing``
+    nothing is kept: it leaves the unit of work like any error, which rolls back."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 def committing(use_case: Callable[[UnitOfWork], Awaitable[T]]) -> Callable[[UnitOfWork], Awaitable[T]]:
     """``use_case``, then commit: for an entry point whose transaction is that one use case.
 
     Use cases never commit; the entry point that opens the unit of work (through ``Database.run``)
-    does, so two use cases can share one transaction and every write is retried on deadlock."""
+    does, so two use cases can share one transaction and every write is retried on deadlock. A use
+    case that raises ``KeepWritesAndRaise`` is committed, then its error is raised."""
 
     async def attempt(uow: UnitOfWork) -> T:
-        result = await use_case(uow)
+        try:
+            result = await use_case(uow)
+        except KeepWritesAndRaise as refusal:
+            await uow.commit()
+            raise refusal.error from None
         await uow.commit()
         return result
 
@@ -189,18 +225,9 @@ class Database:
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessionmaker)
 
-    async def run(
-        self,
-        use_case: Callable[[UnitOfWork], Awaitable[T]],
-        *,
-        also_retry: tuple[type[BaseException], ...] = (),
-        attempts: int = 6,
-    ) -> T:
+    async def run(self, use_case: Callable[[UnitOfWork], Awaitable[T]], *, attempts: int = 6) -> T:
         """Run ``use_case`` in a fresh unit of work; run it again on deadlock or serialization
-        failure, or on ``also_retry`` (a race the use case detected itself)."""
-
-        def worth_retrying(exc: BaseException) -> bool:
-            return isinstance(exc, also_retry) or is_retryable(exc)
+        failure, or on ``RetryOnFreshRead`` (a race the use case detected itself)."""
 
         # The first attempt runs bare: almost every call succeeds at once, and the retry
         # machinery costs a measurable share of a request on the hot path.
@@ -208,17 +235,20 @@ class Database:
             async with self.unit_of_work() as uow:
                 return await use_case(uow)
         except Exception as exc:
-            if not worth_retrying(exc) or attempts < 2:
-                raise
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(worth_retrying),
-            stop=stop_after_attempt(attempts - 1),
-            wait=wait_random_exponential(multiplier=0.002, max=0.05),
-            reraise=True,
-        ):
-            with attempt:
-                async with self.unit_of_work() as uow:
-                    return await use_case(uow)
+            if not _worth_retrying(exc) or attempts < 2:
+                _raise_exhausted(exc)
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_worth_retrying),
+                stop=stop_after_attempt(attempts - 1),
+                wait=wait_random_exponential(multiplier=0.002, max=0.05),
+                reraise=True,
+            ):
+                with attempt:
+                    async with self.unit_of_work() as uow:
+                        return await use_case(uow)
+        except Exception as exc:
+            _raise_exhausted(exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def dispose(self) -> None:

@@ -56,10 +56,9 @@ class SourcingProfileController(Controller):
         clock: ClockDep,
     ) -> ProfileView:
         fields, now = msgspec.structs.asdict(data), clock.now()
+        # A concurrent change that drew the same version (``ProfileVersionTaken``) is retried.
         return await db.run(
-            committing(lambda uow: sourcing_admin.put_profile(uow, channel, fields, actor, now)),
-            also_retry=(sourcing_admin.ProfileVersionTaken,),
-            attempts=3,
+            committing(lambda uow: sourcing_admin.put_profile(uow, channel, fields, actor, now)), attempts=3
         )
 
 

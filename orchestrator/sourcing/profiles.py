@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.catalogue.tables import Product
 from orchestrator.platform.actors import Actor
-from orchestrator.platform.db import UnitOfWork
+from orchestrator.platform.db import RetryOnFreshRead, UnitOfWork
 from orchestrator.platform.errors import InvalidRequest, UnknownLocation, UnknownSku
 from orchestrator.sourcing.candidates import load_location, source
 from orchestrator.sourcing.decisions import allocation_dicts, candidate_dicts
@@ -21,7 +21,7 @@ from orchestrator.sourcing.model import SourcingProfile, SourcingRequest, profil
 from orchestrator.sourcing.tables import SourcingProfileVersion
 
 
-class ProfileVersionTaken(Exception):
+class ProfileVersionTaken(RetryOnFreshRead):
     """A concurrent change drew the same version number first: run the change again."""
 
 

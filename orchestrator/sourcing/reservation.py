@@ -2,7 +2,7 @@
 locked (through ``lock_stock``, in canonical order) and re-checked, the units reserved.
 
 ``StockMoved`` says another transaction took the units between planning and locking; the entry
-point retries the use case on fresh numbers."""
+point's ``Database.run`` retries the use case on fresh numbers."""
 
 from __future__ import annotations
 
@@ -20,16 +20,22 @@ from orchestrator.inventory.model import MovementKind, StockKey, find_shortfalls
 from orchestrator.inventory.stock_sql import StockChange, apply_stock_changes, lock_stock
 from orchestrator.order_record.states import Method, Status
 from orchestrator.order_record.tables import FulfillmentOrder, FulfillmentOrderLine, Reservation
-from orchestrator.platform.errors import Shortfall
+from orchestrator.platform.db import RetryOnFreshRead
+from orchestrator.platform.errors import InsufficientStock, Shortfall
 from orchestrator.sourcing.candidates import Sourced
 
 
-class StockMoved(Exception):
-    """Between planning and locking, another transaction took the units. Retry the use case."""
+class StockMoved(RetryOnFreshRead):
+    """Between planning and locking, another transaction took the units: ``Database.run`` runs the
+    use case again. ``shortfalls``: what the last attempt found missing."""
 
     def __init__(self, shortfalls: list[Shortfall]) -> None:
         super().__init__("stock changed while sourcing")
         self.shortfalls = shortfalls
+
+    def when_exhausted(self) -> Exception:
+        # The stock moved under every attempt: short by what the last attempt found.
+        return InsufficientStock(self.shortfalls)
 
 
 @dataclass

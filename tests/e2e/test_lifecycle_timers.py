@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from orchestrator.fulfillment import timers as pickup_timers
 from orchestrator.fulfillment.service import LifecycleSettings
+from orchestrator.platform.db import committing
 from tests.e2e.support import act, events, get_order, on_hand_reserved, pickup_code, to_ready
 
 HOLD_DAYS = 2
@@ -33,6 +34,18 @@ async def outbox_count(db, type_, order_id):
                 text("SELECT count(*) FROM outbox WHERE type = :t AND order_id = :o"), {"t": type_, "o": order_id}
             )
         ).scalar_one()
+
+
+async def expire_if_due(db, fulfillment_id, clock, lifecycle) -> bool:
+    """The deferred expiry job: the use case in a transaction of its own, as the worker runs it."""
+    return await db.run(committing(lambda uow: pickup_timers.expire_if_due(uow, fulfillment_id, clock, lifecycle)))
+
+
+async def remind_if_due(db, fulfillment_id, clock, lifecycle, ahead) -> bool:
+    """The deferred reminder job, as the worker runs it."""
+    return await db.run(
+        committing(lambda uow: pickup_timers.remind_if_due(uow, fulfillment_id, clock, lifecycle, ahead))
+    )
 
 
 @pytest.fixture
@@ -97,7 +110,7 @@ async def test_uncollected_pickup_expires_at_the_deadline_and_goes_back_on_the_s
     # Idempotent: later sweeps and a late deferred job change nothing.
     clock.advance(timedelta(days=1))
     assert await pickup_timers.sweep(db, clock, lifecycle, ahead) == (0, 0)
-    assert await pickup_timers.expire_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle) is False
+    assert await expire_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle) is False
     assert len(await events(shop, order["id"])) == len(timeline)
     assert await on_hand_reserved(shop, "S1", "A") == (5, 0)
 
@@ -106,7 +119,7 @@ async def test_expired_pickup_can_no_longer_be_handed_over(shop, db, clock, life
     _, ready, staff = await ready_order(shop)
     code = await pickup_code(db, ready["id"])
     clock.advance(timedelta(days=HOLD_DAYS))
-    assert await pickup_timers.expire_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle) is True
+    assert await expire_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle) is True
     problem = await act(shop, staff, ready["id"], "handover", {"code": code}, expect=409)
     assert problem["state"] == "expired"
 
@@ -115,7 +128,7 @@ async def test_expire_if_due_does_nothing_before_the_deadline(shop, db, clock, l
     order, ready, _ = await ready_order(shop)
     clock.advance(timedelta(days=HOLD_DAYS) - timedelta(minutes=1))
     before = len(await events(shop, order["id"]))
-    assert await pickup_timers.expire_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle) is False
+    assert await expire_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle) is False
     assert (await get_fo(shop, ready["id"]))["status"] == "ready_for_pickup"
     assert len(await events(shop, order["id"])) == before
     assert await on_hand_reserved(shop, "S1", "A") == (3, 0)
@@ -128,13 +141,13 @@ async def test_reminder_is_sent_once_the_configured_time_before_the_deadline(sho
 
     clock.advance(deadline - ahead - clock.now() - timedelta(minutes=1))
     assert await pickup_timers.sweep(db, clock, lifecycle, ahead) == (0, 0)
-    assert await pickup_timers.remind_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle, ahead) is False
+    assert await remind_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle, ahead) is False
 
     clock.advance(timedelta(minutes=1))
     assert await pickup_timers.sweep(db, clock, lifecycle, ahead) == (0, 1)
     # Once only: the sweep, a deferred job and later moments do not repeat it.
     assert await pickup_timers.sweep(db, clock, lifecycle, ahead) == (0, 0)
-    assert await pickup_timers.remind_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle, ahead) is False
+    assert await remind_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle, ahead) is False
     clock.advance(ahead / 2)
     assert await pickup_timers.sweep(db, clock, lifecycle, ahead) == (0, 0)
 
@@ -153,7 +166,7 @@ async def test_collected_pickup_is_neither_reminded_nor_expired(shop, db, clock,
     await act(shop, staff, ready["id"], "handover", {"code": await pickup_code(db, ready["id"])})
     clock.advance(timedelta(days=HOLD_DAYS + 1))
     assert await pickup_timers.sweep(db, clock, lifecycle, ahead) == (0, 0)
-    assert await pickup_timers.expire_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle) is False
+    assert await expire_if_due(db, uuid.UUID(ready["id"]), clock, lifecycle) is False
     assert (await get_fo(shop, ready["id"]))["status"] == "picked_up"
     assert (await get_order(shop, order["id"]))["status"] == "completed"
     assert await on_hand_reserved(shop, "S1", "A") == (3, 0)

@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 
 from orchestrator.cli import app
 from orchestrator.fulfillment.requests import Accept, MarkReady, Pick, StartPicking
-from orchestrator.fulfillment.service import LifecycleSettings, transition
+from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.platform.embedded import create_database, drop_database
 from tests.e2e.support import pickup_code
 from tests.integration.test_dev_stack import DevStack, dev_environment, running_dev_stack
-from tests.integration.world import ADMIN, add_location, add_product, place, set_stock
+from tests.integration.world import act, add_location, add_product, place, set_stock
 
 ROOT = Path(__file__).resolve().parents[2]
 TOUR = ROOT / "scripts" / "tour"
@@ -144,7 +144,7 @@ async def test_events_never_shows_the_pickup_code_of_a_ready_event_still_waiting
     fo = order["fulfillment_orders"][0]
     fo_id, line_id = uuid.UUID(fo["id"]), uuid.UUID(fo["lines"][0]["id"])
     for request in (Accept(), StartPicking(), Pick({line_id: 1}), MarkReady()):
-        await transition(db, fo_id, request, ADMIN, clock, lifecycle)
+        await act(db, clock, fo_id, request, lifecycle)
     code = await pickup_code(db, fo_id)
     assert code and code.isdigit(), "the waiting message carries the code for the notification"
 

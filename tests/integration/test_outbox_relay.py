@@ -19,14 +19,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from orchestrator.fulfillment.requests import Accept, MarkReady, Pick, StartPicking
-from orchestrator.fulfillment.service import LifecycleSettings, transition
+from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.platform.clock import ManualClock
 from orchestrator.platform.errors import InsufficientStock
 from orchestrator.platform.outbox_relay import claim_batch, publish, relay_outbox
 from orchestrator.settings import Settings
 from orchestrator.worker import drain_outbox, expire_pickup, remind_pickup
 from tests.integration.invariants import all_violations
-from tests.integration.world import ADMIN, add_location, add_product, place, set_stock
+from tests.integration.world import act, add_location, add_product, place, set_stock
 
 LIFECYCLE = LifecycleSettings(secret="integration-secret")
 
@@ -174,10 +174,10 @@ async def _ready_for_pickup(db, clock) -> tuple[dict, dict]:
     fo = order["fulfillment_orders"][0]
     fo_id = uuid.UUID(fo["id"])
     line_id = uuid.UUID(fo["lines"][0]["id"])
-    await transition(db, fo_id, Accept(), ADMIN, clock, LIFECYCLE)
-    await transition(db, fo_id, StartPicking(), ADMIN, clock, LIFECYCLE)
-    await transition(db, fo_id, Pick({line_id: 2}), ADMIN, clock, LIFECYCLE)
-    ready = await transition(db, fo_id, MarkReady(), ADMIN, clock, LIFECYCLE)
+    await act(db, clock, fo_id, Accept(), LIFECYCLE)
+    await act(db, clock, fo_id, StartPicking(), LIFECYCLE)
+    await act(db, clock, fo_id, Pick({line_id: 2}), LIFECYCLE)
+    ready = await act(db, clock, fo_id, MarkReady(), LIFECYCLE)
     return order, {"id": str(fo_id), "pickup_deadline": ready.pickup_deadline}
 
 

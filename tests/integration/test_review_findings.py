@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from orchestrator.orders.commands import CustomerDetails
 from orchestrator.orders.intake import place_order
+from orchestrator.platform.db import committing
 from tests.integration.invariants import all_violations
 from tests.integration.lock_waits import backend_pid, queued_behind
 from tests.integration.world import NOW, WEB, add_location, add_product, order_command, set_stock
@@ -42,7 +43,7 @@ async def test_a_phone_claimed_by_a_racing_first_order_does_not_fail_intake_with
             order_command([("A", 1)]), customer=CustomerDetails(email="ann@example.com", phone=phone, name="Ann")
         )
         # Wait until the placement queues behind the other transaction's row on the phone index.
-        placing = asyncio.create_task(place_order(db, cmd, WEB, clock, claim=None))
+        placing = asyncio.create_task(db.run(committing(lambda uow: place_order(uow, cmd, WEB, clock, claim=None))))
         await queued_behind(db, await backend_pid(other.session), placing)
         await other.commit()
     placement = await placing
@@ -94,7 +95,12 @@ async def test_a_rejection_that_resources_elsewhere_locks_stock_rows_in_one_cano
 
     monkeypatch.setattr(sourcing_module, "lock_stock", recording)
     monkeypatch.setattr(stock_moves_module, "lock_stock", recording)
-    await transition(db, uuid.UUID(fo["id"]), Reject("closed"), ADMIN, clock, LifecycleSettings(secret="s"))
+    reject = Reject("closed")
+    await db.run(
+        committing(
+            lambda uow: transition(uow, uuid.UUID(fo["id"]), reject, ADMIN, clock, LifecycleSettings(secret="s"))
+        )
+    )
     async with db.unit_of_work() as uow:
         moved = await uow.session.scalar(
             text("SELECT count(*) FROM fulfillment_orders WHERE location_id = :l AND status = 'pending'"), {"l": s2}

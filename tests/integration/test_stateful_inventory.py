@@ -155,7 +155,13 @@ class InventoryMachine(RuleBasedStateMachine):
         order_id = data.draw(st.sampled_from(sorted(self.orders) + sorted(self.cancelled)))
         before = self.run(_levels(self.db))
         try:
-            self.run(cancel_order(self.db, order_id, WEB, self.clock, LIFECYCLE, reason="customer asked"))
+            self.run(
+                self.db.run(
+                    committing(
+                        lambda uow: cancel_order(uow, order_id, WEB, self.clock, LIFECYCLE, reason="customer asked")
+                    )
+                )
+            )
         except OrderNotCancellable:
             event("cancel refused: already cancelled")
             assert order_id in self.cancelled, "an open order could not be cancelled"

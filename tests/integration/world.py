@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
 from datetime import UTC, datetime
 
 from orchestrator.catalogue.service import create_location, create_product
+from orchestrator.fulfillment.requests import TransitionRequest
+from orchestrator.fulfillment.service import LifecycleSettings, transition
+from orchestrator.fulfillment.views import FulfillmentView
 from orchestrator.inventory.service import StockUpdate, change_stock
 from orchestrator.order_record.states import Method
 from orchestrator.orders.commands import CustomerDetails, NewLine, PlaceOrder
@@ -93,6 +97,20 @@ def order_command(
 
 
 async def place(db: Database, clock: Clock, lines: list[tuple[str, int]], **kw) -> dict:
-    """Place an order through the use case; the order as a channel would read it."""
-    placement = await place_order(db, order_command(lines, **kw), WEB, clock, claim=None)
+    """Place an order through the use case, in a transaction of its own as an entry point runs it;
+    the order as a channel would read it."""
+    cmd = order_command(lines, **kw)
+    placement = await db.run(committing(lambda uow: place_order(uow, cmd, WEB, clock, claim=None)))
     return json.loads(placement.body)
+
+
+async def act(
+    db: Database,
+    clock: Clock,
+    fulfillment_id: uuid.UUID,
+    request: TransitionRequest,
+    settings: LifecycleSettings,
+    actor: Actor = ADMIN,
+) -> FulfillmentView:
+    """Run a fulfillment transition in a transaction of its own, as the HTTP handler does."""
+    return await db.run(committing(lambda uow: transition(uow, fulfillment_id, request, actor, clock, settings)))

@@ -18,9 +18,10 @@ CONNECTOR = Actor(kind=Role.CHANNEL, id="connector", channel="marketplace")
 
 
 class NoDatabase:
-    """A command that fails its checks must not reach the database."""
+    """A command that fails its checks must not reach the database (the unit of work's session)."""
 
-    async def run(self, *args, **kwargs):  # pragma: no cover - reaching it is the failure
+    @property
+    def session(self):  # pragma: no cover - reaching it is the failure
         raise AssertionError("the database was reached")
 
 

@@ -27,3 +27,17 @@ def test_the_import_contracts_hold():
     lint = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_the_benchmarks_still_import_what_they_measure():
+    """bench/ is outside the suite's imports; a moved module would break it unseen until the
+    next measurement."""
+    for script in ("intake", "sourcing"):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / f"{script}.py"), "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, f"bench/{script}.py: {result.stderr[-2000:]}"
