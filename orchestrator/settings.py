@@ -57,6 +57,21 @@ class Settings(BaseSettings):
     pickup_max_failed_attempts: int = 5
     pickup_lockout_minutes: int = 15
     key_cache_seconds: float = 10.0
+    # Payments (issue 9). Without a Stripe key the service runs and refuses Stripe payments.
+    stripe_api_key: SecretStr | None = Field(default=None, description="Stripe secret key (sk_...)")
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None, description="signing secret of the Stripe webhook endpoint (whsec_...)"
+    )
+    stripe_api_base: str = Field(
+        default="https://api.stripe.com", description="Stripe's API address; tests point it at a loopback server"
+    )
+    payment_action_timeout_minutes: int = Field(
+        default=30, gt=0, description="a payment awaiting 3-D Secure holds its reservation this long"
+    )
+    payment_required_channels: list[str] = Field(
+        default_factory=list,
+        description='channels whose orders must carry a payment, as JSON: ["web", "pos:STORE-1"]',
+    )
 
     # A plain property, never cached: a cached value would be copied by ``model_copy`` and keep
     # answering for the token before the copy (``orchestrator dev`` sets it that way).

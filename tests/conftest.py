@@ -24,6 +24,8 @@ from orchestrator.platform.db import Database
 from orchestrator.platform.embedded import create_database, drop_database, local_servers
 
 ROOT = Path(__file__).resolve().parent.parent
+# The Stripe-shaped server and a gateway pointed at it (fixtures: stripe_server, stripe_api, stripe_test_gateway).
+pytest_plugins = ["tests.stripe_server.fixtures"]
 TABLES = [
     "inventory_movements",
     "reservations",

@@ -17,6 +17,11 @@ class Order(SQLModel, table=True):
         UniqueConstraint("channel", "channel_order_ref", name="uq_orders_channel_ref"),
         Index("ix_orders_customer_created", "customer_id", "created_at"),
         Index("ix_orders_created", "created_at", "id"),
+        CheckConstraint(
+            "shipping_total >= 0 AND tax_total >= 0 AND discount_total >= 0 "
+            "AND discount_total <= subtotal + shipping_total + tax_total",
+            name="totals_within_order",
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -26,6 +31,11 @@ class Order(SQLModel, table=True):
     customer_id: uuid.UUID = Field(foreign_key="customers.id")
     currency: str = Field(max_length=3)
     subtotal: int = Field(sa_type=BigInteger)
+    # What is added to the goods and taken off them (minor units); the total is derived from them
+    # (``OrderTotals.total``), so it cannot disagree. Orders from before they existed hold 0.
+    shipping_total: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
+    tax_total: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
+    discount_total: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
     status: str = Field(max_length=30, index=True)
     attention_reason: str | None = None
     fulfillment_method: str = Field(max_length=20)

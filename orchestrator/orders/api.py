@@ -51,6 +51,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 IfMatch = Annotated[str | None, if_match_header("ETag (version) the change is based on")]
+_TOTALS = frozenset({"shipping_total", "tax_total", "discount_total"})
 
 
 class OrderPage(PageResponse, kw_only=True):
@@ -78,6 +79,9 @@ def to_command(data: CreateOrder, channel: str) -> PlaceOrder:
         location=f.location,
         address=address,
         destination=destination,
+        shipping_total=data.shipping_total,
+        tax_total=data.tax_total,
+        discount_total=data.discount_total,
     )
 
 
@@ -127,6 +131,9 @@ class OrderController(Controller):
     ) -> Response[OrderView]:
         channel = channel_for(actor, data.channel)
         body: Any = msgspec.to_builtins(data)
+        # Totals left at 0 are left out, so a body without them fingerprints as it did before they
+        # existed (a retry across the upgrade is the same request), and an explicit 0 as an omitted one.
+        body = {k: v for k, v in body.items() if not (k in _TOTALS and v == 0)}
         fingerprint = request_fingerprint("POST", "/v1/orders", body)
         claim = IdempotencyClaim(idempotency_scope(actor), idempotency_key, fingerprint)
         cmd = to_command(data, channel)

@@ -30,6 +30,10 @@ class PlaceOrder:
     location: str | None = None
     address: dict[str, Any] | None = None
     destination: Coordinates | None = None
+    # Minor units of ``currency``, added to the goods (shipping, tax) or taken off them (discount).
+    shipping_total: int = 0
+    tax_total: int = 0
+    discount_total: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ from orchestrator.platform.errors import (
 )
 from orchestrator.platform.events import EventType, OrderEventDraft
 from orchestrator.platform.idempotency import IdempotencyClaim
-from orchestrator.platform.money import check_currency, check_subtotal
+from orchestrator.platform.money import OrderTotals, check_currency, check_subtotal, check_totals
 from orchestrator.sourcing.candidates import (
     LocationRecord,
     Sourced,
@@ -102,6 +102,7 @@ async def place_order(
     moved (``StockMoved``) or another request took the same reference (``DuplicateOrder``); the
     entry point answers stock still moving once the attempts are spent as ``InsufficientStock``."""
     subtotal = check_subtotal((line.quantity, line.unit_price) for line in cmd.lines)
+    totals = check_totals(subtotal, cmd.shipping_total, cmd.tax_total, cmd.discount_total)
     customer = identify(cmd.customer, phone_region)
     currency = check_currency(cmd.currency)
     if not cmd.lines:
@@ -110,7 +111,7 @@ async def place_order(
         raise InvalidRequest("a shipment needs an address", field="fulfillment.address")
     if cmd.method.is_pickup and not cmd.location:
         raise InvalidRequest(f"{cmd.method.value} needs a location", field="fulfillment.location")
-    checked = _Checked(cmd, customer, currency, subtotal)
+    checked = _Checked(cmd, customer, currency, totals)
     try:
         return await _place(uow, checked, actor, clock, claim)
     except DATABASE_ERRORS as exc:
@@ -122,12 +123,12 @@ async def place_order(
 @dataclass(frozen=True, slots=True)
 class _Checked:
     """The command once validated: the customer's identity normalised, the currency and the
-    subtotal checked."""
+    totals checked."""
 
     cmd: PlaceOrder
     customer: CustomerDetails
     currency: str
-    subtotal: int
+    totals: OrderTotals
 
 
 @dataclass
@@ -243,7 +244,7 @@ async def _create(
                 "number": number,
                 "channel": cmd.channel,
                 "channel_order_ref": cmd.channel_order_ref,
-                "subtotal": checked.subtotal,
+                **checked.totals.fields(),
                 "currency": checked.currency,
                 "method": cmd.method.value,
                 "lines": [{"sku": ln.sku, "quantity": ln.quantity} for ln in cmd.lines],
@@ -266,7 +267,10 @@ async def _create(
         channel_order_ref=cmd.channel_order_ref,
         customer_id=who.id,
         currency=checked.currency,
-        subtotal=checked.subtotal,
+        subtotal=checked.totals.subtotal,
+        shipping_total=checked.totals.shipping_total,
+        tax_total=checked.totals.tax_total,
+        discount_total=checked.totals.discount_total,
         status=OrderStatus.RECEIVED.value,
         attention_reason=None,
         fulfillment_method=cmd.method.value,

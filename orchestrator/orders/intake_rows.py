@@ -31,6 +31,9 @@ class OrderRow(msgspec.Struct, kw_only=True):
     customer_id: uuid.UUID
     currency: str
     subtotal: int
+    shipping_total: int
+    tax_total: int
+    discount_total: int
     status: str
     attention_reason: str | None
     fulfillment_method: str

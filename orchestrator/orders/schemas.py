@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from orchestrator.platform.schemas import AddressIn, Code, LineIn, Reason, RequestBody, Text200
+from orchestrator.platform.schemas import AddressIn, Code, LineIn, Minor, Reason, RequestBody, Text200
 
 
 class CustomerIn(RequestBody, kw_only=True):
@@ -29,6 +29,11 @@ class CreateOrder(RequestBody, kw_only=True):
     currency: Annotated[str, Meta(pattern=r"^[A-Za-z]{3}$", description="ISO 4217")]
     fulfillment: FulfillmentIn
     channel: Annotated[str, Meta(min_length=1, max_length=80)] | None = msgspec.field(default=None)
+    # Minor units of ``currency``; the order's total is subtotal + shipping + tax - discount, and
+    # the discount may not exceed what it is taken off (422).
+    shipping_total: Minor = 0
+    tax_total: Minor = 0
+    discount_total: Minor = 0
 
 
 class CancelOrder(RequestBody, kw_only=True):

@@ -14,6 +14,7 @@ from orchestrator.customers.tables import Customer
 from orchestrator.fulfillment.views import FulfillmentView, fulfillment_view
 from orchestrator.order_record.aggregate import OrderAggregate
 from orchestrator.order_record.tables import FulfillmentOrder, FulfillmentOrderLine, Order, OrderEvent, OrderLine
+from orchestrator.platform.money import OrderTotals
 
 
 class CustomerView(msgspec.Struct, kw_only=True):
@@ -51,6 +52,10 @@ class OrderView(msgspec.Struct, kw_only=True):
     version: int
     currency: str
     subtotal: int
+    shipping_total: int
+    tax_total: int
+    discount_total: int
+    total: int
     customer: CustomerView
     fulfillment: FulfillmentChoice
     lines: list[OrderLineView]
@@ -87,6 +92,10 @@ def order_view(
         version=o.version,
         currency=o.currency,
         subtotal=o.subtotal,
+        shipping_total=o.shipping_total,
+        tax_total=o.tax_total,
+        discount_total=o.discount_total,
+        total=OrderTotals(o.subtotal, o.shipping_total, o.tax_total, o.discount_total).total,
         customer=CustomerView(id=c.id, email=c.email, phone=c.phone, name=c.name),
         fulfillment=FulfillmentChoice(
             method=o.fulfillment_method,

@@ -127,6 +127,10 @@ class OrderPlaced(_Exact):
     channel: str
     channel_order_ref: str
     subtotal: int
+    shipping_total: int
+    tax_total: int
+    discount_total: int
+    total: int
     currency: str
     method: str
     lines: list[SkuQuantity]

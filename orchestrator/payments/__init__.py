@@ -1,0 +1,1 @@
+"""Payments: money held at order, moved when the goods move (issue 9)."""

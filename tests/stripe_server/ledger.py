@@ -1,0 +1,306 @@
+"""The server's state: PaymentIntents, their charges and refunds, and the events Stripe would send.
+
+Objects carry Stripe's field names (``docs/stripe_fixtures3.json``) and move through its
+statuses; a request Stripe would refuse raises ``StripeFailure`` with Stripe's error body.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.stripe_server.cards import AUTHENTICATION_REQUIRED, CARDS, Decline, TestCard
+from tests.stripe_server.forms import flag
+from tests.stripe_server.objects import CAPTURE_WINDOW_SECONDS, charge, event, new_id
+
+CANCELABLE = {"requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing"}
+
+
+class StripeFailure(Exception):
+    def __init__(self, status: int, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message"))
+        self.status = status
+        self.error = error
+
+
+def invalid(message: str, *, code: str | None = None, param: str | None = None, status: int = 400) -> StripeFailure:
+    error: dict[str, Any] = {"type": "invalid_request_error", "message": message}
+    if code:
+        error["code"] = code
+        error["doc_url"] = f"https://docs.stripe.com/error-codes/{code.replace('_', '-')}"
+    if param:
+        error["param"] = param
+    return StripeFailure(status, error)
+
+
+def _int(params: dict[str, Any], name: str, *, required: bool = False) -> int | None:
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise invalid(f"Missing required param: {name}.", code="parameter_missing", param=name)
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise invalid(f"Invalid integer: {value}", code="parameter_invalid_integer", param=name) from None
+    if number < 1:
+        raise invalid("This value must be greater than or equal to 1.", code="parameter_invalid_integer", param=name)
+    return number
+
+
+@dataclass
+class Ledger:
+    intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    charges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    clock: Any = time.time  # tests may inject one (seconds since the epoch)
+    # None: charges carry no ``capture_before`` (the gateway then assumes 7 days)
+    capture_window: int | None = CAPTURE_WINDOW_SECONDS
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    # --- payment intents ------------------------------------------------------------------------
+
+    def create_intent(self, params: dict[str, Any]) -> dict[str, Any]:
+        amount = _int(params, "amount", required=True)
+        currency = str(params.get("currency") or "").lower()
+        if len(currency) != 3:
+            raise invalid("Missing required param: currency.", code="parameter_missing", param="currency")
+        capture_method = params.get("capture_method", "automatic_async")
+        if capture_method not in ("automatic", "automatic_async", "manual"):
+            raise invalid(f"Invalid capture_method: {capture_method}", code="parameter_invalid", param="capture_method")
+        method = params.get("payment_method")
+        if method is not None and method not in CARDS:
+            raise invalid(f"No such PaymentMethod: '{method}'", code="resource_missing", param="payment_method")
+        card_options = (params.get("payment_method_options") or {}).get("card") or {}
+        intent_id = new_id("pi")
+        intent: dict[str, Any] = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_capturable": 0,
+            "amount_details": {"tip": {}},
+            "amount_received": 0,
+            "canceled_at": None,
+            "cancellation_reason": None,
+            "capture_method": capture_method,
+            "client_secret": f"{intent_id}_secret_{secrets.token_hex(12)}",
+            "confirmation_method": "automatic",
+            "created": self.now(),
+            "currency": currency,
+            "customer": params.get("customer"),
+            "description": params.get("description"),
+            "last_payment_error": None,
+            "latest_charge": None,
+            "livemode": False,
+            "metadata": params.get("metadata") or {},
+            "next_action": None,
+            "payment_method": method,
+            "payment_method_options": {
+                "card": {"request_multicapture": card_options.get("request_multicapture", "never")}
+            },
+            "payment_method_types": params.get("payment_method_types") or ["card"],
+            "setup_future_usage": params.get("setup_future_usage"),
+            "status": "requires_confirmation" if method else "requires_payment_method",
+        }
+        self.intents[intent_id] = intent
+        if flag(params.get("confirm")):
+            if method is None:
+                raise invalid(
+                    "You cannot confirm this PaymentIntent because it's missing a payment method.",
+                    code="payment_intent_unexpected_state",
+                )
+            self._confirm(intent, CARDS[method], off_session=bool(flag(params.get("off_session"))))
+        return intent
+
+    def intent(self, intent_id: str) -> dict[str, Any]:
+        if intent_id not in self.intents:
+            raise invalid(f"No such payment_intent: '{intent_id}'", code="resource_missing", param="intent", status=404)
+        return self.intents[intent_id]
+
+    def _confirm(self, intent: dict[str, Any], card: TestCard, *, off_session: bool) -> None:
+        if card.authentication and not off_session:
+            intent["status"] = "requires_action"
+            intent["next_action"] = {
+                "type": "use_stripe_sdk",
+                "use_stripe_sdk": {
+                    "type": "three_d_secure_redirect",
+                    "stripe_js": "https://hooks.stripe.com/3d_secure_2/",
+                },
+            }
+            self.emit("payment_intent.requires_action", intent)
+            return
+        decline = AUTHENTICATION_REQUIRED if card.authentication else card.decline
+        if decline is not None:
+            self._decline(intent, card, decline)
+        self._authorise(intent, card)
+
+    def _decline(self, intent: dict[str, Any], card: TestCard, decline: Decline) -> None:
+        charge = self._charge(intent, card, succeeded=False, failure=decline)
+        error = {
+            "type": "card_error",
+            "code": decline.code,
+            "decline_code": decline.decline_code,
+            "message": decline.message,
+            "charge": charge["id"],
+            "doc_url": f"https://docs.stripe.com/error-codes/{decline.code.replace('_', '-')}",
+            "payment_method": {"id": intent["payment_method"], "object": "payment_method", "type": "card"},
+        }
+        intent.update(status="requires_payment_method", last_payment_error=error, latest_charge=charge["id"])
+        self.emit("payment_intent.payment_failed", intent)
+        raise StripeFailure(402, {**error, "payment_intent": dict(intent)})
+
+    def _authorise(self, intent: dict[str, Any], card: TestCard) -> None:
+        charge = self._charge(intent, card, succeeded=True, failure=None)
+        intent.update(status="requires_capture", amount_capturable=intent["amount"], latest_charge=charge["id"])
+        intent["next_action"] = None
+        self.emit("payment_intent.amount_capturable_updated", intent)
+        if intent["capture_method"] != "manual":
+            self.capture(intent["id"], {})
+
+    def complete_authentication(self, intent_id: str, *, succeed: bool = True) -> dict[str, Any]:
+        """The customer finishing (or failing) 3-D Secure in the browser, which tests play."""
+        intent = self.intent(intent_id)
+        assert intent["status"] == "requires_action", intent["status"]
+        card = CARDS[intent["payment_method"]]
+        if not succeed:
+            try:
+                self._decline(intent, card, AUTHENTICATION_REQUIRED)
+            except StripeFailure:
+                return intent
+        self._authorise(intent, card)
+        return intent
+
+    def _charge(self, intent: dict[str, Any], card: TestCard, *, succeeded: bool, failure: Decline | None) -> Any:
+        created = charge(
+            intent, card, now=self.now(), succeeded=succeeded, failure=failure, capture_window=self.capture_window
+        )
+        self.charges[created["id"]] = created
+        return created
+
+    def capture(self, intent_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        intent = self.intent(intent_id)
+        if intent["status"] != "requires_capture":
+            raise invalid(
+                f"This PaymentIntent could not be captured because it has a status of {intent['status']}. "
+                "Only a PaymentIntent with one of the following statuses may be captured: requires_capture.",
+                code="payment_intent_unexpected_state",
+            )
+        charge = self.charges[intent["latest_charge"]]
+        amount = _int(params, "amount_to_capture") or intent["amount_capturable"]
+        if amount > intent["amount_capturable"]:
+            raise invalid(
+                f"The amount to capture ({amount}) exceeds the amount capturable ({intent['amount_capturable']}).",
+                code="amount_too_large",
+                param="amount_to_capture",
+            )
+        final = flag(params.get("final_capture"))
+        final = True if final is None else final
+        multicapture = charge["payment_method_details"]["card"]["multicapture"]["status"] == "available"
+        if not final and not multicapture:
+            raise invalid(
+                "final_capture=false can only be used when multicapture is available for this PaymentIntent.",
+                param="final_capture",
+            )
+        charge.update(amount_captured=charge["amount_captured"] + amount, captured=True)
+        intent["amount_received"] += amount
+        intent["amount_capturable"] -= amount
+        self.emit("charge.captured", charge)
+        if final or intent["amount_capturable"] == 0:
+            released = intent["amount_capturable"]
+            intent.update(status="succeeded", amount_capturable=0)
+            # A final capture releases the rest; Stripe shows it as refunded on the charge.
+            self._release(charge, released)
+            self.emit("payment_intent.succeeded", intent)
+        else:
+            self.emit("payment_intent.amount_capturable_updated", intent)
+        return intent
+
+    def cancel(self, intent_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        intent = self.intent(intent_id)
+        if intent["status"] not in CANCELABLE or intent["amount_received"] > 0:
+            raise invalid(
+                f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}. "
+                "Only a PaymentIntent with one of the following statuses may be canceled: "
+                f"{', '.join(sorted(CANCELABLE))}.",
+                code="payment_intent_unexpected_state",
+            )
+        if intent["latest_charge"] and intent["status"] == "requires_capture":
+            self._release(self.charges[intent["latest_charge"]], intent["amount_capturable"])
+        intent.update(
+            status="canceled",
+            amount_capturable=0,
+            canceled_at=self.now(),
+            cancellation_reason=params.get("cancellation_reason"),
+            next_action=None,
+        )
+        self.emit("payment_intent.canceled", intent)
+        return intent
+
+    def _release(self, charge: dict[str, Any], amount: int) -> None:
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+
+    # --- refunds --------------------------------------------------------------------------------
+
+    def refund(self, params: dict[str, Any]) -> dict[str, Any]:
+        intent_id = params.get("payment_intent")
+        if not intent_id:
+            raise invalid("Missing required param: payment_intent.", code="parameter_missing", param="payment_intent")
+        intent = self.intent(str(intent_id))
+        reason = params.get("reason")
+        if reason is not None and reason not in ("duplicate", "fraudulent", "requested_by_customer"):
+            raise invalid(f"Invalid reason: {reason}", code="parameter_invalid", param="reason")
+        if intent["amount_received"] == 0:
+            raise invalid(
+                f"This PaymentIntent ({intent['id']}) does not have a successful charge to refund.",
+                code="charge_not_captured" if intent["status"] == "requires_capture" else None,
+            )
+        charge = self.charges[intent["latest_charge"]]
+        released = charge["amount"] - charge["amount_captured"] if intent["status"] in ("succeeded", "canceled") else 0
+        refundable = charge["amount_captured"] - (charge["amount_refunded"] - released)
+        if refundable == 0:
+            raise invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
+        amount = _int(params, "amount") or refundable
+        if amount > refundable:
+            raise invalid(
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge ({refundable})",
+                code="amount_too_large",
+                param="amount",
+            )
+        refund = {
+            "id": new_id("re"),
+            "object": "refund",
+            "amount": amount,
+            "balance_transaction": None,
+            "charge": charge["id"],
+            "created": self.now(),
+            "currency": intent["currency"],
+            "destination_details": {"card": {"type": "refund"}, "type": "card"},
+            "metadata": params.get("metadata") or {},
+            "payment_intent": intent["id"],
+            "reason": reason,
+            "status": "succeeded",
+        }
+        self.refunds[refund["id"]] = refund
+        self._release(charge, amount)
+        self.emit("charge.refunded", charge)
+        return refund
+
+    # --- expansion and events -------------------------------------------------------------------
+
+    def expanded(self, intent: dict[str, Any], expand: list[str]) -> dict[str, Any]:
+        shown = dict(intent)
+        for path in expand:
+            if path != "latest_charge":
+                raise invalid(f"This property cannot be expanded ({path}).", param="expand")
+            if shown["latest_charge"]:
+                shown["latest_charge"] = dict(self.charges[shown["latest_charge"]])
+        return shown
+
+    def emit(self, event_type: str, obj: dict[str, Any]) -> None:
+        self.events.append(event(event_type, dict(obj), created=self.now()))

@@ -1,0 +1,90 @@
+"""Stripe-shaped objects the ledger creates (field names from ``docs/stripe_fixtures3.json``)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from tests.stripe_server.cards import Decline, TestCard
+
+CAPTURE_WINDOW_SECONDS = 7 * 24 * 3600
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(18).replace('-', 'x').replace('_', 'y')[:24]}"
+
+
+def event(
+    event_type: str, obj: dict[str, Any], *, created: int | None = None, event_id: str | None = None
+) -> dict[str, Any]:
+    """Stripe's event envelope around ``obj``."""
+    return {
+        "id": event_id or new_id("evt"),
+        "object": "event",
+        "api_version": None,
+        "created": int(time.time()) if created is None else created,
+        "data": {"object": obj},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+    }
+
+
+def charge(
+    intent: dict[str, Any],
+    card: TestCard,
+    *,
+    now: int,
+    succeeded: bool,
+    failure: Decline | None,
+    capture_window: int | None = CAPTURE_WINDOW_SECONDS,
+) -> dict[str, Any]:
+    multicapture = (
+        card.multicapture and intent["payment_method_options"]["card"]["request_multicapture"] == "if_available"
+    )
+    return {
+        "id": new_id("ch"),
+        "object": "charge",
+        "amount": intent["amount"],
+        "amount_captured": 0,
+        "amount_refunded": 0,
+        "captured": False,
+        "created": now,
+        "currency": intent["currency"],
+        "customer": intent["customer"],
+        "disputed": False,
+        "failure_code": failure.code if failure else None,
+        "failure_message": failure.message if failure else None,
+        "livemode": False,
+        "metadata": intent["metadata"],
+        "outcome": {
+            "network_status": "approved_by_network" if succeeded else "declined_by_network",
+            "reason": failure.decline_code if failure else None,
+            "type": "authorized" if succeeded else "issuer_declined",
+            "seller_message": "Payment complete." if succeeded else "The bank did not return any further details.",
+        },
+        "paid": succeeded,
+        "payment_intent": intent["id"],
+        "payment_method": intent["payment_method"],
+        "payment_method_details": {
+            "type": "card",
+            "card": {
+                "brand": card.brand,
+                "last4": card.last4,
+                "exp_month": 12,
+                "exp_year": card.exp_year,
+                "funding": "credit",
+                "network": card.brand,
+                # Stripe states the deadline on authorised card charges; tests may leave it out.
+                "capture_before": now + capture_window if succeeded and capture_window else None,
+                "multicapture": {"status": "available" if multicapture else "unavailable"},
+                "extended_authorization": {"status": "disabled"},
+                "incremental_authorization": {"status": "unavailable"},
+                "overcapture": {"maximum_amount_capturable": intent["amount"], "status": "unavailable"},
+            },
+        },
+        "refunded": False,
+        "status": "succeeded" if succeeded else "failed",
+    }
