@@ -24,6 +24,19 @@ def signature_header(payload: bytes, secret: str, *, timestamp: int | None = Non
     return f"t={t},v1={digest}"
 
 
+def signed_event(
+    payload: dict[str, Any] | bytes, secret: str, *, timestamp: int | None = None, signature: str | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers Stripe sends; ``signature`` overrides the header (tests of bad signatures)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload, indent=2).encode()
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        "Stripe-Signature": signature or signature_header(body, secret, timestamp=timestamp),
+    }
+    return body, headers
+
+
 def deliver(
     client: httpx.Client | None,
     url: str,
@@ -33,13 +46,8 @@ def deliver(
     timestamp: int | None = None,
     signature: str | None = None,
 ) -> httpx.Response:
-    """POST one event; ``signature`` overrides the header (tests of bad signatures)."""
-    body = payload if isinstance(payload, bytes) else json.dumps(payload, indent=2).encode()
-    headers = {
-        "Content-Type": "application/json; charset=utf-8",
-        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-        "Stripe-Signature": signature or signature_header(body, secret, timestamp=timestamp),
-    }
+    """POST one event."""
+    body, headers = signed_event(payload, secret, timestamp=timestamp, signature=signature)
     if client is None:
         return httpx.post(url, content=body, headers=headers)
     return client.post(url, content=body, headers=headers)
@@ -54,9 +62,5 @@ async def deliver_async(
     timestamp: int | None = None,
     signature: str | None = None,
 ) -> httpx.Response:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload, indent=2).encode()
-    headers = {
-        "Content-Type": "application/json; charset=utf-8",
-        "Stripe-Signature": signature or signature_header(body, secret, timestamp=timestamp),
-    }
+    body, headers = signed_event(payload, secret, timestamp=timestamp, signature=signature)
     return await client.post(url, content=body, headers=headers)
