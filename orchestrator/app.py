@@ -25,6 +25,9 @@ from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.inventory.api import StockController
 from orchestrator.inventory.availability_api import AvailabilityController
 from orchestrator.orders.api import OrderController
+from orchestrator.payments.dependencies import PAYMENT_DEPENDENCIES
+from orchestrator.payments.gateway import PaymentGateway
+from orchestrator.payments.stripe_gateway import payment_gateway
 from orchestrator.platform.api_keys import KeyResolver
 from orchestrator.platform.auth import PUBLIC_PATTERNS, ApiKeyMiddleware
 from orchestrator.platform.clock import Clock, SystemClock
@@ -61,9 +64,12 @@ def create_app(
     db: Database | None = None,
     redis: Redis | None = None,
     clock: Clock | None = None,
+    gateway: PaymentGateway | None = None,
 ) -> Litestar:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    # One gateway (one HTTP client to Stripe) for the app's life; without a key it refuses.
+    payments = gateway or payment_gateway(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -93,6 +99,8 @@ def create_app(
                 await database.dispose()
             if owned_redis:
                 await client.aclose()
+            if gateway is None:
+                await payments.aclose()
 
     prometheus = PrometheusConfig(app_name="orchestrator", prefix="orchestrator", group_path=True, exclude=["/metrics"])
     lifecycle = LifecycleSettings.from_settings(settings)
@@ -114,7 +122,7 @@ def create_app(
         ],
         request_class=StrictJsonRequest,
         before_request=before_handler,
-        dependencies={**DEPENDENCIES, **LIFECYCLE_DEPENDENCIES},
+        dependencies={**DEPENDENCIES, **LIFECYCLE_DEPENDENCIES, **PAYMENT_DEPENDENCIES},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             DefineMiddleware(RequestContextMiddleware, log_requests=settings.access_log),
@@ -122,7 +130,9 @@ def create_app(
             DefineMiddleware(ApiKeyMiddleware, exclude=PUBLIC_PATTERNS),
         ],
         lifespan=[lifespan],
-        state=State({"settings": settings, "clock": clock or SystemClock(), "lifecycle": lifecycle}),
+        state=State(
+            {"settings": settings, "clock": clock or SystemClock(), "lifecycle": lifecycle, "gateway": payments}
+        ),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Omnichannel Order Orchestrator",

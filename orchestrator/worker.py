@@ -24,6 +24,9 @@ from tenacity.wait import wait_base
 from orchestrator.fulfillment import timers as pickup_timers
 from orchestrator.fulfillment.pickup import reminder_at
 from orchestrator.fulfillment.service import LifecycleSettings
+from orchestrator.orders import payment_timers
+from orchestrator.payments import captures as payment_captures
+from orchestrator.payments.stripe_gateway import payment_gateway
 from orchestrator.platform import metrics
 from orchestrator.platform.clock import SystemClock
 from orchestrator.platform.db import Database, committing
@@ -83,12 +86,36 @@ async def schedule_pickup_timers(ctx: dict[str, Any], messages: list[OutboxMessa
         log.warning("Redis did not answer; the sweep will run the pickup timers", events=len(ready))
 
 
+PAYMENT_DUE = (EventType.PAYMENT_CAPTURE_DUE, EventType.PAYMENT_VOID_DUE)
+
+
+async def schedule_payment_operations(ctx: dict[str, Any], messages: list[OutboxMessageOut]) -> None:
+    """A capture or void was queued: run it now. The sweep is the guarantee, as for the timers."""
+    due = [m for m in messages if m.type in PAYMENT_DUE]
+    try:
+        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            for m in due:
+                payment_id = m.payload["data"]["payment_id"]
+                await ctx["redis"].enqueue_job("run_payment_operations", payment_id, _job_id=f"payment:{m.event_id}")
+    except Exception as exc:  # noqa: BLE001 - the sweep runs them; log and go on
+        log.warning("payment operations not scheduled; the sweep will run them", error=repr(exc))
+
+
+async def run_payment_operations(ctx: dict[str, Any], payment_id: str) -> int:
+    return await payment_captures.run_payment_operations(ctx["db"], ctx["gateway"], ctx["clock"], uuid.UUID(payment_id))
+
+
+async def sweep_payment_operations(ctx: dict[str, Any]) -> int:
+    return await payment_captures.sweep(ctx["db"], ctx["gateway"], ctx["clock"])
+
+
 async def drain_outbox(ctx: dict[str, Any]) -> int:
     settings: Settings = ctx["settings"]
 
     async def after(messages: list[OutboxMessageOut]) -> None:
         metrics.OUTBOX_PUBLISHED.inc(len(messages))
         await schedule_pickup_timers(ctx, messages)
+        await schedule_payment_operations(ctx, messages)
 
     async with ctx["relay_lock"]:
         return await relay_outbox(
@@ -139,6 +166,19 @@ async def sweep_timers(ctx: dict[str, Any]) -> tuple[int, int]:
     return await pickup_timers.sweep(ctx["db"], ctx["clock"], ctx["lifecycle"], ahead)
 
 
+async def sweep_payments(ctx: dict[str, Any]) -> payment_timers.Swept:
+    """Orders waiting for their card payment: authorised at Stripe → to the stores; past
+    ``payment_action_timeout_minutes`` → intent cancelled, order cancelled (``payment_timeout``)."""
+    timers = payment_timers.PaymentTimers(
+        ctx["db"],
+        ctx["gateway"],
+        ctx["clock"],
+        ctx["lifecycle"],
+        timeout=timedelta(minutes=ctx["settings"].payment_action_timeout_minutes),
+    )
+    return await payment_timers.sweep(timers)
+
+
 def _backoff(cap_seconds: float) -> wait_base:
     return wait_exponential(multiplier=0.2, max=cap_seconds) + wait_random(0, 0.2)
 
@@ -185,6 +225,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     if ctx["owns_db"]:
         ctx["db"] = Database(settings.database_url or "", pool_size=5, max_overflow=5)
     ctx["lifecycle"] = LifecycleSettings.from_settings(settings)
+    ctx["owns_gateway"] = "gateway" not in ctx
+    if ctx["owns_gateway"]:
+        ctx["gateway"] = payment_gateway(settings)
     ctx["relay_lock"] = asyncio.Lock()
     ctx["listener"] = asyncio.create_task(_listen_for_outbox(ctx))
 
@@ -198,6 +241,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
             await listener
     if ctx.pop("owns_db", False):
         await ctx["db"].dispose()
+    if ctx.pop("owns_gateway", False):
+        await ctx["gateway"].aclose()
 
 
 def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
@@ -205,11 +250,13 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
     redis = RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379/0")
     return {
         "ctx": {"settings": settings, **ctx},
-        "functions": [expire_pickup, remind_pickup],
+        "functions": [expire_pickup, remind_pickup, run_payment_operations],
         "cron_jobs": [
             cron(drain_outbox, second=set(range(0, 60, 10)), run_at_startup=True, unique=True),
             cron(sweep_timers, second={30}, run_at_startup=True, unique=True),
+            cron(sweep_payments, second={20}, run_at_startup=True, unique=True),
             cron(trim_events_stream, second={45}, run_at_startup=True, unique=True),
+            cron(sweep_payment_operations, second={15}, run_at_startup=True, unique=True),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

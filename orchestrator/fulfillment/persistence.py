@@ -15,9 +15,11 @@ from orchestrator.fulfillment.resourcing import resource_shortages
 from orchestrator.fulfillment.stock_moves import StockLedger
 from orchestrator.order_record.aggregate import OrderAggregate
 from orchestrator.order_record.states import OPEN_STATES, Method, Status
-from orchestrator.order_record.status import FulfillmentSummary, derive_order_status
+from orchestrator.order_record.status import FulfillmentSummary, OrderStatus
 from orchestrator.order_record.tables import FulfillmentOrder
-from orchestrator.order_record.timeline import OrderRef, record_change
+from orchestrator.order_record.timeline import record_derived_status
+from orchestrator.payments.capture_queue import queue_payment_operations
+from orchestrator.payments.captures import CAPTURE_FAILED
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.events import EventType, OrderEventDraft
 
@@ -95,6 +97,8 @@ async def persist(
 ) -> None:
     """Write ``outcomes`` (and what a whole-order change does to its lines and timeline)."""
     drafts: list[OrderEventDraft] = []
+    outcomes = list(outcomes)
+    order_lines = list(order_lines)
     for outcome in outcomes:
         await _write(aggregate, ledger, outcome, now)
         drafts.extend(outcome.events)
@@ -116,6 +120,11 @@ async def persist(
     drafts.extend(order_events)
     await ledger.apply(actor.label)
     await session.flush()
+    handed_over, closed = _goods_moved(outcomes)
+    if handed_over or closed or order_lines:
+        # What the goods that moved (or the order closing) make due on its card payment, queued
+        # with the change; the worker captures or voids it, the handover never waits on Stripe.
+        drafts.extend(await queue_payment_operations(session, aggregate, handed_over, now))
     if drafts:
         await record_order_change(session, aggregate, drafts, actor, now)
 
@@ -143,6 +152,22 @@ async def _write(aggregate: OrderAggregate, ledger: StockLedger, outcome: Outcom
         await _write(aggregate, ledger, closed, now)
 
 
+def _goods_moved(outcomes: Iterable[Outcome]) -> tuple[dict[uuid.UUID, int], bool]:
+    """(units handed over or shipped per fulfillment line, whether some fulfillment closed)."""
+    handed: dict[uuid.UUID, int] = {}
+    closed = False
+    for outcome in outcomes:
+        closed = closed or outcome.state not in OPEN_STATES
+        for change in outcome.lines:
+            if change.handed_over:
+                handed[change.line_id] = handed.get(change.line_id, 0) + change.handed_over
+        more, also_closed = _goods_moved(outcome.closed)
+        for line_id, units in more.items():
+            handed[line_id] = handed.get(line_id, 0) + units
+        closed = closed or also_closed
+    return handed, closed
+
+
 def _change_order_lines(aggregate: OrderAggregate, changes: Iterable[OrderLineChange]) -> None:
     order_lines = {ln.id: ln for ln in aggregate.lines}
     for change in changes:
@@ -157,34 +182,32 @@ async def record_order_change(
 ) -> None:
     """The order's derived status, its version and its events, after its fulfillments changed."""
     order = aggregate.order
-    needs_attention = any(line.quantity_unsourced for line in aggregate.lines)
-    status = derive_order_status(
-        [
-            FulfillmentSummary(
-                Status(f.status),
-                Method(f.method),
-                sum(ln.quantity_handed_over for ln in aggregate.fulfillment_lines.get(f.id, [])),
-            )
-            for f in aggregate.fulfillments
-        ],
-        needs_attention=needs_attention,
+    # A refused capture stays for an operator to settle, whatever the fulfillments do next.
+    needs_attention = any(line.quantity_unsourced for line in aggregate.lines) or (
+        order.attention_reason == CAPTURE_FAILED
     )
-    if status.value != order.status:
-        drafts.append(OrderEventDraft(EventType.ORDER_STATUS_CHANGED, {"from": order.status, "to": status.value}))
     attention = order.attention_reason if needs_attention else None
     if needs_attention and not attention:
         attention = "a line could not be sourced"
     for draft in drafts:
         if draft.type == EventType.ORDER_NEEDS_ATTENTION:
             attention = draft.data.get("reason", attention)
-    order.version = await record_change(
+    summaries = [
+        FulfillmentSummary(
+            Status(f.status),
+            Method(f.method),
+            sum(ln.quantity_handed_over for ln in aggregate.fulfillment_lines.get(f.id, [])),
+        )
+        for f in aggregate.fulfillments
+    ]
+    await record_derived_status(
         session,
-        OrderRef(order.id, order.number, order.channel),
+        order,
+        summaries,
         drafts,
         actor,
         now,
-        status=status.value,
         attention_reason=attention,
+        needs_attention=needs_attention,
+        awaiting_payment=order.status == OrderStatus.PENDING_PAYMENT,
     )
-    order.status = status.value
-    order.attention_reason = attention

@@ -11,6 +11,7 @@ from orchestrator.catalogue.tables import Location
 from orchestrator.fulfillment.views import FulfillmentView, fulfillment_view
 from orchestrator.order_record.aggregate import FULFILLMENT_NOT_FOUND, fulfillment_lines, location_codes
 from orchestrator.order_record.states import OPEN_STATES, Status
+from orchestrator.order_record.status import OrderStatus
 from orchestrator.order_record.tables import FulfillmentOrder, Order
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.db import Database
@@ -86,6 +87,8 @@ async def fulfillment_queue(
             select(FulfillmentOrder, Order.number)
             .join(Order, Order.id == FulfillmentOrder.order_id)
             .where(or_((FulfillmentOrder.location_id == location_id) & FulfillmentOrder.status.in_(statuses), incoming))
+            # An order still waiting for its payment (3-D Secure) is no store's work yet.
+            .where(Order.status != OrderStatus.PENDING_PAYMENT.value)
         )
         page = URGENCY.page((await session.execute(URGENCY.query(query, cursor, limit))).all(), limit)
         lines = await fulfillment_lines(session, [fo.id for fo, _ in page.items])

@@ -10,6 +10,8 @@ from orchestrator.order_record.states import CLOSED_WITHOUT_FULFILLING, FULFILLE
 
 
 class OrderStatus(StrEnum):
+    # Waiting for the customer to finish paying (3-D Secure): no store sees it yet.
+    PENDING_PAYMENT = "pending_payment"
     RECEIVED = "received"
     IN_PROGRESS = "in_progress"
     READY_FOR_PICKUP = "ready_for_pickup"
@@ -26,7 +28,14 @@ class FulfillmentSummary:
     handed_over: int = 0  # units already with the customer (partial pickups)
 
 
-def derive_order_status(fulfillments: Iterable[FulfillmentSummary], *, needs_attention: bool = False) -> OrderStatus:
+def derive_order_status(
+    fulfillments: Iterable[FulfillmentSummary], *, needs_attention: bool = False, awaiting_payment: bool = False
+) -> OrderStatus:
+    """``awaiting_payment``: the order's payment is not authorised yet; until it is, an order whose
+    fulfillments all still wait stays ``pending_payment`` (a cancelled one is cancelled)."""
+    fulfillments = list(fulfillments)
+    if awaiting_payment and fulfillments and all(f.status is Status.PENDING for f in fulfillments):
+        return OrderStatus.PENDING_PAYMENT
     customer_facing = [f for f in fulfillments if f.method is not Method.TRANSFER]
     if needs_attention:
         return OrderStatus.NEEDS_ATTENTION

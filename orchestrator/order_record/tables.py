@@ -14,7 +14,15 @@ from orchestrator.platform.columns import created_at, jsonb, timestamp
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
-        UniqueConstraint("channel", "channel_order_ref", name="uq_orders_channel_ref"),
+        # A channel's reference names one order, but an order whose payment failed lets go of it
+        # (``holds_channel_ref`` false), so the storefront can retry that order with another card.
+        Index(
+            "uq_orders_channel_ref",
+            "channel",
+            "channel_order_ref",
+            unique=True,
+            postgresql_where=text("holds_channel_ref"),
+        ),
         Index("ix_orders_customer_created", "customer_id", "created_at"),
         Index("ix_orders_created", "created_at", "id"),
         CheckConstraint(
@@ -28,6 +36,7 @@ class Order(SQLModel, table=True):
     number: str = Field(unique=True, max_length=12)
     channel: str = Field(max_length=80, index=True)
     channel_order_ref: str = Field(max_length=200)
+    holds_channel_ref: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
     customer_id: uuid.UUID = Field(foreign_key="customers.id")
     currency: str = Field(max_length=3)
     subtotal: int = Field(sa_type=BigInteger)

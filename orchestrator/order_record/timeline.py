@@ -8,7 +8,7 @@ timeline and the outbox can never disagree.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.order_record.tables import OrderEvent
+from orchestrator.order_record.status import FulfillmentSummary, derive_order_status
+from orchestrator.order_record.tables import Order, OrderEvent
 from orchestrator.platform.actors import Actor
-from orchestrator.platform.events import OrderEventDraft
+from orchestrator.platform.events import EventType, OrderEventDraft
 from orchestrator.platform.outbox import OutboxMessage
 
 
@@ -122,3 +123,43 @@ async def record_change(
     last_seq, version = row
     await write_events(session, order, last_seq - len(drafts) + 1, drafts, actor, now)
     return version
+
+
+async def record_order_events(
+    session: AsyncSession,
+    order: Order,
+    drafts: Sequence[OrderEventDraft],
+    actor: Actor,
+    now: datetime,
+    *,
+    status: str,
+    attention_reason: str | None,
+) -> None:
+    """``record_change`` for a loaded (locked) order row, which is kept in step with what it wrote."""
+    ref = OrderRef(order.id, order.number, order.channel)
+    order.version = await record_change(
+        session, ref, drafts, actor, now, status=status, attention_reason=attention_reason
+    )
+    order.status, order.attention_reason = status, attention_reason
+
+
+async def record_derived_status(
+    session: AsyncSession,
+    order: Order,
+    fulfillments: Iterable[FulfillmentSummary],
+    drafts: list[OrderEventDraft],
+    actor: Actor,
+    now: datetime,
+    *,
+    attention_reason: str | None,
+    needs_attention: bool = False,
+    awaiting_payment: bool = False,
+) -> None:
+    """The order takes the status its fulfillments give it (``order.status_changed`` appended to
+    ``drafts`` when it moves), with its events."""
+    status = derive_order_status(fulfillments, needs_attention=needs_attention, awaiting_payment=awaiting_payment)
+    if status.value != order.status:
+        drafts.append(OrderEventDraft(EventType.ORDER_STATUS_CHANGED, {"from": order.status, "to": status.value}))
+    await record_order_events(
+        session, order, drafts, actor, now, status=status.value, attention_reason=attention_reason
+    )

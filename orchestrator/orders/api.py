@@ -17,11 +17,13 @@ from orchestrator.fulfillment.views import FulfillmentView
 from orchestrator.order_record.states import Method
 from orchestrator.order_record.status import OrderStatus
 from orchestrator.orders import changes as order_changes
-from orchestrator.orders import intake as orders
+from orchestrator.orders import paid_intake
 from orchestrator.orders import queries as order_queries
-from orchestrator.orders.commands import NewLine, PlaceOrder
+from orchestrator.orders.commands import NewLine, NewPayment, PlaceOrder
 from orchestrator.orders.schemas import CancelOrder, CreateOrder
 from orchestrator.orders.views import OrderEventView, OrderView, view_of
+from orchestrator.payments.dependencies import GatewayDep
+from orchestrator.payments.views import PaymentOperationView
 from orchestrator.platform import metrics
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.auth import ANY_KEY, CHANNELS
@@ -38,7 +40,7 @@ from orchestrator.platform.http.dependencies import (
 )
 from orchestrator.platform.idempotency import IdempotencyClaim, idempotency_scope, request_fingerprint
 from orchestrator.platform.pagination import PageResponse
-from orchestrator.platform.problems import problems
+from orchestrator.platform.problems import PROBLEM_MEDIA_TYPE, problems
 from orchestrator.platform.schemas import RequestBody, if_match_header
 
 IdempotencyKey = Annotated[
@@ -116,7 +118,7 @@ class OrderController(Controller):
         status_code=201,
         responses={
             200: ResponseSpec(OrderView, description="The order already existed for this channel reference"),
-            **problems(400, 401, 403, 409, 413, 422),
+            **problems(400, 401, 402, 403, 409, 413, 422, 503),
         },
     )
     async def create_order(
@@ -127,34 +129,46 @@ class OrderController(Controller):
         db: DB,
         clock: ClockDep,
         settings: SettingsDep,
+        lifecycle: LifecycleDep,
+        gateway: GatewayDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[OrderView]:
         channel = channel_for(actor, data.channel)
         body: Any = msgspec.to_builtins(data)
         # Totals left at 0 are left out, so a body without them fingerprints as it did before they
-        # existed (a retry across the upgrade is the same request), and an explicit 0 as an omitted one.
-        body = {k: v for k, v in body.items() if not (k in _TOTALS and v == 0)}
+        # existed (a retry across the upgrade is the same request), and an explicit 0 as an omitted
+        # one; so is an absent payment.
+        body = {k: v for k, v in body.items() if not (k in _TOTALS and v == 0) and not (k == "payment" and v is None)}
         fingerprint = request_fingerprint("POST", "/v1/orders", body)
         claim = IdempotencyClaim(idempotency_scope(actor), idempotency_key, fingerprint)
         cmd = to_command(data, channel)
+        intake = paid_intake.Intake(
+            db=db,
+            gateway=gateway,
+            actor=actor,
+            clock=clock,
+            lifecycle=lifecycle,
+            claim=claim,
+            phone_region=settings.default_phone_region,
+            required_channels=settings.payment_required_channels,
+            instance=request.url.path,
+        )
+        payment = data.payment
+        chosen = NewPayment(**msgspec.to_builtins(payment)) if payment is not None else None
         try:
-            placed = await db.run(
-                committing(
-                    lambda uow: orders.place_order(
-                        uow, cmd, actor, clock, claim=claim, phone_region=settings.default_phone_region
-                    )
-                )
-            )
+            placed = await paid_intake.place_paid_order(intake, cmd, chosen)
         except InsufficientStock:
             metrics.RESERVATIONS_FAILED.labels(channel=channel).inc()
             raise
+        if placed.status >= 400:  # a refused payment, answered (or replayed) as its problem
+            headers = {"Idempotent-Replayed": "true"} if placed.replayed else None
+            return Response(placed.body, status_code=placed.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
         if placed.created and not placed.replayed:
             metrics.ORDERS_CREATED.labels(channel=channel).inc()
         headers = {"ETag": etag(placed.version), "Location": f"/v1/orders/{placed.order_id}"}
         if placed.replayed:
             headers["Idempotent-Replayed"] = "true"
-        status = 201 if placed.created else 200
-        return Response(placed.body, status_code=status, media_type=MediaType.JSON, headers=headers)
+        return Response(placed.body, status_code=placed.status, media_type=MediaType.JSON, headers=headers)
 
     @get(
         "/",
@@ -225,6 +239,16 @@ class OrderController(Controller):
     )
     async def events(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> list[OrderEventView]:
         return await order_queries.order_events(db, order_id, actor)
+
+    @get(
+        "/{order_id:uuid}/payments",
+        operation_id="listOrderPayments",
+        summary="Every operation on the order's payment, oldest first",
+        guards=[ANY_KEY],
+        responses=problems(401, 403, 404),
+    )
+    async def payments(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> list[PaymentOperationView]:
+        return await order_queries.order_payment_operations(db, order_id, actor)
 
     @post(
         "/{order_id:uuid}/cancel",

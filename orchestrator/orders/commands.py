@@ -20,6 +20,18 @@ class NewLine:
 
 
 @dataclass(frozen=True, slots=True)
+class NewPayment:
+    """How the order is paid: ``stripe`` with a PaymentIntent the storefront confirmed or a
+    payment method to authorise with; ``pos`` (in store, at pickup); ``marketplace`` (collected
+    by the marketplace, under ``reference``)."""
+
+    provider: str
+    payment_intent: str | None = None
+    payment_method: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PlaceOrder:
     channel: str
     channel_order_ref: str
@@ -34,17 +46,26 @@ class PlaceOrder:
     shipping_total: int = 0
     tax_total: int = 0
     discount_total: int = 0
+    # A card payment is still to be authorised: the order waits (``pending_payment``), unseen by
+    # any store, until it is (``orders/paid_intake.py``).
+    awaiting_payment: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Placed:
     """What placing an order came to: a new order, the order already placed under the same
     channel reference (``created`` false), or, for a repeated idempotency key, the first answer
-    again (``replayed``). ``body`` is the order as answered (``OrderView`` encoded once: stored
+    again (``replayed``; ``status_code`` is the first answer's, a problem's too, and then there is
+    no ``order_id``). ``body`` is the order as answered (``OrderView`` encoded once: stored
     for replays, sent as it is)."""
 
-    order_id: uuid.UUID
+    order_id: uuid.UUID | None
     version: int
     body: bytes
     created: bool
     replayed: bool = False
+    status_code: int | None = None
+
+    @property
+    def status(self) -> int:
+        return self.status_code or (201 if self.created else 200)

@@ -167,8 +167,11 @@ async def _place(
     if claim is not None:
         replay = idempotency.replay_of(claim, held, idempotency.stored_answer(stored))
         if replay is not None:
+            if replay.status_code >= 400:  # a refused payment's problem (``orders/paid_intake.py``)
+                return Placed(None, 0, replay.body, created=False, replayed=True, status_code=replay.status_code)
             answered = msgspec.json.decode(replay.body, type=_Answered)
-            return Placed(answered.id, answered.version, replay.body, created=replay.status_code == 201, replayed=True)
+            created = replay.status_code == 201
+            return Placed(answered.id, answered.version, replay.body, created, True, replay.status_code)
 
     if existing is not None:
         view = view_of(await load_order(session, existing, actor))
@@ -265,13 +268,14 @@ async def _create(
         number=number,
         channel=cmd.channel,
         channel_order_ref=cmd.channel_order_ref,
+        holds_channel_ref=True,
         customer_id=who.id,
         currency=checked.currency,
         subtotal=checked.totals.subtotal,
         shipping_total=checked.totals.shipping_total,
         tax_total=checked.totals.tax_total,
         discount_total=checked.totals.discount_total,
-        status=OrderStatus.RECEIVED.value,
+        status=(OrderStatus.PENDING_PAYMENT if cmd.awaiting_payment else OrderStatus.RECEIVED).value,
         attention_reason=None,
         fulfillment_method=cmd.method.value,
         pickup_location_id=store.id if store else None,

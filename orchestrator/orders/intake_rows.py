@@ -28,6 +28,7 @@ class OrderRow(msgspec.Struct, kw_only=True):
     number: str
     channel: str
     channel_order_ref: str
+    holds_channel_ref: bool
     customer_id: uuid.UUID
     currency: str
     subtotal: int

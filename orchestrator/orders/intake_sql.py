@@ -59,7 +59,8 @@ INTAKE = Statement(
 WITH {customers_sql.find_or_create(email=":email", phone=":phone", name=":name", new_id=":new_customer_id", now=":now")}
 SELECT
   {idempotency.claim_columns(lock=":idem_lock", principal=":idem_principal", key=":idem_key")},
-  (SELECT id FROM orders WHERE channel = :channel AND channel_order_ref = :channel_order_ref),
+  (SELECT id FROM orders WHERE channel = :channel AND channel_order_ref = :channel_order_ref
+   AND holds_channel_ref),
   (SELECT coalesce(jsonb_object_agg(sku, id), '{{}}') FROM products WHERE sku = ANY(:skus::text[]) AND active),
   (SELECT to_jsonb(l) FROM (SELECT id, code, lat, lon, capabilities, daily_capacity, active, pickup_hold_days
                             FROM locations WHERE code = :pickup_location) l),

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.catalogue.tables import Location
 from orchestrator.customers.model import normalise_email
 from orchestrator.customers.tables import Customer
-from orchestrator.order_record.aggregate import ORDER_NOT_FOUND, load_order, load_orders
+from orchestrator.order_record.aggregate import ORDER_NOT_FOUND, OrderAggregate, load_order, load_orders
 from orchestrator.order_record.numbers import normalise_order_number
 from orchestrator.order_record.tables import FulfillmentOrder, Order, OrderEvent
 from orchestrator.orders.views import OrderEventView, OrderView, event_view, view_of
+from orchestrator.payments.service import order_payments, payment_operations
+from orchestrator.payments.views import PaymentOperationView, operation_view, payment_view
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.db import Database
 from orchestrator.platform.errors import NotFound
@@ -73,21 +77,39 @@ async def list_order_ids(session: AsyncSession, flt: OrderFilter, actor: Actor) 
     return NEWEST_ORDERS.page((await session.execute(query)).all(), flt.limit)
 
 
+async def paid_views(session: AsyncSession, aggregates: Sequence[OrderAggregate]) -> list[OrderView]:
+    """The orders' views with their payments."""
+    payments = await order_payments(session, [a.order.id for a in aggregates])
+    views = []
+    for a in aggregates:
+        paid = payments.get(a.order.id)
+        views.append(msgspec.structs.replace(view_of(a), payment=payment_view(paid) if paid else None))
+    return views
+
+
 async def get_order(db: Database, order_id: uuid.UUID, actor: Actor) -> OrderView:
     async with db.unit_of_work() as uow:
-        return view_of(await load_order(uow.session, order_id, actor))
+        return (await paid_views(uow.session, [await load_order(uow.session, order_id, actor)]))[0]
 
 
 async def get_order_by_number(db: Database, number: str, actor: Actor) -> OrderView:
     async with db.unit_of_work() as uow:
         order_id = await order_id_by_number(uow.session, normalise_order_number(number))
-        return view_of(await load_order(uow.session, order_id, actor))
+        return (await paid_views(uow.session, [await load_order(uow.session, order_id, actor)]))[0]
 
 
 async def list_orders(db: Database, flt: OrderFilter, actor: Actor) -> Page[OrderView]:
     async with db.unit_of_work() as uow:
         ids = await list_order_ids(uow.session, flt, actor)
-        return Page([view_of(a) for a in await load_orders(uow.session, ids.items)], ids.next_cursor)
+        views = await paid_views(uow.session, await load_orders(uow.session, ids.items))
+        return Page(views, ids.next_cursor)
+
+
+async def order_payment_operations(db: Database, order_id: uuid.UUID, actor: Actor) -> list[PaymentOperationView]:
+    """Every operation on the order's payments, oldest first."""
+    async with db.unit_of_work() as uow:
+        await load_order(uow.session, order_id, actor)  # existence and staff scoping
+        return [operation_view(p, op) for p, op in await payment_operations(uow.session, order_id)]
 
 
 async def order_events(db: Database, order_id: uuid.UUID, actor: Actor) -> list[OrderEventView]:

@@ -22,6 +22,17 @@ class FulfillmentIn(RequestBody, kw_only=True):
     address: AddressIn | None = None
 
 
+class PaymentIn(RequestBody, kw_only=True, omit_defaults=True):
+    """``stripe`` with ``payment_intent`` (confirmed by the storefront, manual capture) or
+    ``payment_method`` (the service authorises it); ``pos`` (in store, at pickup); ``marketplace``
+    with its ``reference`` (collected by the marketplace)."""
+
+    provider: Literal["stripe", "pos", "marketplace"]
+    payment_intent: Annotated[str, Meta(pattern=r"^pi_", max_length=255)] | None = None
+    payment_method: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+    reference: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+
+
 class CreateOrder(RequestBody, kw_only=True):
     channel_order_ref: Annotated[str, Meta(min_length=1, max_length=200)]
     customer: CustomerIn
@@ -34,6 +45,7 @@ class CreateOrder(RequestBody, kw_only=True):
     shipping_total: Minor = 0
     tax_total: Minor = 0
     discount_total: Minor = 0
+    payment: PaymentIn | None = None
 
 
 class CancelOrder(RequestBody, kw_only=True):

@@ -14,6 +14,7 @@ from orchestrator.customers.tables import Customer
 from orchestrator.fulfillment.views import FulfillmentView, fulfillment_view
 from orchestrator.order_record.aggregate import OrderAggregate
 from orchestrator.order_record.tables import FulfillmentOrder, FulfillmentOrderLine, Order, OrderEvent, OrderLine
+from orchestrator.payments.views import PaymentView
 from orchestrator.platform.money import OrderTotals
 
 
@@ -61,6 +62,8 @@ class OrderView(msgspec.Struct, kw_only=True):
     lines: list[OrderLineView]
     fulfillment_orders: list[FulfillmentView]
     attention_reason: str | None = None
+    # How the order is paid (``payments``): null when it carried no payment (pay at the counter).
+    payment: PaymentView | None = None
     sourcing_profile_version: int
     created_at: datetime
     updated_at: datetime | None = None

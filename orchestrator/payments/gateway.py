@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 from uuid import UUID
 
-from orchestrator.platform.errors import Conflict, DomainError, InvalidRequest
+from orchestrator.platform.errors import PaymentDeclined, PaymentError, PaymentsNotConfigured
 
 # Card networks hold an uncaptured authorisation about a week; Stripe documents 7 days for
 # online card payments when the charge does not say otherwise.
@@ -115,41 +115,8 @@ def capture_deadline(capture_before: datetime | None, authorised_at: datetime | 
 # --- errors -------------------------------------------------------------------------------------
 
 
-class PaymentError(DomainError):
-    """Base for what a processor call can answer instead of a result."""
-
-
-class PaymentsNotConfigured(InvalidRequest):
-    """The service has no key for this provider: it cannot take such a payment (a 422)."""
-
-    def __init__(self, provider: str) -> None:
-        super().__init__(f"{provider} payments are not configured on this service", field="payment.provider")
-        self.provider = provider
-
-
-class PaymentDeclined(PaymentError):
-    """The bank or the processor refused the card (a 402 for the client, with both codes)."""
-
-    def __init__(
-        self, detail: str, *, code: str | None, decline_code: str | None, intent_id: str | None = None
-    ) -> None:
-        super().__init__(detail, code=code, decline_code=decline_code, intent_id=intent_id)
-        self.code = code
-        self.decline_code = decline_code
-        self.intent_id = intent_id
-
-
 class AuthenticationRequired(PaymentDeclined):
     """Off-session, the bank demands the customer authenticate (3-D Secure): ask them back."""
-
-
-class PaymentIntentMismatch(PaymentError, Conflict):
-    """A payment the client named is not what the order needs (wrong state, amount or currency)."""
-
-    def __init__(self, detail: str, *, intent_id: str, reason: str) -> None:
-        super().__init__(detail, intent_id=intent_id, reason=reason)
-        self.intent_id = intent_id
-        self.reason = reason
 
 
 class PaymentRequestRefused(PaymentError):
@@ -167,13 +134,10 @@ class PaymentNotFound(PaymentError):
         self.intent_id = intent_id
 
 
-class GatewayUnavailable(PaymentError):
-    """The processor could not be reached or failed; the call may be retried with the same key."""
-
-
 # --- the protocol -------------------------------------------------------------------------------
 
 
+@runtime_checkable  # litestar checks what it injects against the annotation
 class PaymentGateway(Protocol):
     """A card processor holding money for an order until the goods move.
 
@@ -213,6 +177,11 @@ class PaymentGateway(Protocol):
         """The payment as it is now (the reconciler applies it after a crash)."""
         ...
 
+    async def find_for_order(self, order_id: UUID) -> PaymentState | None:
+        """The payment this service created for the order (``authorise`` tags it with the order
+        id), for the reconciler when a crash lost the processor's answer; None if there is none."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -249,6 +218,9 @@ class UnconfiguredGateway:
         raise self._refuse()
 
     async def retrieve(self, intent_id: str) -> PaymentState:
+        raise self._refuse()
+
+    async def find_for_order(self, order_id: UUID) -> PaymentState | None:
         raise self._refuse()
 
     async def aclose(self) -> None:

@@ -11,17 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import stripe
 
 from orchestrator.payments.gateway import (
     AuthenticationRequired,
     AuthoriseRequest,
-    GatewayUnavailable,
     IntentStatus,
-    PaymentDeclined,
     PaymentGateway,
-    PaymentIntentMismatch,
     PaymentNotFound,
     PaymentRequestRefused,
     PaymentState,
@@ -30,6 +28,7 @@ from orchestrator.payments.gateway import (
     UnconfiguredGateway,
     capture_deadline,
 )
+from orchestrator.platform.errors import GatewayUnavailable, PaymentDeclined, PaymentIntentMismatch
 from orchestrator.settings import Settings
 
 # The version whose objects this module reads; bump it deliberately, with the tests.
@@ -148,6 +147,15 @@ class StripeGateway:
             lambda p, o: self._intents.retrieve_async(intent_id, p, o), {"expand": _EXPAND}, None, intent_id
         )
         return _state(intent)
+
+    async def find_for_order(self, order_id: UUID) -> PaymentState | None:
+        # Stripe's search (metadata set at creation): the newest intent tagged with the order.
+        query = f"metadata['order_id']:'{order_id}'"
+        found = await self._call(
+            lambda p, o: self._intents.search_async(p, o), {"query": query, "expand": ["data.latest_charge"]}, None
+        )
+        intents = sorted(found.data, key=lambda intent: intent.created, reverse=True)
+        return _state(intents[0]) if intents else None
 
     async def aclose(self) -> None:
         await self._http.close_async()

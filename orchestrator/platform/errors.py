@@ -109,3 +109,47 @@ class WrongPickupCode(InvalidRequest):
 
 class PickupLocked(Conflict):
     pass
+
+
+# --- payments: the refusals the problem table names (the gateway raises them, ``payments``) ------
+
+
+class PaymentError(DomainError):
+    """Base for what a processor call can answer instead of a result."""
+
+
+class PaymentsNotConfigured(InvalidRequest):
+    """The service has no key for this provider: it cannot take such a payment (a 422)."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(f"{provider} payments are not configured on this service", field="payment.provider")
+        self.provider = provider
+
+
+class PaymentRequired(InvalidRequest):
+    """The channel's orders must carry a payment (``payment_required_channels``)."""
+
+
+class PaymentDeclined(PaymentError):
+    """The bank or the processor refused the card (a 402 for the client, with both codes)."""
+
+    def __init__(
+        self, detail: str, *, code: str | None, decline_code: str | None, intent_id: str | None = None
+    ) -> None:
+        super().__init__(detail, code=code, decline_code=decline_code, intent_id=intent_id)
+        self.code = code
+        self.decline_code = decline_code
+        self.intent_id = intent_id
+
+
+class PaymentIntentMismatch(PaymentError):
+    """A payment the client named is not what the order needs (wrong state, amount or currency)."""
+
+    def __init__(self, detail: str, *, intent_id: str, reason: str) -> None:
+        super().__init__(detail, intent_id=intent_id, reason=reason)
+        self.intent_id = intent_id
+        self.reason = reason
+
+
+class GatewayUnavailable(PaymentError):
+    """The processor could not be reached or failed; the call may be retried with the same key."""

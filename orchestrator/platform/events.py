@@ -40,6 +40,12 @@ class EventType(StrEnum):
     ORDER_CUSTOMER_ARRIVED = "order.customer_arrived"
     ORDER_STATUS_CHANGED = "order.status_changed"
     ORDER_CANCELLED = "order.cancelled"
+    PAYMENT_AUTHORISED = "payment.authorised"
+    PAYMENT_FAILED = "payment.failed"
+    PAYMENT_CAPTURE_DUE = "payment.capture_due"
+    PAYMENT_CAPTURED = "payment.captured"
+    PAYMENT_VOID_DUE = "payment.void_due"
+    PAYMENT_VOIDED = "payment.voided"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +183,37 @@ class OrderCancelled(_Exact):
     reason: str
 
 
+class PaymentData(_Exact):
+    payment_id: uuid.UUID
+    provider: str
+    external_id: str | None
+    amount: int
+    currency: str
+
+
+class PaymentAuthorised(PaymentData):
+    capture_before: datetime | None
+    multicapture: bool
+
+
+class PaymentFailed(PaymentData):
+    code: str | None
+    decline_code: str | None
+
+
+class PaymentDue(_Exact):
+    payment_id: uuid.UUID
+    operations: list[uuid.UUID]
+    amount: int
+    currency: str
+
+
+class PaymentCaptured(PaymentData):
+    amount_captured: int
+    final: bool
+    fulfillments: list[uuid.UUID]
+
+
 @dataclass(frozen=True)
 class EventSpec:
     description: str
@@ -233,6 +270,24 @@ CATALOGUE: dict[EventType, EventSpec] = {
     E.ORDER_CUSTOMER_ARRIVED: EventSpec("The customer is waiting outside for these pickups.", CustomerArrived),
     E.ORDER_STATUS_CHANGED: EventSpec("The order's derived status changed.", StatusChanged),
     E.ORDER_CANCELLED: EventSpec("The order was cancelled; whatever was still open is cancelled.", OrderCancelled),
+    E.PAYMENT_AUTHORISED: EventSpec(
+        "The order's payment is held for capture (card), or taken at the counter or by the marketplace "
+        "(`pos`, `marketplace`: `amount` is what is due).",
+        PaymentAuthorised,
+    ),
+    E.PAYMENT_FAILED: EventSpec(
+        "The processor refused the payment (`code`, `decline_code`): the order is cancelled (or, a capture, "
+        "`needs_attention`).",
+        PaymentFailed,
+    ),
+    E.PAYMENT_CAPTURE_DUE: EventSpec("Goods moved (or the last fulfillment closed): `amount` to capture.", PaymentDue),
+    E.PAYMENT_CAPTURED: EventSpec(
+        "The processor captured `amount` (`amount_captured` in all); `final` released the rest.", PaymentCaptured
+    ),
+    E.PAYMENT_VOID_DUE: EventSpec(
+        "Nothing of the order will be charged: the worker releases the authorisation.", PaymentDue
+    ),
+    E.PAYMENT_VOIDED: EventSpec("The authorisation was released; nothing was charged.", PaymentData),
 }
 del E
 

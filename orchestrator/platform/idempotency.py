@@ -123,3 +123,22 @@ async def complete(
 ) -> None:
     """Store the answer given for the key, in the transaction that did the work."""
     await fetch(session, _COMPLETE, request.principal, request.key, request.fingerprint, status_code, body, now)
+
+
+_REPLACE = (
+    "UPDATE idempotency_keys SET status_code = $4, response_body = $5 "
+    "WHERE principal = $1 AND key = $2 AND fingerprint = $3"
+)
+_FORGET = "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND fingerprint = $3"
+
+
+async def replace(session: AsyncSession, request: IdempotencyClaim, status_code: int, body: bytes) -> None:
+    """The final answer for a key whose request took more than one transaction (a card payment:
+    the order is placed, the processor called, its outcome applied): the first transaction stored
+    a provisional answer, the last one stores what the client is told."""
+    await fetch(session, _REPLACE, request.principal, request.key, request.fingerprint, status_code, body)
+
+
+async def forget(session: AsyncSession, request: IdempotencyClaim) -> None:
+    """No answer is kept for the key: the request failed in a way worth retrying as it was."""
+    await fetch(session, _FORGET, request.principal, request.key, request.fingerprint)

@@ -57,6 +57,11 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 # error class → (status, problem type slug, title). Most specific classes first.
 PROBLEM_TABLE: list[tuple[type[e.DomainError], int, str, str]] = [
+    (e.PaymentDeclined, 402, "payment-declined", "Payment declined"),
+    (e.PaymentIntentMismatch, 422, "payment-intent-mismatch", "Payment does not match the order"),
+    (e.PaymentsNotConfigured, 422, "payments-not-configured", "Payments not configured"),
+    (e.PaymentRequired, 422, "payment-required", "Payment required"),
+    (e.GatewayUnavailable, 503, "payment-gateway-unavailable", "Payment processor unavailable"),
     (e.InsufficientStock, 409, "insufficient-stock", "Not enough stock"),
     (e.StockWouldGoNegative, 409, "stock-would-go-negative", "Stock would go negative"),
     (e.IllegalTransition, 409, "illegal-transition", "Action not allowed in this state"),
@@ -246,6 +251,7 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     parameters, in a shape (``application/json``) this API never sends, unless we do."""
     described = {
         400: "Malformed JSON or parameters",
+        402: "The payment was declined; `context` carries the processor's `code` and `decline_code`",
         401: "Missing or invalid API key",
         403: "The API key's role may not do this",
         404: "Not found, or not visible to this API key",

@@ -20,6 +20,7 @@ from orchestrator.settings import Settings
 from tests.conftest import emptied
 from tests.integration.event_schemas import event_violations
 from tests.integration.invariants import lifecycle_violations
+from tests.stripe_server.fixtures import API_KEY
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -227,3 +228,20 @@ async def two_stores(shop) -> Shop:
     await shop.stock("S1", "A", 5)
     await shop.stock("S2", "A", 5)
     return shop
+
+
+@asynccontextmanager
+async def stripe_shop(
+    database_url: str, redis_url: str, db, redis, clock, stripe_api, **overrides: Any
+) -> AsyncIterator[Shop]:
+    """The app on the Stripe-shaped test server (``overrides``: more settings); pickup store S1
+    with 10 of A."""
+    settings = settings_for(
+        database_url, redis_url, stripe_api_key=API_KEY, stripe_api_base=stripe_api.url, **overrides
+    )
+    async with serving(create_app(settings, db=db, redis=redis, clock=clock)) as client:
+        shop = Shop(client, db, clock)
+        await shop.location("S1", capabilities=("pickup",))
+        await shop.product("A")
+        await shop.stock("S1", "A", 10)
+        yield shop

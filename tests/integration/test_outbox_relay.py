@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from orchestrator.fulfillment.requests import Accept, MarkReady, Pick, StartPicking
 from orchestrator.fulfillment.service import LifecycleSettings
+from orchestrator.payments.gateway import UnconfiguredGateway
 from orchestrator.platform.clock import ManualClock
 from orchestrator.platform.errors import InsufficientStock
 from orchestrator.platform.outbox_relay import claim_batch, publish, relay_outbox
@@ -196,6 +197,7 @@ def _worker_ctx(db, pool: ArqRedis, database_url: str, redis_url: str, stream: s
         "clock": clock,
         "lifecycle": LIFECYCLE,
         "relay_lock": asyncio.Lock(),
+        "gateway": UnconfiguredGateway(),  # the payment jobs' processor: none configured here
     }
 
 

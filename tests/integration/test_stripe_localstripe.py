@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from orchestrator.payments.gateway import AuthoriseRequest, IntentStatus, Operation, PaymentDeclined, idempotency_key
+from orchestrator.payments.gateway import AuthoriseRequest, IntentStatus, Operation, idempotency_key
 from orchestrator.payments.stripe_gateway import StripeGateway, StripeOptions, stripe_gateway
+from orchestrator.platform.errors import PaymentDeclined
 from tests.stripe_server.fixtures import ServerThread
 
 localstripe_server = pytest.importorskip("localstripe.server")

@@ -14,13 +14,12 @@ from orchestrator.payments.gateway import (
     AuthoriseRequest,
     IntentStatus,
     Operation,
-    PaymentDeclined,
-    PaymentIntentMismatch,
     PaymentNotFound,
     PaymentRequestRefused,
     idempotency_key,
 )
 from orchestrator.payments.stripe_gateway import STRIPE_API_VERSION, StripeGateway, stripe_gateway
+from orchestrator.platform.errors import PaymentDeclined, PaymentIntentMismatch
 from tests.stripe_server.fixtures import API_KEY, RunningServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # the SDK's httpx use

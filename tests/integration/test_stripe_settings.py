@@ -7,11 +7,11 @@ import pytest
 from orchestrator.payments.gateway import (
     AuthoriseRequest,
     Operation,
-    PaymentsNotConfigured,
     UnconfiguredGateway,
     idempotency_key,
 )
 from orchestrator.payments.stripe_gateway import StripeGateway, payment_gateway
+from orchestrator.platform.errors import PaymentsNotConfigured
 from orchestrator.settings import Settings
 
 ORDER = "0b6c7d1e-0000-4000-8000-000000000003"

@@ -10,6 +10,7 @@ endpoint it is a 400 ``idempotency_error``.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -114,6 +115,20 @@ def build_app(state: ServerState) -> web.Application:
     def retrieve_intent(request: web.Request, params: dict[str, Any]) -> Any:
         return state.ledger.expanded(state.ledger.intent(request.match_info["id"]), expand_of(params))
 
+    def search_intents(request: web.Request, params: dict[str, Any]) -> Any:
+        # Only the query the gateway sends: metadata['key']:'value' (Stripe's search language).
+        found = re.fullmatch(r"metadata\['([^']+)'\]:'([^']*)'", str(params.get("query") or ""))
+        if found is None:
+            raise invalid("Unsupported search query.", code="parameter_invalid", param="query")
+        key, value = found.groups()
+        expand = [e.removeprefix("data.") for e in expand_of(params)]
+        data = [
+            state.ledger.expanded(intent, expand)
+            for intent in state.ledger.intents.values()
+            if intent["metadata"].get(key) == value
+        ]
+        return {"object": "search_result", "data": data, "has_more": False, "next_page": None, "url": request.path}
+
     def capture_intent(request: web.Request, params: dict[str, Any]) -> Any:
         intent = state.ledger.capture(request.match_info["id"], params)
         return state.ledger.expanded(intent, expand_of(params))
@@ -130,6 +145,7 @@ def build_app(state: ServerState) -> web.Application:
 
     app = web.Application()
     app.router.add_post("/v1/payment_intents", endpoint(create_intent))
+    app.router.add_get("/v1/payment_intents/search", endpoint(search_intents))
     app.router.add_get("/v1/payment_intents/{id}", endpoint(retrieve_intent))
     app.router.add_post("/v1/payment_intents/{id}/capture", endpoint(capture_intent))
     app.router.add_post("/v1/payment_intents/{id}/cancel", endpoint(cancel_intent))

@@ -107,3 +107,10 @@ def test_a_pickup_that_expired_after_a_partial_handover_still_reached_the_custom
 
 def test_a_closed_partial_handover_beside_open_work_is_partially_fulfilled() -> None:
     assert derive_order_status([fo(S.EXPIRED, handed_over=1), fo(S.PENDING, M.SHIP)]) is OS.PARTIALLY_FULFILLED
+
+
+def test_an_order_waiting_for_its_payment_stays_pending_payment_until_a_fulfillment_moves() -> None:
+    waiting = [fo(S.PENDING), fo(S.PENDING, M.SHIP)]
+    assert derive_order_status(waiting, awaiting_payment=True) is OS.PENDING_PAYMENT
+    assert derive_order_status(waiting) is OS.RECEIVED  # paid: the stores take it
+    assert derive_order_status([fo(S.CANCELLED)], awaiting_payment=True) is OS.CANCELLED

@@ -1,0 +1,146 @@
+"""Queueing what a change to an order's goods makes due on its card payment, in the change's own
+transaction (the fulfillment runner's persistence calls it): capture and void operations with
+status ``queued`` (or ``held``, waiting for the last open fulfillment) and a
+``payment.capture_due`` / ``payment.void_due`` event. The worker runs them
+(``payments/captures.py``); nothing here calls the processor.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.order_record.aggregate import OrderAggregate
+from orchestrator.order_record.states import OPEN_STATES, Method, Status
+from orchestrator.payments.gateway import Operation, idempotency_key
+from orchestrator.payments.model import GoodsLine
+from orchestrator.payments.settlement import GoodsMoved, due_after_change
+from orchestrator.payments.tables import Payment, PaymentOperation
+from orchestrator.platform.events import EventType, OrderEventDraft
+from orchestrator.platform.money import OrderTotals
+
+# The states of a card payment that still holds an authorisation to capture from or release.
+LIVE_STATUSES = ("authorised", "partially_captured")
+QUEUED = "queued"
+HELD = "held"
+
+
+async def live_card_payment(session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
+    """The order's Stripe payment still holding an authorisation, locked (after the order)."""
+    return await session.scalar(
+        select(Payment)
+        .where(Payment.order_id == order_id, Payment.provider == "stripe", Payment.status.in_(LIVE_STATUSES))
+        .order_by(Payment.created_at.desc(), Payment.id)
+        .limit(1)
+        .with_for_update()
+    )
+
+
+def order_totals(aggregate: OrderAggregate) -> OrderTotals:
+    o = aggregate.order
+    return OrderTotals(o.subtotal, o.shipping_total, o.tax_total, o.discount_total)
+
+
+async def queue_payment_operations(
+    session: AsyncSession, aggregate: OrderAggregate, handed_over: Mapping[uuid.UUID, int], now: datetime
+) -> list[OrderEventDraft]:
+    """After the change's rows are written: ``handed_over`` maps fulfillment line ids to the units
+    this change handed over or shipped. Returns the events to record with the change."""
+    payment = await live_card_payment(session, aggregate.order.id)
+    if payment is None:
+        return []
+    prices = {ln.id: ln.unit_price for ln in aggregate.lines}
+    before: list[GoodsLine] = []
+    moved: list[GoodsMoved] = []
+    facing = [f for f in aggregate.fulfillments if f.method != Method.TRANSFER.value]
+    for fo in facing:
+        now_lines = []
+        for ln in aggregate.fulfillment_lines.get(fo.id, []):
+            units = handed_over.get(ln.id, 0)
+            before.append(GoodsLine(ln.quantity_handed_over - units, prices[ln.order_line_id]))
+            if units:
+                now_lines.append(GoodsLine(units, prices[ln.order_line_id]))
+        if now_lines:
+            moved.append(GoodsMoved(fo.id, tuple(now_lines)))
+    closes = not any(Status(f.status) in OPEN_STATES for f in facing) and not any(
+        ln.quantity_unsourced for ln in aggregate.lines
+    )
+    asked = (
+        await session.execute(
+            select(PaymentOperation.kind, func.coalesce(func.sum(PaymentOperation.amount), 0), func.count())
+            .where(PaymentOperation.payment_id == payment.id, PaymentOperation.kind.in_(("capture", "void")))
+            .group_by(PaymentOperation.kind)
+        )
+    ).all()
+    requested = {kind: (int(total), count) for kind, total, count in asked}
+    due = due_after_change(
+        order_totals(aggregate),
+        multicapture=payment.multicapture,
+        before=[g for g in before if g.quantity],
+        moved=moved,
+        closes=closes,
+        requested=requested.get("capture", (0, 0))[0],
+        voided="void" in requested,
+    )
+    # Numbered across the order's payments: every key is the order's own and never reused.
+    seq_before = await session.scalar(
+        select(func.count())
+        .select_from(PaymentOperation)
+        .join(Payment, Payment.id == PaymentOperation.payment_id)
+        .where(Payment.order_id == payment.order_id, PaymentOperation.kind == "capture")
+    )
+    queued: list[PaymentOperation] = []
+    for seq, capture in enumerate(due.captures, start=(seq_before or 0) + 1):
+        ref = f"{capture.fulfillment_id or 'order'}:{seq}"
+        op = PaymentOperation(
+            payment_id=payment.id,
+            kind="capture",
+            amount=capture.amount,
+            idempotency_key=idempotency_key(aggregate.order.id, Operation.CAPTURE, ref),
+            external_id=payment.external_id,
+            status=HELD if capture.held else QUEUED,
+            fulfillment_id=capture.fulfillment_id,
+            occurred_at=now,
+        )
+        session.add(op)
+        if not capture.held:
+            queued.append(op)
+    if due.release_held:
+        released = await session.execute(
+            update(PaymentOperation)
+            .where(PaymentOperation.payment_id == payment.id, PaymentOperation.status == HELD)
+            .values(status=QUEUED)
+            .returning(PaymentOperation.id, PaymentOperation.amount)
+        )
+        held = released.all()
+        await session.flush()
+        ids = [i for i, _ in held] + [op.id for op in queued]
+        amount = sum(a for _, a in held) + sum(op.amount for op in queued)
+    else:
+        ids, amount = [op.id for op in queued], sum(op.amount for op in queued)
+    drafts = []
+    if ids:
+        drafts.append(_due(EventType.PAYMENT_CAPTURE_DUE, payment, ids, amount))
+    if due.void:
+        void = PaymentOperation(
+            payment_id=payment.id,
+            kind="void",
+            amount=payment.amount_authorised,
+            idempotency_key=idempotency_key(aggregate.order.id, Operation.VOID, payment.id),
+            external_id=payment.external_id,
+            status=QUEUED,
+            occurred_at=now,
+        )
+        session.add(void)
+        drafts.append(_due(EventType.PAYMENT_VOID_DUE, payment, [void.id], payment.amount_authorised))
+    await session.flush()
+    return drafts
+
+
+def _due(type_: EventType, payment: Payment, ids: list[uuid.UUID], amount: int) -> OrderEventDraft:
+    data = {"payment_id": str(payment.id), "operations": [str(i) for i in ids], "amount": amount}
+    return OrderEventDraft(type_, {**data, "currency": payment.currency})
