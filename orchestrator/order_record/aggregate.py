@@ -111,12 +111,17 @@ async def fulfillment_lines(
     return out
 
 
+async def lock_order_row(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
+    """The order row, locked: the first lock every change of an order takes (order first, then
+    its fulfillments, payments and stock)."""
+    return await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+
+
 async def load_order(session: AsyncSession, order_id: uuid.UUID, actor: Actor, *, lock: bool = False) -> OrderAggregate:
     """The whole order, or NotFound (also when a staff key may not see it). With ``lock`` the
     order row and then its fulfillment rows are locked: the order-first lock order."""
     if lock:
-        locked = await session.scalar(select(Order.id).where(Order.id == order_id).with_for_update())
-        if locked is None:
+        if await lock_order_row(session, order_id) is None:
             raise NotFound(ORDER_NOT_FOUND)
         await session.execute(
             select(FulfillmentOrder.id)

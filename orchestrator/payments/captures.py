@@ -34,6 +34,7 @@ from orchestrator.order_record.tables import FulfillmentOrder, Order
 from orchestrator.order_record.timeline import record_order_events
 from orchestrator.payments.capture_queue import QUEUED
 from orchestrator.payments.gateway import PaymentGateway
+from orchestrator.payments.service import locked_order
 from orchestrator.payments.tables import Payment, PaymentOperation
 from orchestrator.platform.actors import SYSTEM
 from orchestrator.platform.clock import Clock
@@ -116,7 +117,7 @@ async def _claim(session: AsyncSession, call: Call) -> tuple[Order, Payment, lis
     """The order, payment and operations locked (order first), or None if another run applied them."""
     payment = await session.get(Payment, call.payment_id)
     assert payment is not None
-    order = (await session.execute(select(Order).where(Order.id == payment.order_id).with_for_update())).scalar_one()
+    order = await locked_order(session, payment.order_id)
     await session.refresh(payment, with_for_update=True)
     ops = list(
         (

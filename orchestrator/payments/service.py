@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orchestrator.order_record.aggregate import lock_order_row
 from orchestrator.order_record.states import Method, Status
 from orchestrator.order_record.status import FulfillmentSummary, OrderStatus
 from orchestrator.order_record.tables import FulfillmentOrder, Order
@@ -57,8 +58,11 @@ class Failure:
     idempotency_key: str | None = None
 
 
-async def _locked_order(session: AsyncSession, order_id: uuid.UUID) -> Order:
-    return (await session.execute(select(Order).where(Order.id == order_id).with_for_update())).scalar_one()
+async def locked_order(session: AsyncSession, order_id: uuid.UUID) -> Order:
+    """The order of a payment being recorded, locked (it exists: the payment refers to it)."""
+    order = await lock_order_row(session, order_id)
+    assert order is not None
+    return order
 
 
 async def _record(
@@ -115,7 +119,7 @@ async def record_authorised(
     the order goes to the stores if it waited for it."""
     session = uow.session
     now = clock.now()
-    order = await _locked_order(session, order_id)
+    order = await locked_order(session, order_id)
     payment = Payment(
         order_id=order_id,
         provider=auth.provider,
@@ -194,7 +198,7 @@ async def record_failed(uow: UnitOfWork, order_id: uuid.UUID, failure: Failure, 
     What becomes of the order (it is cancelled) is the caller's flow."""
     session = uow.session
     now = clock.now()
-    order = await _locked_order(session, order_id)
+    order = await locked_order(session, order_id)
     payment = Payment(
         order_id=order_id,
         provider=failure.provider,

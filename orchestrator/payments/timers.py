@@ -31,8 +31,8 @@ from orchestrator.payments.gateway import IntentStatus, Operation, PaymentState,
 from orchestrator.payments.service import (
     Authorisation,
     Failure,
-    _locked_order,
     _record,
+    locked_order,
     order_payments,
     record_authorised,
     record_failed,
@@ -123,7 +123,7 @@ async def _pending_payment_of(uow: UnitOfWork, order_id: uuid.UUID) -> Payment |
 
 
 async def _still_waiting(uow: UnitOfWork, order_id: uuid.UUID) -> Order | None:
-    order = await _locked_order(uow.session, order_id)
+    order = await locked_order(uow.session, order_id)
     return order if order.status == OrderStatus.PENDING_PAYMENT.value else None
 
 
