@@ -25,7 +25,8 @@ PAYMENT_STATUSES = (
     "voided",
     "failed",
 )
-OPERATION_KINDS = ("authorise", "capture", "void", "refund", "fail", "expire")
+OPERATION_KINDS = ("authorise", "capture", "void", "refund", "fail", "expire", "tender", "dispute", "expiring")
+TENDER_METHODS = ("cash", "card", "other")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -76,6 +77,7 @@ class PaymentOperation(SQLModel, table=True):
         Index("ix_payment_operations_payment", "payment_id", "occurred_at"),
         CheckConstraint(_one_of("kind", OPERATION_KINDS), name="kind_known"),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint(f"tender_method IS NULL OR {_one_of('tender_method', TENDER_METHODS)}", name="tender_method_known"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -90,4 +92,26 @@ class PaymentOperation(SQLModel, table=True):
     error_code: str | None = Field(default=None, max_length=80)
     decline_code: str | None = Field(default=None, max_length=80)
     fulfillment_id: uuid.UUID | None = Field(default=None, foreign_key="fulfillment_orders.id")
+    # A tender at the counter: how it was paid, the till's or terminal's reference, change given.
+    tender_method: str | None = Field(default=None, max_length=10)
+    reference: str | None = Field(default=None, max_length=255)
+    change_given: int | None = Field(default=None, sa_type=BigInteger)
+    # Why: a refund's or a dispute's reason, an expiry's cause.
+    reason: str | None = Field(default=None, max_length=255)
     occurred_at: datetime = created_at()
+
+
+class StripeEvent(SQLModel, table=True):
+    """A Stripe webhook event received: its id makes a repeated delivery a no-op; ``stripe_created``
+    tells an older event from a newer one about the same object."""
+
+    __tablename__ = "stripe_events"
+    __table_args__ = (Index("ix_stripe_events_object", "object_id", "stripe_created"),)
+
+    id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=100)
+    object_id: str | None = Field(default=None, max_length=255)
+    stripe_created: datetime = timestamp(nullable=False)
+    received_at: datetime = created_at()
+    # What applying it did: applied, ignored_stale, ignored_unknown_payment, ignored_type...
+    outcome: str = Field(max_length=40)

@@ -46,6 +46,11 @@ class EventType(StrEnum):
     PAYMENT_CAPTURED = "payment.captured"
     PAYMENT_VOID_DUE = "payment.void_due"
     PAYMENT_VOIDED = "payment.voided"
+    PAYMENT_REFUNDED = "payment.refunded"
+    PAYMENT_EXPIRING = "payment.expiring"
+    PAYMENT_EXPIRED = "payment.expired"
+    PAYMENT_TENDERED = "payment.tendered"
+    PAYMENT_DISPUTED = "payment.disputed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +219,29 @@ class PaymentCaptured(PaymentData):
     fulfillments: list[uuid.UUID]
 
 
+class PaymentRefunded(PaymentData):
+    refund_id: uuid.UUID  # the refund operation
+    external_refund_id: str | None  # the processor's (re_...), none when refunded elsewhere
+    amount_refunded: int
+    reason: str | None
+
+
+class PaymentExpiring(PaymentData):
+    capture_before: datetime  # `amount`: what is still authorised and not captured
+
+
+class PaymentTendered(PaymentData):
+    method: str  # cash | card | other
+    reference: str | None
+    change_given: int
+    fulfillments: list[uuid.UUID]
+
+
+class PaymentDisputed(PaymentData):
+    dispute_id: str
+    reason: str | None
+
+
 @dataclass(frozen=True)
 class EventSpec:
     description: str
@@ -288,6 +316,20 @@ CATALOGUE: dict[EventType, EventSpec] = {
         "Nothing of the order will be charged: the worker releases the authorisation.", PaymentDue
     ),
     E.PAYMENT_VOIDED: EventSpec("The authorisation was released; nothing was charged.", PaymentData),
+    E.PAYMENT_REFUNDED: EventSpec(
+        "Captured money went back to the customer: `amount` now, `amount_refunded` in all.", PaymentRefunded
+    ),
+    E.PAYMENT_EXPIRING: EventSpec(
+        "The authorisation lapses at `capture_before` and goods are still to hand over: the order needs attention.",
+        PaymentExpiring,
+    ),
+    E.PAYMENT_EXPIRED: EventSpec(
+        "The authorisation lapsed uncaptured (`amount`); what is still due needs a new payment.", PaymentExpiring
+    ),
+    E.PAYMENT_TENDERED: EventSpec(
+        "Paid at the counter at handover (`method`, `reference`); `change_given` in cash.", PaymentTendered
+    ),
+    E.PAYMENT_DISPUTED: EventSpec("The card holder disputed the charge: the order needs attention.", PaymentDisputed),
 }
 del E
 
