@@ -18,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 _OLD_KINDS = "kind IN ('authorise', 'capture', 'void', 'refund', 'fail', 'expire')"
 _KINDS = "kind IN ('authorise', 'capture', 'void', 'refund', 'fail', 'expire', 'tender', 'dispute', 'expiring')"
+_TENDER_METHODS = "tender_method IS NULL OR tender_method IN ('cash', 'card', 'other')"
 _TS = sa.DateTime(timezone=True)
 
 
@@ -30,9 +31,7 @@ def upgrade() -> None:
     op.add_column("payment_operations", sa.Column("change_given", sa.BigInteger(), nullable=True))
     # Why: a refund's reason, a dispute's reason, an expiry's cause.
     op.add_column("payment_operations", sa.Column("reason", sa.String(length=255), nullable=True))
-    op.create_check_constraint(
-        "tender_method_known", "payment_operations", "tender_method IS NULL OR tender_method IN ('cash', 'card', 'other')"
-    )
+    op.create_check_constraint("tender_method_known", "payment_operations", _TENDER_METHODS)
     op.create_table(
         "stripe_events",
         sa.Column("id", sa.String(length=255), nullable=False),

@@ -77,7 +77,9 @@ class PaymentOperation(SQLModel, table=True):
         Index("ix_payment_operations_payment", "payment_id", "occurred_at"),
         CheckConstraint(_one_of("kind", OPERATION_KINDS), name="kind_known"),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
-        CheckConstraint(f"tender_method IS NULL OR {_one_of('tender_method', TENDER_METHODS)}", name="tender_method_known"),
+        CheckConstraint(
+            f"tender_method IS NULL OR {_one_of('tender_method', TENDER_METHODS)}", name="tender_method_known"
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
