@@ -25,8 +25,11 @@ from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.inventory.api import StockController
 from orchestrator.inventory.availability_api import AvailabilityController
 from orchestrator.orders.api import OrderController
+from orchestrator.orders.stripe_webhooks_api import PUBLIC_PATTERN as STRIPE_WEBHOOKS
+from orchestrator.orders.stripe_webhooks_api import StripeWebhookController
 from orchestrator.payments.dependencies import PAYMENT_DEPENDENCIES
 from orchestrator.payments.gateway import PaymentGateway
+from orchestrator.payments.refunds_api import RefundController
 from orchestrator.payments.stripe_gateway import payment_gateway
 from orchestrator.platform.api_keys import KeyResolver
 from orchestrator.platform.auth import PUBLIC_PATTERNS, ApiKeyMiddleware
@@ -107,6 +110,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             OrderController,
+            RefundController,
             LocationController,
             StockController,
             LocationQueueController,
@@ -116,6 +120,7 @@ def create_app(
             FulfillmentController,
             SourcingProfileController,
             SourcingController,
+            StripeWebhookController,
             HealthController,
             MetricsController,
             *asset_routers(),
@@ -127,7 +132,7 @@ def create_app(
         middleware=[
             DefineMiddleware(RequestContextMiddleware, log_requests=settings.access_log),
             prometheus.middleware,
-            DefineMiddleware(ApiKeyMiddleware, exclude=PUBLIC_PATTERNS),
+            DefineMiddleware(ApiKeyMiddleware, exclude=[*PUBLIC_PATTERNS, STRIPE_WEBHOOKS]),
         ],
         lifespan=[lifespan],
         state=State(

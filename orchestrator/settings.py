@@ -72,6 +72,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description='channels whose orders must carry a payment, as JSON: ["web", "pos:STORE-1"]',
     )
+    authorisation_expiry_warning_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="this long before a card authorisation lapses, an order with goods still to hand over is flagged",
+    )
+    payment_save_method_channels: list[str] = Field(
+        default_factory=lambda: ["web", "app"],
+        description="channels whose card is kept for off-session charges (setup_future_usage), as JSON; "
+        "marketplaces and store POS collect themselves or have the customer there, so never by default",
+    )
 
     # A plain property, never cached: a cached value would be copied by ``model_copy`` and keep
     # answering for the token before the copy (``orchestrator dev`` sets it that way).

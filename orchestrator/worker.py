@@ -24,7 +24,7 @@ from tenacity.wait import wait_base
 from orchestrator.fulfillment import timers as pickup_timers
 from orchestrator.fulfillment.pickup import reminder_at
 from orchestrator.fulfillment.service import LifecycleSettings
-from orchestrator.orders import payment_timers
+from orchestrator.orders import authorisation_timers, payment_timers
 from orchestrator.payments import captures as payment_captures
 from orchestrator.payments.stripe_gateway import payment_gateway
 from orchestrator.platform import metrics
@@ -179,6 +179,13 @@ async def sweep_payments(ctx: dict[str, Any]) -> payment_timers.Swept:
     return await payment_timers.sweep(timers)
 
 
+async def sweep_authorisations(ctx: dict[str, Any]) -> authorisation_timers.Swept:
+    """Card authorisations running out: ``authorisation_expiry_warning_hours`` before, orders with
+    goods left are flagged (held captures run early); after, no capture is ever sent."""
+    warning = timedelta(hours=ctx["settings"].authorisation_expiry_warning_hours)
+    return await authorisation_timers.sweep(ctx["db"], ctx["gateway"], ctx["clock"], warning)
+
+
 def _backoff(cap_seconds: float) -> wait_base:
     return wait_exponential(multiplier=0.2, max=cap_seconds) + wait_random(0, 0.2)
 
@@ -257,6 +264,7 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
             cron(sweep_payments, second={20}, run_at_startup=True, unique=True),
             cron(trim_events_stream, second={45}, run_at_startup=True, unique=True),
             cron(sweep_payment_operations, second={15}, run_at_startup=True, unique=True),
+            cron(sweep_authorisations, second={50}, run_at_startup=True, unique=True),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

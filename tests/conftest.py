@@ -43,6 +43,7 @@ TABLES = [
     "idempotency_keys",
     "api_keys",
     "sourcing_profiles",
+    "stripe_events",  # no foreign key to orders: the cascade from orders does not reach it
 ]
 
 

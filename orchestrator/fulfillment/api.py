@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, TypeAlias
+from typing import Annotated, Literal, TypeAlias
 
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from orchestrator.fulfillment.dependencies import LifecycleDep
 from orchestrator.fulfillment.queue import fulfillment_queue, get_fulfillment
 from orchestrator.fulfillment.requests import (
     Accept,
     Cancel,
+    CounterTender,
     Deliver,
     HandOver,
     MarkReady,
@@ -34,6 +35,7 @@ from orchestrator.platform.auth import ANY_KEY, CHANNELS, STAFF
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, parse_if_match
+from orchestrator.platform.idempotency import IdempotencyClaim, idempotency_scope, request_fingerprint
 from orchestrator.platform.pagination import PageResponse
 from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import RequestBody, if_match_header
@@ -71,10 +73,32 @@ class HandoverLine(RequestBody, kw_only=True):
     quantity: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 
 
+class TenderIn(RequestBody, kw_only=True):
+    """Paid at the counter: required for a pay-in-store order or one whose card authorisation
+    ended; the amount due is in the 422 ``tender-required`` problem."""
+
+    amount: Annotated[int, msgspec.Meta(ge=0, le=10**15)]  # minor units of the order's currency
+    method: Literal["cash", "card", "other"]
+    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+
+
 class HandoverIn(RequestBody, kw_only=True):
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] | None = None
     override_reason: Reason | None = None
     lines: Annotated[list[HandoverLine], msgspec.Meta(min_length=1, max_length=200)] | None = None
+    tender: TenderIn | None = None
+
+
+HandoverKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        required=False,
+        description="A retry with the same key answers the first answer: goods and tender go once",
+    ),
+]
 
 
 class PickupCodeOut(msgspec.Struct, kw_only=True):
@@ -128,13 +152,24 @@ class Transitions:
     settings: LifecycleSettings
 
     async def __call__(
-        self, fulfillment_id: uuid.UUID, request: TransitionRequest, if_match: str | None
+        self,
+        fulfillment_id: uuid.UUID,
+        request: TransitionRequest,
+        if_match: str | None,
+        claim: IdempotencyClaim | None = None,
     ) -> FulfillmentView:
         expected = parse_if_match(if_match)
         return await self.db.run(
             committing(
                 lambda uow: transition(
-                    uow, fulfillment_id, request, self.actor, self.clock, self.settings, expected_version=expected
+                    uow,
+                    fulfillment_id,
+                    request,
+                    self.actor,
+                    self.clock,
+                    self.settings,
+                    expected_version=expected,
+                    claim=claim,
                 )
             )
         )
@@ -221,10 +256,22 @@ class FulfillmentController(Controller):
         extra=(423,),
     )
     async def handover(
-        self, fulfillment_id: FulfillmentId, data: JSONBody[HandoverIn], run: TransitionsDep, if_match: IfMatch = None
+        self,
+        request: Request,
+        fulfillment_id: FulfillmentId,
+        data: JSONBody[HandoverIn],
+        run: TransitionsDep,
+        if_match: IfMatch = None,
+        idempotency_key: HandoverKey = None,
     ) -> FulfillmentView:
         units = {line.line_id: line.quantity for line in data.lines} if data.lines else None
-        return await run(fulfillment_id, HandOver(data.code, data.override_reason, units), if_match)
+        t = data.tender
+        tender = CounterTender(t.amount, t.method, t.reference) if t is not None else None
+        claim = None
+        if idempotency_key is not None:
+            fingerprint = request_fingerprint("POST", request.url.path, msgspec.to_builtins(data))
+            claim = IdempotencyClaim(idempotency_scope(run.actor), idempotency_key, fingerprint)
+        return await run(fulfillment_id, HandOver(data.code, data.override_reason, units, tender), if_match, claim)
 
     @transition_route("cancel", "cancelFulfillment", "Cancel what this location still holds for the order")
     async def cancel(

@@ -20,6 +20,7 @@ from orchestrator.order_record.tables import FulfillmentOrder
 from orchestrator.order_record.timeline import record_derived_status
 from orchestrator.payments.capture_queue import queue_payment_operations
 from orchestrator.payments.captures import CAPTURE_FAILED
+from orchestrator.payments.tenders import TenderRecord, record_tender
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.events import EventType, OrderEventDraft
 
@@ -94,8 +95,10 @@ async def persist(
     *,
     order_lines: Iterable[OrderLineChange] = (),
     order_events: Iterable[OrderEventDraft] = (),
+    tender: TenderRecord | None = None,
 ) -> None:
-    """Write ``outcomes`` (and what a whole-order change does to its lines and timeline)."""
+    """Write ``outcomes`` (and what a whole-order change does to its lines and timeline), and
+    ``tender``, what a handover was paid at the counter (the service checked it)."""
     drafts: list[OrderEventDraft] = []
     outcomes = list(outcomes)
     order_lines = list(order_lines)
@@ -125,6 +128,8 @@ async def persist(
         # What the goods that moved (or the order closing) make due on its card payment, queued
         # with the change; the worker captures or voids it, the handover never waits on Stripe.
         drafts.extend(await queue_payment_operations(session, aggregate, handed_over, now))
+    if tender is not None:
+        drafts.append(await record_tender(session, aggregate.order.id, aggregate.order.currency, tender, now))
     if drafts:
         await record_order_change(session, aggregate, drafts, actor, now)
 

@@ -76,13 +76,23 @@ class Deliver:
 
 
 @dataclass(frozen=True)
+class CounterTender:
+    """Paid at the counter with the handover (minor units; ``payments/tenders.py`` decides)."""
+
+    amount: int
+    method: str  # cash | card | other
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
 class HandOver:
     """Against the pickup code, or without it on a recorded override; ``units`` (line id →
-    quantity) hands over part, None everything picked."""
+    quantity) hands over part, None everything picked; ``tender``: paid at the counter."""
 
     code: str | None = None
     override_reason: str | None = None
     units: Mapping[uuid.UUID, int] | None = None
+    tender: CounterTender | None = None
     action: ClassVar[Action] = Action.HANDOVER
 
 

@@ -13,19 +13,23 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.fulfillment.model import Action, allowed_actions
+from orchestrator.fulfillment.model import Action, Outcome, allowed_actions
 from orchestrator.fulfillment.persistence import order_snapshot, persist, record_order_change
 from orchestrator.fulfillment.pickup import PickupGuard, pickup_code
-from orchestrator.fulfillment.requests import Context, MarkReady, TransitionRequest
+from orchestrator.fulfillment.requests import Context, HandOver, MarkReady, TransitionRequest
 from orchestrator.fulfillment.stock_moves import StockLedger
 from orchestrator.fulfillment.transitions import transition as decide
 from orchestrator.fulfillment.views import FulfillmentView, fulfillment_view
 from orchestrator.order_record.aggregate import FULFILLMENT_NOT_FOUND, OrderAggregate, load_order
-from orchestrator.order_record.states import Method, Status
+from orchestrator.order_record.states import OPEN_STATES, Method, Status
 from orchestrator.order_record.tables import FulfillmentOrder
+from orchestrator.payments import tenders
+from orchestrator.payments.capture_queue import order_totals
+from orchestrator.platform import idempotency
 from orchestrator.platform.actors import Actor, Role
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import KeepWritesAndRaise, UnitOfWork
@@ -62,12 +66,18 @@ async def transition(
     settings: LifecycleSettings,
     *,
     expected_version: int | None = None,
+    claim: idempotency.IdempotencyClaim | None = None,
 ) -> FulfillmentView:
     """Run ``request`` on the fulfillment: lock, decide (``transitions.transition``), persist the
     outcome. An error the outcome carries (a wrong pickup code) is raised as ``KeepWritesAndRaise``:
     the entry point's ``committing`` keeps what was written (the failed attempt counted), then
-    raises it. ``StockMoved`` (re-sourcing raced) makes ``Database.run`` try again."""
+    raises it. ``StockMoved`` (re-sourcing raced) makes ``Database.run`` try again. ``claim``:
+    the request's ``Idempotency-Key``; a repeat answers the first answer and does nothing."""
     session = uow.session
+    if claim is not None:
+        stored = await idempotency.claim(session, claim)
+        if stored is not None:
+            return msgspec.json.decode(stored.body, type=FulfillmentView)
     aggregate, fo = await _locked(session, fulfillment_id)
     if not _may_act(actor, aggregate, fo, request.action):
         raise NotFound(FULFILLMENT_NOT_FOUND)
@@ -78,10 +88,40 @@ async def transition(
     hold_days = {fo.id: await _hold_days(session, fo)} if isinstance(request, MarkReady) else None
     order = await order_snapshot(aggregate, ledger, hold_days)
     outcome = decide(order.fulfillment(fo.id), order, request, settings.context(actor, now))
-    await persist(session, aggregate, ledger, [outcome], actor, now)
+    # Checked before anything is written: a refused tender leaves the handover undone.
+    tender = await _tender(session, aggregate, fo, outcome, request) if isinstance(request, HandOver) else None
+    await persist(session, aggregate, ledger, [outcome], actor, now, tender=tender)
     if outcome.error_after_commit is not None:
         raise KeepWritesAndRaise(outcome.error_after_commit)
-    return fulfillment_view(fo, aggregate.fulfillment_lines.get(fo.id, []), aggregate.codes, aggregate.order.number)
+    view = fulfillment_view(fo, aggregate.fulfillment_lines.get(fo.id, []), aggregate.codes, aggregate.order.number)
+    if claim is not None:
+        await idempotency.complete(session, claim, 200, msgspec.json.encode(view), now)
+    return view
+
+
+async def _tender(
+    session: AsyncSession, aggregate: OrderAggregate, fo: FulfillmentOrder, outcome: Outcome, request: HandOver
+) -> tenders.TenderRecord | None:
+    """What the handover's goods make due at the counter, and the tender that settles it
+    (``payments/tenders.py``); raises the refusal. None: nothing is paid here."""
+    units = {c.line_id: c.handed_over for c in outcome.lines if c.handed_over}
+    if not units:  # a refused pickup code moves no goods and pays nothing
+        return None
+    prices = {ln.id: ln.unit_price for ln in aggregate.lines}
+    facing = [f for f in aggregate.fulfillments if f.method != Method.TRANSFER.value]
+    value = sum(
+        (ln.quantity_handed_over + units.get(ln.id, 0)) * prices[ln.order_line_id]
+        for f in facing
+        for ln in aggregate.fulfillment_lines.get(f.id, [])
+    )
+    states = [outcome.state if f.id == fo.id else Status(f.status) for f in facing]
+    closes = not any(s in OPEN_STATES for s in states) and not any(ln.quantity_unsourced for ln in aggregate.lines)
+    facts = await tenders.payments_facts(session, aggregate.order.id)
+    due = tenders.due_at_handover(order_totals(aggregate), value_after=value, closes=closes, paid=facts.paid)
+    given = request.tender
+    offered = tenders.Tender(given.amount, given.method, given.reference) if given is not None else None
+    tendered = tenders.settle(facts.standing, due, offered)
+    return tenders.TenderRecord(tendered, fo.id, f"{fo.id}:{fo.version}", closes) if tendered else None
 
 
 async def _hold_days(session: AsyncSession, fo: FulfillmentOrder) -> int:

@@ -17,10 +17,10 @@ from orchestrator.fulfillment.views import FulfillmentView
 from orchestrator.order_record.states import Method
 from orchestrator.order_record.status import OrderStatus
 from orchestrator.orders import changes as order_changes
-from orchestrator.orders import paid_intake
+from orchestrator.orders import paid_intake, repayment
 from orchestrator.orders import queries as order_queries
 from orchestrator.orders.commands import NewLine, NewPayment, PlaceOrder
-from orchestrator.orders.schemas import CancelOrder, CreateOrder
+from orchestrator.orders.schemas import CancelOrder, CreateOrder, PaymentIn
 from orchestrator.orders.views import OrderEventView, OrderView, view_of
 from orchestrator.payments.dependencies import GatewayDep
 from orchestrator.payments.views import PaymentOperationView
@@ -151,6 +151,7 @@ class OrderController(Controller):
             claim=claim,
             phone_region=settings.default_phone_region,
             required_channels=settings.payment_required_channels,
+            save_method_channels=settings.payment_save_method_channels,
             instance=request.url.path,
         )
         payment = data.payment
@@ -249,6 +250,51 @@ class OrderController(Controller):
     )
     async def payments(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> list[PaymentOperationView]:
         return await order_queries.order_payment_operations(db, order_id, actor)
+
+    @post(
+        "/{order_id:uuid}/payments",
+        operation_id="payOrderAgain",
+        summary="Pay what is still due with a new payment (idempotent)",
+        description=(
+            "When the order has no live payment covering what is due (its authorisation lapsed, was "
+            "voided or failed, or 3-D Secure was never finished), a new card or the counter pays the "
+            "total less what was captured or tendered. A decline is 402 and leaves the order waiting."
+        ),
+        guards=[CHANNELS],
+        status_code=201,
+        responses=problems(400, 401, 402, 403, 404, 409, 413, 422, 503),
+    )
+    async def pay_again(
+        self,
+        request: Request,
+        order_id: FromPath[uuid.UUID],
+        data: JSONBody[PaymentIn],
+        actor: ActorDep,
+        db: DB,
+        clock: ClockDep,
+        settings: SettingsDep,
+        lifecycle: LifecycleDep,
+        gateway: GatewayDep,
+        idempotency_key: IdempotencyKey,
+    ) -> Response[OrderView]:
+        path = f"/v1/orders/{order_id}/payments"
+        fingerprint = request_fingerprint("POST", path, msgspec.to_builtins(data))
+        flow = paid_intake.Intake(
+            db=db,
+            gateway=gateway,
+            actor=actor,
+            clock=clock,
+            lifecycle=lifecycle,
+            claim=IdempotencyClaim(idempotency_scope(actor), idempotency_key, fingerprint),
+            save_method_channels=settings.payment_save_method_channels,
+            instance=request.url.path,
+        )
+        paid = await repayment.repay(flow, order_id, NewPayment(**msgspec.to_builtins(data)))
+        headers = {"Idempotent-Replayed": "true"} if paid.replayed else {}
+        if paid.status >= 400:
+            return Response(paid.body, status_code=paid.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+        headers["ETag"] = etag(paid.version)
+        return Response(paid.body, status_code=paid.status, media_type=MediaType.JSON, headers=headers)
 
     @post(
         "/{order_id:uuid}/cancel",

@@ -17,13 +17,17 @@ A card payment takes three steps, never holding a transaction across the process
 Pay in store (``pos``) and marketplace-collected payments need no processor: they are recorded
 in intake's own transaction. An order without a payment is placed as before (the hot path),
 unless its channel must carry one (``payment_required_channels``).
+
+Steps 2 and 3 are ``charge_card``, shared with re-payment (``orders/repayment.py``), which differs
+only in what a refusal does to the order (nothing: it keeps waiting for a payment) and in a last
+check before the authorisation is kept (``Settled``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 import msgspec
@@ -88,7 +92,27 @@ class Intake:
     claim: IdempotencyClaim | None
     phone_region: str = "US"
     required_channels: Collection[str] = ()
+    # Channels whose customer's card is kept for off-session charges (``setup_future_usage``).
+    save_method_channels: Collection[str] = ()
     instance: str = "/v1/orders"
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One attempt to have the processor hold money for an order."""
+
+    order_id: uuid.UUID
+    total: int  # ISO 4217 minor units: what the payment record holds
+    currency: str
+    amount: int  # what the processor is asked for (its unit)
+    key: str  # ``gateway.idempotency_key(order, AUTHORISE, attempt)``
+    save_method: bool = False
+
+
+# What a refusal does to the order, in the transaction recording it; returns the order's version.
+Refused = Callable[[UnitOfWork, "Intake", uuid.UUID], Awaitable[int]]
+# A last word on a payment just recorded, in its transaction: a problem to answer instead, or None.
+Settled = Callable[[UnitOfWork, "Intake", Payment], Awaitable[DomainError | None]]
 
 
 async def place_paid_order(intake: Intake, cmd: PlaceOrder, payment: NewPayment | None) -> Placed:
@@ -96,7 +120,7 @@ async def place_paid_order(intake: Intake, cmd: PlaceOrder, payment: NewPayment 
         if cmd.channel in intake.required_channels:
             raise PaymentRequired(f"orders from {cmd.channel} must carry a payment", field="payment")
         return await intake.db.run(committing(lambda uow: _place(uow, intake, cmd)))
-    _check_shape(payment)
+    check_shape(payment)
     if payment.provider != "stripe":
         return await intake.db.run(committing(lambda uow: _place_paid_offline(uow, intake, cmd, payment)))
     if isinstance(intake.gateway, UnconfiguredGateway):
@@ -116,28 +140,30 @@ async def place_paid_order(intake: Intake, cmd: PlaceOrder, payment: NewPayment 
     if placed.replayed or not placed.created or placed.order_id is None:
         return placed
     order_id = placed.order_id
-    charge = _Charge(order_id, total, cmd.currency.upper(), amount)
+    charge = Charge(
+        order_id,
+        total,
+        cmd.currency.upper(),
+        amount,
+        key=idempotency_key(order_id, Operation.AUTHORISE),
+        save_method=cmd.channel in intake.save_method_channels,
+    )
+    return await charge_card(intake, charge, payment, refused=_fail_order)
+
+
+async def charge_card(
+    intake: Intake, charge: Charge, payment: NewPayment, *, refused: Refused, settled: Settled | None = None
+) -> Placed:
+    """Steps 2 and 3: the processor asked outside any transaction, its word applied in a new one."""
     try:
         state = await _ask(intake.gateway, payment, charge)
     except (PaymentError, InvalidRequest) as error:
         refusal: DomainError = error
-        return await intake.db.run(committing(lambda uow: _refuse(uow, intake, charge, payment, refusal)))
-    return await intake.db.run(committing(lambda uow: _apply(uow, intake, charge, payment, state)))
+        return await intake.db.run(committing(lambda uow: _refuse(uow, intake, charge, payment, refusal, refused)))
+    return await intake.db.run(committing(lambda uow: _apply(uow, intake, charge, payment, state, refused, settled)))
 
 
-@dataclass(frozen=True)
-class _Charge:
-    order_id: uuid.UUID
-    total: int  # ISO 4217 minor units: what the payment record holds
-    currency: str
-    amount: int  # what the processor is asked for (its unit)
-
-    @property
-    def key(self) -> str:
-        return idempotency_key(self.order_id, Operation.AUTHORISE)
-
-
-def _check_shape(payment: NewPayment) -> None:
+def check_shape(payment: NewPayment) -> None:
     if payment.provider == "stripe" and (payment.payment_intent is None) == (payment.payment_method is None):
         raise InvalidRequest("a stripe payment names either payment_intent or payment_method", field="payment")
     if payment.provider == "marketplace" and not payment.reference:
@@ -148,7 +174,7 @@ async def _place(uow: UnitOfWork, intake: Intake, cmd: PlaceOrder) -> Placed:
     return await place_order(uow, cmd, intake.actor, intake.clock, claim=intake.claim, phone_region=intake.phone_region)
 
 
-async def _ask(gateway: PaymentGateway, payment: NewPayment, charge: _Charge) -> PaymentState:
+async def _ask(gateway: PaymentGateway, payment: NewPayment, charge: Charge) -> PaymentState:
     """The processor's word on the order's payment (no transaction is open). Whatever it refuses
     is a ``DomainError``: the order then fails (``_refuse``)."""
     try:
@@ -159,13 +185,14 @@ async def _ask(gateway: PaymentGateway, payment: NewPayment, charge: _Charge) ->
         raise InvalidRequest(f"Stripe refused the payment: {exc.detail}", field="payment", code=exc.code) from None
 
 
-async def _authorised(gateway: PaymentGateway, payment: NewPayment, charge: _Charge) -> PaymentState:
+async def _authorised(gateway: PaymentGateway, payment: NewPayment, charge: Charge) -> PaymentState:
     if payment.payment_intent is not None:
         return await gateway.verify_authorised(payment.payment_intent, amount=charge.amount, currency=charge.currency)
     request = AuthoriseRequest(
         amount=charge.amount,
         currency=charge.currency,
         payment_method=payment.payment_method or "",
+        save_method=charge.save_method,
         metadata={"order_id": str(charge.order_id)},
     )
     state = await gateway.authorise(request, idempotency_key=charge.key)
@@ -179,14 +206,22 @@ async def _authorised(gateway: PaymentGateway, payment: NewPayment, charge: _Cha
     return state
 
 
-async def _apply(uow: UnitOfWork, intake: Intake, charge: _Charge, payment: NewPayment, state: PaymentState) -> Placed:
+async def _apply(
+    uow: UnitOfWork,
+    intake: Intake,
+    charge: Charge,
+    payment: NewPayment,
+    state: PaymentState,
+    refused: Refused,
+    settled: Settled | None,
+) -> Placed:
     if payment.payment_intent is not None and await pays_another_order(
         uow.session, "stripe", state.intent_id, charge.order_id
     ):
         used = PaymentIntentMismatch(
             f"payment {state.intent_id} already pays another order", intent_id=state.intent_id, reason="already_used"
         )
-        return await _refuse(uow, intake, charge, payment, used)
+        return await _refuse(uow, intake, charge, payment, used, refused)
     if state.status is IntentStatus.REQUIRES_ACTION:
         pending = await record_pending(
             uow,
@@ -199,7 +234,9 @@ async def _apply(uow: UnitOfWork, intake: Intake, charge: _Charge, payment: NewP
             idempotency_key=charge.key,
             processor_status=state.status.value,
         )
-        return await _answer(uow, intake, charge.order_id, pending, client_secret=state.client_secret)
+        if settled is not None and (problem := await settled(uow, intake, pending)) is not None:
+            return await answer_problem(uow, intake, charge.order_id, problem)
+        return await answer(uow, intake, charge.order_id, pending, client_secret=state.client_secret)
     auth = Authorisation(
         provider="stripe",
         amount=charge.total,
@@ -212,13 +249,24 @@ async def _apply(uow: UnitOfWork, intake: Intake, charge: _Charge, payment: NewP
         processor_status=state.status.value,
     )
     authorised = await record_authorised(uow, charge.order_id, auth, intake.actor, intake.clock)
-    return await _answer(uow, intake, charge.order_id, authorised)
+    if settled is not None and (problem := await settled(uow, intake, authorised)) is not None:
+        return await answer_problem(uow, intake, charge.order_id, problem)
+    return await answer(uow, intake, charge.order_id, authorised)
+
+
+async def _fail_order(uow: UnitOfWork, intake: Intake, order_id: uuid.UUID) -> int:
+    """At intake a refused payment fails the order, which releases its stock and its channel
+    reference (the storefront may place it again with another card)."""
+    aggregate = await cancel_order(uow, order_id, intake.actor, intake.clock, intake.lifecycle, reason=PAYMENT_FAILED)
+    aggregate.order.holds_channel_ref = False
+    await uow.session.flush()
+    return aggregate.order.version
 
 
 async def _refuse(
-    uow: UnitOfWork, intake: Intake, charge: _Charge, payment: NewPayment, refusal: DomainError
+    uow: UnitOfWork, intake: Intake, charge: Charge, payment: NewPayment, refusal: DomainError, refused: Refused
 ) -> Placed:
-    """The payment failed: so does the order, which releases its stock and its channel reference."""
+    """The payment failed (``refused`` says what that does to the order); the problem is the answer."""
     declined = refusal if isinstance(refusal, PaymentDeclined) else None
     failure = Failure(
         provider="stripe",
@@ -230,21 +278,24 @@ async def _refuse(
         idempotency_key=charge.key if payment.payment_method is not None else None,
     )
     await record_failed(uow, charge.order_id, failure, intake.actor, intake.clock)
-    aggregate = await cancel_order(
-        uow, charge.order_id, intake.actor, intake.clock, intake.lifecycle, reason=PAYMENT_FAILED
-    )
-    aggregate.order.holds_channel_ref = False
-    await uow.session.flush()
-    problem = domain_problem(refusal, intake.instance)
-    body = msgspec.json.encode(problem)
+    version = await refused(uow, intake, charge.order_id)
     if isinstance(refusal, GatewayUnavailable):
         # Nobody refused the card: the same request may be tried again, as it was.
         if intake.claim is not None:
             await idempotency.forget(uow.session, intake.claim)
         raise KeepWritesAndRaise(refusal)
+    return await answer_problem(uow, intake, charge.order_id, refusal, version)
+
+
+async def answer_problem(
+    uow: UnitOfWork, intake: Intake, order_id: uuid.UUID, refusal: DomainError, version: int = 0
+) -> Placed:
+    """The problem answered instead of the order, stored under the key like any answer."""
+    problem = domain_problem(refusal, intake.instance)
+    body = msgspec.json.encode(problem)
     if intake.claim is not None:
         await idempotency.replace(uow.session, intake.claim, problem.status, body)
-    return Placed(charge.order_id, aggregate.order.version, body, created=False, status_code=problem.status)
+    return Placed(order_id, version, body, created=False, status_code=problem.status)
 
 
 async def _place_paid_offline(uow: UnitOfWork, intake: Intake, cmd: PlaceOrder, payment: NewPayment) -> Placed:
@@ -273,10 +324,10 @@ async def _place_paid_offline(uow: UnitOfWork, intake: Intake, cmd: PlaceOrder, 
             collected=True,
         )
         recorded = await record_authorised(uow, placed.order_id, collected, intake.actor, intake.clock)
-    return await _answer(uow, intake, placed.order_id, recorded)
+    return await answer(uow, intake, placed.order_id, recorded)
 
 
-async def _answer(
+async def answer(
     uow: UnitOfWork, intake: Intake, order_id: uuid.UUID, payment: Payment, *, client_secret: str | None = None
 ) -> Placed:
     """The order as it is now, with its payment: stored under the key (never with the client

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.order_record.aggregate import OrderAggregate
@@ -30,10 +30,18 @@ HELD = "held"
 
 
 async def live_card_payment(session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
-    """The order's Stripe payment still holding an authorisation, locked (after the order)."""
+    """The order's Stripe payment still holding an authorisation, locked (after the order). One
+    whose authorisation ran out (an ``expire`` operation, ``payments/expiry.py``) holds none,
+    though it keeps ``partially_captured``."""
+    lapsed = exists().where(PaymentOperation.payment_id == Payment.id, PaymentOperation.kind == "expire")
     return await session.scalar(
         select(Payment)
-        .where(Payment.order_id == order_id, Payment.provider == "stripe", Payment.status.in_(LIVE_STATUSES))
+        .where(
+            Payment.order_id == order_id,
+            Payment.provider == "stripe",
+            Payment.status.in_(LIVE_STATUSES),
+            ~lapsed,
+        )
         .order_by(Payment.created_at.desc(), Payment.id)
         .limit(1)
         .with_for_update()
@@ -69,22 +77,47 @@ async def queue_payment_operations(
     closes = not any(Status(f.status) in OPEN_STATES for f in facing) and not any(
         ln.quantity_unsourced for ln in aggregate.lines
     )
-    asked = (
-        await session.execute(
-            select(PaymentOperation.kind, func.coalesce(func.sum(PaymentOperation.amount), 0), func.count())
-            .where(PaymentOperation.payment_id == payment.id, PaymentOperation.kind.in_(("capture", "void")))
-            .group_by(PaymentOperation.kind)
+    # What the captures of all the order's payments asked, and what was tendered at the counter:
+    # after an authorisation ran out (or a warning released its rest), a new one pays only what
+    # the earlier ones and the counter did not. A capture that expired never happened, so its
+    # goods are due again from the new payment.
+    requested = await session.scalar(
+        select(func.coalesce(func.sum(PaymentOperation.amount), 0))
+        .join(Payment, Payment.id == PaymentOperation.payment_id)
+        .where(
+            Payment.order_id == payment.order_id,
+            PaymentOperation.kind.in_(("capture", "tender")),
+            PaymentOperation.status != "expired",
         )
-    ).all()
-    requested = {kind: (int(total), count) for kind, total, count in asked}
+    )
+    kinds = set(
+        (
+            await session.execute(
+                select(PaymentOperation.kind).where(
+                    PaymentOperation.payment_id == payment.id, PaymentOperation.kind.in_(("void", "expiring"))
+                )
+            )
+        ).scalars()
+    )
+    # Non-final captures that all ran leave the rest of the authorisation held at the processor.
+    to_run = await session.scalar(
+        select(PaymentOperation.id).where(
+            PaymentOperation.payment_id == payment.id,
+            PaymentOperation.kind == "capture",
+            PaymentOperation.status.in_((QUEUED, HELD)),
+        )
+    )
     due = due_after_change(
         order_totals(aggregate),
-        multicapture=payment.multicapture,
+        # After the expiry warning nothing waits for the last fulfillment: a held capture would
+        # still be held when the authorisation runs out, so it is queued (and final) at once.
+        multicapture=payment.multicapture or "expiring" in kinds,
         before=[g for g in before if g.quantity],
         moved=moved,
         closes=closes,
-        requested=requested.get("capture", (0, 0))[0],
-        voided="void" in requested,
+        requested=int(requested or 0),
+        voided="void" in kinds,
+        holds_rest=payment.status == "partially_captured" and to_run is None,
     )
     # Numbered across the order's payments: every key is the order's own and never reused.
     seq_before = await session.scalar(
@@ -125,18 +158,20 @@ async def queue_payment_operations(
     drafts = []
     if ids:
         drafts.append(_due(EventType.PAYMENT_CAPTURE_DUE, payment, ids, amount))
-    if due.void:
+    if due.void or due.release_rest:
+        # A void releases all of an uncaptured authorisation; a release, what captures left of it.
+        rest = payment.amount_authorised - payment.amount_captured
         void = PaymentOperation(
             payment_id=payment.id,
             kind="void",
-            amount=payment.amount_authorised,
+            amount=rest,
             idempotency_key=idempotency_key(aggregate.order.id, Operation.VOID, payment.id),
             external_id=payment.external_id,
             status=QUEUED,
             occurred_at=now,
         )
         session.add(void)
-        drafts.append(_due(EventType.PAYMENT_VOID_DUE, payment, [void.id], payment.amount_authorised))
+        drafts.append(_due(EventType.PAYMENT_VOID_DUE, payment, [void.id], rest))
     await session.flush()
     return drafts
 

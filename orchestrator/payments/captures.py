@@ -14,6 +14,10 @@ and the operation's state refuses a second application.
 - A refused capture fails the operation, records ``payment.failed`` and makes the order
   ``needs_attention`` (reason ``capture_failed``); the handover committed long before.
 - A processor that cannot be reached leaves the operation queued: the sweep tries again.
+- From the payment's ``capture_before`` on, no capture is sent: its queued and held captures
+  expire instead (``expiry.record_expired``).
+- A queued refund (Stripe was not reached when it was asked for) is sent by ``refunds.py``'s own
+  steps under its own key, after the payment's captures and voids.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from orchestrator.order_record.states import OPEN_STATES, Method
 from orchestrator.order_record.status import OrderStatus
 from orchestrator.order_record.tables import FulfillmentOrder, Order
 from orchestrator.order_record.timeline import record_order_events
+from orchestrator.payments import refunds
 from orchestrator.payments.capture_queue import QUEUED
+from orchestrator.payments.expiry import lapsed, record_expired
 from orchestrator.payments.gateway import PaymentGateway
-from orchestrator.payments.service import locked_order
+from orchestrator.payments.service import locked_order, payment_data
 from orchestrator.payments.tables import Payment, PaymentOperation
 from orchestrator.platform.actors import SYSTEM
 from orchestrator.platform.clock import Clock
@@ -51,7 +57,7 @@ MAX_CALLS = 20
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    kind: str  # capture | void
+    kind: str  # capture | void | refund
     payment_id: uuid.UUID
     operations: tuple[uuid.UUID, ...]
     amount: int  # minor units of the order's currency, as the payment record holds them
@@ -59,6 +65,7 @@ class Call:
     key: str
     intent_id: str
     currency: str
+    capture_before: datetime | None = None  # from then on, never sent (``expiry.lapsed``)
 
 
 async def next_call(uow: UnitOfWork, payment_id: uuid.UUID) -> Call | None:
@@ -83,8 +90,14 @@ async def next_call(uow: UnitOfWork, payment_id: uuid.UUID) -> Call | None:
         amount = sum(op.amount for op in chosen)
         key = chosen[-1].idempotency_key or ""
         ids = tuple(op.id for op in chosen)
-        return Call(kind, payment.id, ids, amount, final, key, payment.external_id or "", payment.currency)
+        intent = payment.external_id or ""
+        return Call(kind, payment.id, ids, amount, final, key, intent, payment.currency, payment.capture_before)
 
+    # Refunds last: they give back money already captured, which no capture or void changes.
+    refunds = [op for op in ops if op.kind == "refund"]
+    ops = [op for op in ops if op.kind != "refund"]
+    if not ops:
+        return call("refund", refunds[:1], True)
     captures = [op for op in ops if op.kind == "capture"]
     if not captures:
         return call("void", ops[:1], True)
@@ -156,15 +169,13 @@ def _done(
 ) -> tuple[list[OrderEventDraft], str, str | None]:
     for op in ops:
         op.status = "succeeded"
-    data = {
-        "payment_id": str(payment.id),
-        "provider": payment.provider,
-        "external_id": payment.external_id,
-        "amount": call.amount,
-        "currency": payment.currency,
-    }
+    data = payment_data(payment, call.amount)
     if call.kind == "void":
-        payment.status = "voided"
+        # A release after non-final captures lets go of the rest only: what moved stays captured.
+        if payment.amount_captured == 0:
+            payment.status = "voided"
+        elif payment.status == "partially_captured":
+            payment.status = "captured"
         draft = OrderEventDraft(EventType.PAYMENT_VOIDED, data)
     else:
         payment.amount_captured += call.amount
@@ -187,15 +198,7 @@ def _refused(
         op.status = "failed"
         op.error_code = code[:80]
         op.decline_code = decline_code
-    failed = {
-        "payment_id": str(payment.id),
-        "provider": payment.provider,
-        "external_id": payment.external_id,
-        "amount": call.amount,
-        "currency": payment.currency,
-        "code": code,
-        "decline_code": decline_code,
-    }
+    failed = payment_data(payment, call.amount, code=code, decline_code=decline_code)
     drafts = [OrderEventDraft(EventType.PAYMENT_FAILED, failed)]
     status, attention = order.status, order.attention_reason
     if call.kind == "capture":
@@ -225,7 +228,17 @@ async def run_payment_operations(db: Database, gateway: PaymentGateway, clock: C
         call = await db.run(lambda uow: next_call(uow, payment_id))
         if call is None:
             break
+        if call.kind == "capture" and lapsed(call.capture_before, clock.now()):
+            # The authorisation ran out: Stripe released the money and would refuse, which would
+            # read as a failed capture. The captures expire instead (``expiry.record_expired``).
+            if await db.run(committing(lambda uow, c=call: record_expired(uow, c.payment_id, clock))):
+                continue
+            break
         try:
+            if call.kind == "refund":
+                # Sent and applied by its own steps (the request that reserved it uses them too).
+                applied += await refunds.settle_refund(db, gateway, clock, call.operations[0], SYSTEM)
+                continue
             if call.kind == "void":
                 await gateway.void(call.intent_id, idempotency_key=call.key)
             else:

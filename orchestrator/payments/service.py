@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.order_record.aggregate import lock_order_row
+from orchestrator.order_record.aggregate import fulfillment_lines, lock_order_row
 from orchestrator.order_record.states import Method, Status
 from orchestrator.order_record.status import FulfillmentSummary, OrderStatus
 from orchestrator.order_record.tables import FulfillmentOrder, Order
@@ -58,6 +58,18 @@ class Failure:
     idempotency_key: str | None = None
 
 
+def payment_data(payment: Payment, amount: int, **details: Any) -> dict[str, Any]:
+    """What every payment event says (``platform.events.PaymentData``), then ``details``."""
+    return {
+        "payment_id": str(payment.id),
+        "provider": payment.provider,
+        "external_id": payment.external_id,
+        "amount": amount,
+        "currency": payment.currency,
+        **details,
+    }
+
+
 async def locked_order(session: AsyncSession, order_id: uuid.UUID) -> Order:
     """The order of a payment being recorded, locked (it exists: the payment refers to it)."""
     order = await lock_order_row(session, order_id)
@@ -65,12 +77,17 @@ async def locked_order(session: AsyncSession, order_id: uuid.UUID) -> Order:
     return order
 
 
+# What a new authorisation answers: an order flagged for its lapsing (or lapsed) one is settled.
+AUTHORISATION_ATTENTION = frozenset({"authorisation_expiring", "authorisation_expired"})
+
+
 async def _record(
     session: AsyncSession, order: Order, drafts: list[OrderEventDraft], actor: Actor, now: datetime, *, paid: bool
 ) -> None:
-    """The order's events; once paid, an order that waited for its payment takes its derived
-    status (its fulfillments reach the stores' queues)."""
-    if not (paid and order.status == OrderStatus.PENDING_PAYMENT):
+    """The order's events; once paid, an order that waited for its payment, or needed attention
+    for its authorisation, takes its derived status (its fulfillments reach the stores' queues)."""
+    settles = order.status == OrderStatus.PENDING_PAYMENT or order.attention_reason in AUTHORISATION_ATTENTION
+    if not (paid and settles):
         await record_order_events(
             session, order, drafts, actor, now, status=order.status, attention_reason=order.attention_reason
         )
@@ -78,8 +95,15 @@ async def _record(
     fulfillments = (
         (await session.execute(select(FulfillmentOrder).where(FulfillmentOrder.order_id == order.id))).scalars().all()
     )
-    summaries = [FulfillmentSummary(Status(f.status), Method(f.method)) for f in fulfillments]
-    await record_derived_status(session, order, summaries, drafts, actor, now, attention_reason=order.attention_reason)
+    lines = await fulfillment_lines(session, [f.id for f in fulfillments])
+    summaries = [
+        FulfillmentSummary(
+            Status(f.status), Method(f.method), sum(ln.quantity_handed_over for ln in lines.get(f.id, ()))
+        )
+        for f in fulfillments
+    ]
+    attention = None if order.attention_reason in AUTHORISATION_ATTENTION else order.attention_reason
+    await record_derived_status(session, order, summaries, drafts, actor, now, attention_reason=attention)
 
 
 async def _record_new_payment(
@@ -100,15 +124,14 @@ async def _record_new_payment(
     operation.payment_id = payment.id
     session.add(operation)
     await session.flush()
-    data = {
-        "payment_id": str(payment.id),
-        "provider": payment.provider,
-        "external_id": payment.external_id,
-        "amount": operation.amount,
-        "currency": payment.currency,
-        **details,
-    }
-    await _record(session, order, [OrderEventDraft(event, data)], actor, now, paid=paid)
+    await _record(
+        session,
+        order,
+        [OrderEventDraft(event, payment_data(payment, operation.amount, **details))],
+        actor,
+        now,
+        paid=paid,
+    )
     return payment
 
 

@@ -8,6 +8,10 @@ the queued operations later, so a handover never waits on the processor.
 - Without it, a partial capture would release the rest: each handover's capture is *held* until
   the last open fulfillment closes (handed over, shipped, cancelled or expired), then every held
   capture is queued and the worker captures them in one final call.
+- With multicapture, when the last open fulfillment closes by a cancel, an expiry or a rejection
+  after non-final captures, nothing is left to capture the rest finally: the rest of the
+  authorisation is *released* (Stripe: the PaymentIntent, still ``requires_capture``, is
+  cancelled, which frees its ``amount_capturable``; what was captured stays captured).
 - An order that closes with nothing ever handed over or shipped is voided. Units cancelled,
   expired or rejected are never charged: nothing makes them due.
 """
@@ -42,6 +46,8 @@ class Due:
     captures: tuple[NewCapture, ...] = ()
     release_held: bool = False  # the last open fulfillment closed: held captures are queued
     void: bool = False
+    # The rest of a partly captured authorisation is let go (multicapture, closed by a cancel).
+    release_rest: bool = False
 
 
 def due_after_change(
@@ -53,10 +59,14 @@ def due_after_change(
     closes: bool,
     requested: int,
     voided: bool = False,
+    holds_rest: bool = False,
 ) -> Due:
     """``before``: the goods handed over or shipped before this change; ``moved``: by it;
     ``closes``: no open fulfillment is left after it; ``requested``: what the payment's captures
-    so far (queued, held, done or refused) asked for; ``voided``: a void is already queued.
+    so far (queued, held, done or refused) asked for; ``voided``: a void (or release) is already
+    queued; ``holds_rest``: the payment's captures so far were all non-final and all ran, so the
+    processor still holds the rest of the authorisation (a capture still to run is final when it
+    runs after the last fulfillment closed, and releases the rest itself).
 
     Each new capture asks what became due (``model.due_for``) minus what was asked before, so a
     change that moves nothing (a delivery after the shipment) asks nothing again."""
@@ -77,4 +87,5 @@ def due_after_change(
         if target > requested:
             captures.append(NewCapture(None, target - requested, held=False))
     void = closes and not anything and not requested and not voided
-    return Due(tuple(captures), release_held=closes and not multicapture, void=void)
+    release_rest = multicapture and closes and not captures and holds_rest and not voided
+    return Due(tuple(captures), release_held=closes and not multicapture, void=void, release_rest=release_rest)

@@ -28,7 +28,12 @@ from orchestrator.payments.gateway import (
     UnconfiguredGateway,
     capture_deadline,
 )
-from orchestrator.platform.errors import GatewayUnavailable, PaymentDeclined, PaymentIntentMismatch
+from orchestrator.platform.errors import (
+    GatewayUnavailable,
+    PaymentDeclined,
+    PaymentIntentMismatch,
+    WebhookSignatureInvalid,
+)
 from orchestrator.settings import Settings
 
 # The version whose objects this module reads; bump it deliberately, with the tests.
@@ -259,6 +264,22 @@ def stripe_gateway(
         http_client=http_client,
     )
     return StripeGateway(client, http_client, options or StripeOptions())
+
+
+# Stripe's own default: a delivery signed longer ago than this is refused (replayed, or held back).
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+def verify_webhook(payload: bytes, signature: str | None, secret: str) -> None:
+    """The delivery is Stripe's: ``Stripe-Signature`` verified by the SDK over the raw body (the
+    HMAC-SHA256 of ``"<t>.<body>"`` under the endpoint's signing secret, signed at most
+    ``WEBHOOK_TOLERANCE_SECONDS`` ago). Else ``WebhookSignatureInvalid``: nothing of it is read."""
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
+    except stripe.SignatureVerificationError as error:
+        raise WebhookSignatureInvalid(f"the Stripe-Signature does not verify: {error.user_message or error}") from None
+    except UnicodeDecodeError:  # the SDK signs the text: a body that is not UTF-8 was never signed
+        raise WebhookSignatureInvalid("the Stripe-Signature does not verify: the body is not UTF-8") from None
 
 
 def payment_gateway(settings: Settings) -> PaymentGateway:

@@ -34,6 +34,7 @@ from orchestrator.payments.service import (
     _record,
     locked_order,
     order_payments,
+    payment_data,
     record_authorised,
     record_failed,
 )
@@ -168,18 +169,9 @@ async def settle_authorised(
         )
     )
     await session.flush()
-    event = OrderEventDraft(
-        EventType.PAYMENT_AUTHORISED,
-        {
-            "payment_id": str(pending.id),
-            "provider": "stripe",
-            "external_id": state.intent_id,
-            "amount": due.total,
-            "currency": due.currency,
-            "capture_before": state.capture_before.isoformat() if state.capture_before else None,
-            "multicapture": state.multicapture,
-        },
-    )
+    capture_before = state.capture_before.isoformat() if state.capture_before else None
+    data = payment_data(pending, due.total, capture_before=capture_before, multicapture=state.multicapture)
+    event = OrderEventDraft(EventType.PAYMENT_AUTHORISED, data)
     await _record(session, order, [event], actor, now, paid=True)
     return pending
 
@@ -224,17 +216,8 @@ async def record_timed_out(
         )
     )
     await session.flush()
-    event = OrderEventDraft(
-        EventType.PAYMENT_FAILED,
-        {
-            "payment_id": str(pending.id),
-            "provider": "stripe",
-            "external_id": intent_id,
-            "amount": due.total,
-            "currency": due.currency,
-            "code": PAYMENT_TIMEOUT,
-            "decline_code": None,
-        },
-    )
+    pending.external_id = pending.external_id or intent_id
+    data = payment_data(pending, due.total, code=PAYMENT_TIMEOUT, decline_code=None)
+    event = OrderEventDraft(EventType.PAYMENT_FAILED, data)
     await _record(session, order, [event], actor, now, paid=False)
     return True

@@ -39,6 +39,45 @@ class PaymentOperationView(msgspec.Struct, kw_only=True):
     decline_code: str | None
     fulfillment_id: uuid.UUID | None
     occurred_at: datetime
+    # Why (a refund's or a dispute's reason); none for most operations.
+    reason: str | None = None
+    # A tender at the counter: how it was paid, the till's reference, the change given in cash.
+    tender_method: str | None = None
+    tender_reference: str | None = None
+    change_given: int | None = None
+
+
+class RefundView(msgspec.Struct, kw_only=True):
+    """One refund: ``pending`` while the processor has not answered (the worker retries it),
+    then ``succeeded`` or ``failed``. ``external_id``: the processor's refund (``re_...``)."""
+
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    amount: int
+    currency: str
+    status: str
+    reason: str | None
+    external_id: str | None
+    created_at: datetime
+    error_code: str | None = None
+
+
+# An operation's status as a refund shows it: queued means the processor's answer is awaited.
+_REFUND_STATUS = {"queued": "pending"}
+
+
+def refund_view(p: Payment, op: PaymentOperation) -> RefundView:
+    return RefundView(
+        id=op.id,
+        payment_id=p.id,
+        amount=op.amount,
+        currency=p.currency,
+        status=_REFUND_STATUS.get(op.status, op.status),
+        reason=op.reason,
+        external_id=op.external_id,
+        created_at=op.occurred_at,
+        error_code=op.error_code,
+    )
 
 
 def payment_view(p: Payment, client_secret: str | None = None) -> PaymentView:
@@ -71,4 +110,8 @@ def operation_view(p: Payment, op: PaymentOperation) -> PaymentOperationView:
         decline_code=op.decline_code,
         fulfillment_id=op.fulfillment_id,
         occurred_at=op.occurred_at,
+        reason=op.reason,
+        tender_method=op.tender_method,
+        tender_reference=op.reference if op.kind == "tender" else None,
+        change_given=op.change_given,
     )

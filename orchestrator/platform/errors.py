@@ -126,8 +126,28 @@ class PaymentsNotConfigured(InvalidRequest):
         self.provider = provider
 
 
+class WebhooksNotConfigured(PaymentsNotConfigured):
+    """No signing secret for this provider's webhooks: none can be verified, so none is taken."""
+
+    def __init__(self, provider: str) -> None:
+        InvalidRequest.__init__(self, f"{provider} webhooks are not configured on this service (no signing secret)")
+        self.provider = provider
+
+
+class WebhookSignatureInvalid(DomainError):
+    """A webhook whose signature is missing, wrong or too old: refused (400), nothing applied."""
+
+
 class PaymentRequired(InvalidRequest):
     """The channel's orders must carry a payment (``payment_required_channels``)."""
+
+
+class PaymentExists(Conflict):
+    """The order already has a live payment covering what is due: no second one (re-payment)."""
+
+
+class NothingDue(InvalidRequest):
+    """Nothing is left to pay on the order (re-payment)."""
 
 
 class PaymentDeclined(PaymentError):
@@ -153,3 +173,51 @@ class PaymentIntentMismatch(PaymentError):
 
 class GatewayUnavailable(PaymentError):
     """The processor could not be reached or failed; the call may be retried with the same key."""
+
+
+class NothingToRefund(InvalidRequest):
+    """The order's payment has captured nothing that could go back."""
+
+
+class RefundExceedsRefundable(InvalidRequest):
+    """More than captured − refunded − refunds in flight (``refundable``, minor units)."""
+
+    def __init__(self, detail: str, *, refundable: int) -> None:
+        super().__init__(detail, field="amount", refundable=refundable)
+        self.refundable = refundable
+
+
+class RefundedByMarketplace(InvalidRequest):
+    """The marketplace collected the money: it refunds, this service cannot."""
+
+
+class RefundRefused(PaymentError):
+    """The processor refused a refund (the money stays where it is); ``code`` is its word."""
+
+    def __init__(self, detail: str, *, code: str | None) -> None:
+        super().__init__(detail, code=code)
+        self.code = code
+
+
+class TenderRefused(InvalidRequest):
+    """A handover's tender at the counter does not settle what its goods make due (``payments/tenders.py``)."""
+
+    def __init__(self, detail: str, *, amount_due: int) -> None:
+        super().__init__(detail, field="tender", amount_due=amount_due)
+        self.amount_due = amount_due
+
+
+class TenderRequired(TenderRefused):
+    pass
+
+
+class TenderInsufficient(TenderRefused):
+    pass
+
+
+class TenderExceedsDue(TenderRefused):
+    pass
+
+
+class TenderNotNeeded(TenderRefused):
+    pass

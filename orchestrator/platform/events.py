@@ -13,6 +13,37 @@ from typing import Any
 
 import msgspec
 
+from orchestrator.platform.event_data import (
+    CustomerArrived,
+    Exact,
+    Expired,
+    FulfillmentClosed,
+    FulfillmentData,
+    HandedOver,
+    OrderCancelled,
+    OrderNeedsAttention,
+    OrderPlaced,
+    OrderResourced,
+    OrderSourced,
+    PaymentAuthorised,
+    PaymentCaptured,
+    PaymentData,
+    PaymentDisputed,
+    PaymentDue,
+    PaymentExpiring,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentTendered,
+    Picked,
+    PickupCode,
+    PickupCodeRejected,
+    PickupReminder,
+    ReadyForPickup,
+    Shipped,
+    StatusChanged,
+    TransferReceived,
+)
+
 
 class EventType(StrEnum):
     """Every event the service records; the timeline, the outbox and the worker use these names."""
@@ -65,181 +96,6 @@ class OrderEventDraft:
 
 
 # --- payload schemas: every key required, no other key allowed --------------------------------
-
-
-class _Exact(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class SkuQuantity(_Exact):
-    sku: str
-    quantity: int
-
-
-class SkuMissing(_Exact):
-    sku: str
-    missing: int
-
-
-class FulfillmentData(_Exact):
-    """What every ``fulfillment.*`` event says first: which fulfillment, where, how."""
-
-    fulfillment_id: uuid.UUID
-    location: str
-    method: str
-
-
-class Picked(FulfillmentData):
-    picked: list[SkuQuantity]
-    short: list[SkuMissing]
-
-
-class ReadyForPickup(FulfillmentData):
-    pickup_deadline: datetime
-
-
-class PickupCode(_Exact):
-    pickup_code: str
-
-
-class PickupCodeRejected(FulfillmentData):
-    locked_until: datetime | None
-
-
-class PickupReminder(FulfillmentData):
-    pickup_deadline: datetime
-
-
-class HandedOver(FulfillmentData):
-    handed_over: list[SkuQuantity]
-    override_reason: str | None
-
-
-class Shipped(FulfillmentData):
-    carrier: str
-    tracking_number: str
-
-
-class TransferReceived(FulfillmentData):
-    destination: str
-
-
-class FulfillmentClosed(FulfillmentData):
-    reason: str
-
-
-class Expired(FulfillmentData):
-    reason: str
-    pickup_deadline: datetime | None
-
-
-class OrderPlaced(_Exact):
-    number: str
-    channel: str
-    channel_order_ref: str
-    subtotal: int
-    shipping_total: int
-    tax_total: int
-    discount_total: int
-    total: int
-    currency: str
-    method: str
-    lines: list[SkuQuantity]
-
-
-class OrderSourced(_Exact):
-    decision_id: uuid.UUID
-    rule: str
-    locations: list[str]
-    fulfillment_orders: list[uuid.UUID]
-
-
-class OrderResourced(_Exact):
-    trigger: str
-    decision_id: uuid.UUID
-    rule: str
-    from_location: str
-    locations: list[str]
-    fulfillment_orders: list[uuid.UUID]
-
-
-class OrderNeedsAttention(_Exact):
-    reason: str
-    trigger: str
-    decision_id: uuid.UUID
-    lines: list[SkuQuantity]
-    excluded: list[str]
-    suggestions: list[str]
-
-
-class CustomerArrived(_Exact):
-    parking_spot: str | None
-    vehicle: str | None
-    fulfillments: list[uuid.UUID]
-    locations: list[str]
-
-
-class StatusChanged(_Exact):
-    from_: str = msgspec.field(name="from")
-    to: str
-
-
-class OrderCancelled(_Exact):
-    reason: str
-
-
-class PaymentData(_Exact):
-    payment_id: uuid.UUID
-    provider: str
-    external_id: str | None
-    amount: int
-    currency: str
-
-
-class PaymentAuthorised(PaymentData):
-    capture_before: datetime | None
-    multicapture: bool
-
-
-class PaymentFailed(PaymentData):
-    code: str | None
-    decline_code: str | None
-
-
-class PaymentDue(_Exact):
-    payment_id: uuid.UUID
-    operations: list[uuid.UUID]
-    amount: int
-    currency: str
-
-
-class PaymentCaptured(PaymentData):
-    amount_captured: int
-    final: bool
-    fulfillments: list[uuid.UUID]
-
-
-class PaymentRefunded(PaymentData):
-    refund_id: uuid.UUID  # the refund operation
-    external_refund_id: str | None  # the processor's (re_...), none when refunded elsewhere
-    amount_refunded: int
-    reason: str | None
-
-
-class PaymentExpiring(PaymentData):
-    capture_before: datetime  # `amount`: what is still authorised and not captured
-
-
-class PaymentTendered(PaymentData):
-    method: str  # cash | card | other
-    reference: str | None
-    change_given: int
-    fulfillments: list[uuid.UUID]
-
-
-class PaymentDisputed(PaymentData):
-    dispute_id: str
-    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -337,7 +193,7 @@ del E
 PRIVATE_FIELDS: tuple[str, ...] = tuple(sorted({name for s in CATALOGUE.values() for name in s.private_fields}))
 
 
-class OutboxPayload(_Exact):
+class OutboxPayload(Exact):
     """The message the outbox relays to the events stream: the event and its order."""
 
     id: uuid.UUID
@@ -372,7 +228,7 @@ def check_event(type_: str, data: Any, private: Any = None) -> None:
         raise EventMismatch(f"{type_!r} is not an event type") from None
     _check(spec.data, data, f"{type_} data")
     if private is not None:
-        _check(spec.private or _Exact, private, f"{type_} private data")
+        _check(spec.private or Exact, private, f"{type_} private data")
 
 
 def check_outbox_payload(payload: Any, *, published: bool) -> None:

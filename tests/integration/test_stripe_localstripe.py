@@ -10,12 +10,14 @@ persistence is switched off for the session (test workers run side by side).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
 from orchestrator.payments.gateway import AuthoriseRequest, IntentStatus, Operation, idempotency_key
+from orchestrator.payments.refunds import refund_metadata, stripe_reason
 from orchestrator.payments.stripe_gateway import StripeGateway, StripeOptions, stripe_gateway
 from orchestrator.platform.errors import PaymentDeclined
 from tests.stripe_server.fixtures import ServerThread
@@ -71,6 +73,24 @@ async def test_authorise_then_capture_part_then_refund_part(localstripe_gateway:
     )
     assert (refund.amount, refund.status, refund.intent_id) == (400, "succeeded", held.intent_id)
     assert (await localstripe_gateway.retrieve(held.intent_id)).status is IntentStatus.SUCCEEDED
+
+
+async def test_two_partial_refunds_as_the_service_sends_them(localstripe_gateway: StripeGateway):
+    # What ``payments/refunds.py`` sends: metadata naming the order and the refund, and a reason
+    # outside Stripe's three words in the metadata only.
+    held = await authorise(localstripe_gateway, "pm_card_visa", "a1")
+    await localstripe_gateway.capture(
+        held.intent_id, amount=1500, final=True, idempotency_key=idempotency_key(ORDER, Operation.CAPTURE, "f1")
+    )
+    for amount, ref in ((400, uuid.uuid4()), (600, uuid.uuid4())):
+        refund = await localstripe_gateway.refund(
+            held.intent_id,
+            amount=amount,
+            reason=stripe_reason("box arrived damaged"),
+            idempotency_key=idempotency_key(ORDER, Operation.REFUND, ref),
+            metadata=refund_metadata(uuid.UUID(ORDER), ref, "box arrived damaged"),
+        )
+        assert (refund.amount, refund.status, refund.intent_id) == (amount, "succeeded", held.intent_id)
 
 
 async def test_cancel_voids_the_authorisation(localstripe_gateway: StripeGateway):

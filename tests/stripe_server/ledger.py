@@ -77,6 +77,9 @@ class Ledger:
         if method is not None and method not in CARDS:
             raise invalid(f"No such PaymentMethod: '{method}'", code="resource_missing", param="payment_method")
         card_options = (params.get("payment_method_options") or {}).get("card") or {}
+        future = params.get("setup_future_usage")
+        if future not in (None, "", "on_session", "off_session"):
+            raise invalid(f"Invalid setup_future_usage: {future}", code="parameter_invalid", param="setup_future_usage")
         intent_id = new_id("pi")
         intent: dict[str, Any] = {
             "id": intent_id,
@@ -104,7 +107,7 @@ class Ledger:
                 "card": {"request_multicapture": card_options.get("request_multicapture", "never")}
             },
             "payment_method_types": params.get("payment_method_types") or ["card"],
-            "setup_future_usage": params.get("setup_future_usage"),
+            "setup_future_usage": future or None,
             "status": "requires_confirmation" if method else "requires_payment_method",
         }
         self.intents[intent_id] = intent
@@ -222,7 +225,9 @@ class Ledger:
 
     def cancel(self, intent_id: str, params: dict[str, Any]) -> dict[str, Any]:
         intent = self.intent(intent_id)
-        if intent["status"] not in CANCELABLE or intent["amount_received"] > 0:
+        # After non-final captures (multicapture) the intent is still requires_capture and may be
+        # cancelled: that releases what is left capturable; what was captured stays captured.
+        if intent["status"] not in CANCELABLE:
             raise invalid(
                 f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}. "
                 "Only a PaymentIntent with one of the following statuses may be canceled: "
@@ -255,6 +260,10 @@ class Ledger:
         reason = params.get("reason")
         if reason is not None and reason not in ("duplicate", "fraudulent", "requested_by_customer"):
             raise invalid(f"Invalid reason: {reason}", code="parameter_invalid", param="reason")
+        for name, value in (params.get("metadata") or {}).items():
+            # Stripe's metadata limits: keys up to 40 characters, values up to 500.
+            if len(name) > 40 or not isinstance(value, str) or len(value) > 500:
+                raise invalid(f"Invalid metadata[{name}]", code="parameter_invalid", param=f"metadata[{name}]")
         if intent["amount_received"] == 0:
             raise invalid(
                 f"This PaymentIntent ({intent['id']}) does not have a successful charge to refund.",

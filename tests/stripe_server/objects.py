@@ -6,6 +6,7 @@ import secrets
 import time
 from typing import Any
 
+from orchestrator.payments.stripe_gateway import STRIPE_API_VERSION
 from tests.stripe_server.cards import Decline, TestCard
 
 CAPTURE_WINDOW_SECONDS = 7 * 24 * 3600
@@ -18,11 +19,12 @@ def new_id(prefix: str) -> str:
 def event(
     event_type: str, obj: dict[str, Any], *, created: int | None = None, event_id: str | None = None
 ) -> dict[str, Any]:
-    """Stripe's event envelope around ``obj``."""
+    """Stripe's event envelope around ``obj`` (rendered in the API version the service pins, as
+    Stripe renders an endpoint's events in the version it was created with)."""
     return {
         "id": event_id or new_id("evt"),
         "object": "event",
-        "api_version": None,
+        "api_version": STRIPE_API_VERSION,
         "created": int(time.time()) if created is None else created,
         "data": {"object": obj},
         "livemode": False,
@@ -87,4 +89,36 @@ def charge(
         },
         "refunded": False,
         "status": "succeeded" if succeeded else "failed",
+    }
+
+
+def dispute(
+    charge: dict[str, Any], *, now: int, amount: int | None = None, reason: str = "fraudulent"
+) -> dict[str, Any]:
+    """The dispute Stripe opens when the card holder contests ``charge`` (``charge.dispute.created``)."""
+    card = charge["payment_method_details"]["card"]
+    return {
+        "id": new_id("dp"),
+        "object": "dispute",
+        "amount": charge["amount_captured"] if amount is None else amount,
+        "balance_transactions": [],
+        "charge": charge["id"],
+        "created": now,
+        "currency": charge["currency"],
+        "evidence_details": {
+            "due_by": now + 7 * 24 * 3600,
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+        },
+        "is_charge_refundable": False,
+        "livemode": False,
+        "metadata": {},
+        "payment_intent": charge["payment_intent"],
+        "payment_method_details": {
+            "card": {"brand": card["brand"], "case_type": "chargeback", "network_reason_code": "10.4"},
+            "type": "card",
+        },
+        "reason": reason,
+        "status": "needs_response",
     }

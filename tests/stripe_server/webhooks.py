@@ -15,7 +15,7 @@ import httpx
 
 from tests.stripe_server.objects import event
 
-__all__ = ["deliver", "deliver_async", "event", "signature_header"]
+__all__ = ["deliver", "deliver_async", "emitted", "event", "signature_header"]
 
 
 def signature_header(payload: bytes, secret: str, *, timestamp: int | None = None) -> str:
@@ -64,3 +64,17 @@ async def deliver_async(
 ) -> httpx.Response:
     body, headers = signed_event(payload, secret, timestamp=timestamp, signature=signature)
     return await client.post(url, content=body, headers=headers)
+
+
+def emitted(events: list[dict[str, Any]], event_type: str, intent_id: str) -> list[dict[str, Any]]:
+    """The events of ``event_type`` the server emitted about one PaymentIntent (its own, its
+    charge's or a dispute's), oldest first: what Stripe would deliver."""
+
+    def about(obj: dict[str, Any]) -> bool:
+        return (
+            obj.get("id") == intent_id
+            if obj.get("object") == "payment_intent"
+            else obj.get("payment_intent") == intent_id
+        )
+
+    return [e for e in events if e["type"] == event_type and about(e["data"]["object"])]

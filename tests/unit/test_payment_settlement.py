@@ -55,3 +55,33 @@ def test_goods_worth_nothing_owe_their_total_once_when_the_order_closes():
     assert (
         due_after_change(free, multicapture=False, before=sample, moved=[], closes=True, requested=499).captures == ()
     )
+
+
+def test_with_multicapture_a_cancel_closing_the_order_after_non_final_captures_releases_the_rest():
+    closed = due_after_change(
+        TOTALS, multicapture=True, before=ONE, moved=[], closes=True, requested=1500, holds_rest=True
+    )
+    assert closed == Due((), release_rest=True)
+    # Once: a release (or void) already queued is not asked again by a later change.
+    assert not due_after_change(
+        TOTALS, multicapture=True, before=ONE, moved=[], closes=True, requested=1500, holds_rest=True, voided=True
+    ).release_rest
+
+
+def test_no_release_while_a_capture_is_to_run_or_when_the_closing_capture_is_final():
+    # A capture still queued runs final once the last fulfillment closed: it releases the rest itself.
+    assert not due_after_change(
+        TOTALS, multicapture=True, before=ONE, moved=[], closes=True, requested=1500, holds_rest=False
+    ).release_rest
+    # The handover that closes the order is captured finally.
+    last = due_after_change(
+        TOTALS, multicapture=True, before=ONE, moved=[GoodsMoved(FO, ONE)], closes=True, requested=1500, holds_rest=True
+    )
+    assert last.captures == (NewCapture(FO, 1500, held=False),) and not last.release_rest
+    # An order still open keeps its authorisation; without multicapture the final capture releases.
+    assert not due_after_change(
+        TOTALS, multicapture=True, before=ONE, moved=[], closes=False, requested=1500, holds_rest=True
+    ).release_rest
+    assert not due_after_change(
+        TOTALS, multicapture=False, before=ONE, moved=[], closes=True, requested=1500, holds_rest=True
+    ).release_rest
