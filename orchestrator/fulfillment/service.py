@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.fulfillment.model import Action, Outcome, allowed_actions
 from orchestrator.fulfillment.persistence import order_snapshot, persist, record_order_change
 from orchestrator.fulfillment.pickup import PickupGuard, pickup_code
-from orchestrator.fulfillment.requests import Context, HandOver, MarkReady, TransitionRequest
+from orchestrator.fulfillment.requests import Context, HandOver, MarkReady, Ship, TransitionRequest
 from orchestrator.fulfillment.stock_moves import StockLedger
 from orchestrator.fulfillment.transitions import transition as decide
 from orchestrator.fulfillment.views import FulfillmentView, fulfillment_view
@@ -33,7 +33,7 @@ from orchestrator.platform import idempotency
 from orchestrator.platform.actors import Actor, Role
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import KeepWritesAndRaise, UnitOfWork
-from orchestrator.platform.errors import IllegalTransition, NotFound, VersionMismatch
+from orchestrator.platform.errors import IllegalTransition, NotFound, ShipmentUnpaid, VersionMismatch
 from orchestrator.platform.events import EventType, OrderEventDraft
 from orchestrator.settings import Settings
 from orchestrator.sourcing.candidates import load_location
@@ -89,7 +89,9 @@ async def transition(
     order = await order_snapshot(aggregate, ledger, hold_days)
     outcome = decide(order.fulfillment(fo.id), order, request, settings.context(actor, now))
     # Checked before anything is written: a refused tender leaves the handover undone.
-    tender = await _tender(session, aggregate, fo, outcome, request) if isinstance(request, HandOver) else None
+    tender = await _tender(session, aggregate, fo, outcome, request, now) if isinstance(request, HandOver) else None
+    if isinstance(request, Ship):
+        await _shipment_paid(session, aggregate, fo, outcome, now)
     await persist(session, aggregate, ledger, [outcome], actor, now, tender=tender)
     if outcome.error_after_commit is not None:
         raise KeepWritesAndRaise(outcome.error_after_commit)
@@ -99,13 +101,20 @@ async def transition(
     return view
 
 
-async def _tender(
-    session: AsyncSession, aggregate: OrderAggregate, fo: FulfillmentOrder, outcome: Outcome, request: HandOver
-) -> tenders.TenderRecord | None:
-    """What the handover's goods make due at the counter, and the tender that settles it
-    (``payments/tenders.py``); raises the refusal. None: nothing is paid here."""
+@dataclass(frozen=True, slots=True)
+class _Due:
+    standing: tenders.Standing
+    amount: int  # what the goods moved here make due and nothing has paid yet
+    closes: bool
+
+
+async def _due_here(
+    session: AsyncSession, aggregate: OrderAggregate, fo: FulfillmentOrder, outcome: Outcome, now: datetime
+) -> _Due | None:
+    """What the goods this outcome hands over or ships make due (``payments/tenders.py``), and
+    how the order pays for them. None: no goods move."""
     units = {c.line_id: c.handed_over for c in outcome.lines if c.handed_over}
-    if not units:  # a refused pickup code moves no goods and pays nothing
+    if not units or fo.method == Method.TRANSFER.value:  # a refused pickup code moves no goods
         return None
     prices = {ln.id: ln.unit_price for ln in aggregate.lines}
     facing = [f for f in aggregate.fulfillments if f.method != Method.TRANSFER.value]
@@ -116,12 +125,42 @@ async def _tender(
     )
     states = [outcome.state if f.id == fo.id else Status(f.status) for f in facing]
     closes = not any(s in OPEN_STATES for s in states) and not any(ln.quantity_unsourced for ln in aggregate.lines)
-    facts = await tenders.payments_facts(session, aggregate.order.id)
+    facts = await tenders.payments_facts(session, aggregate.order.id, now)
     due = tenders.due_at_handover(order_totals(aggregate), value_after=value, closes=closes, paid=facts.paid)
+    return _Due(facts.standing, due, closes)
+
+
+async def _tender(
+    session: AsyncSession,
+    aggregate: OrderAggregate,
+    fo: FulfillmentOrder,
+    outcome: Outcome,
+    request: HandOver,
+    now: datetime,
+) -> tenders.TenderRecord | None:
+    """The tender that settles what the handover's goods make due at the counter; raises the
+    refusal. None: nothing is paid here."""
+    due = await _due_here(session, aggregate, fo, outcome, now)
+    if due is None:
+        return None
     given = request.tender
     offered = tenders.Tender(given.amount, given.method, given.reference) if given is not None else None
-    tendered = tenders.settle(facts.standing, due, offered)
-    return tenders.TenderRecord(tendered, fo.id, f"{fo.id}:{fo.version}", closes) if tendered else None
+    tendered = tenders.settle(due.standing, due.amount, offered)
+    return tenders.TenderRecord(tendered, fo.id, f"{fo.id}:{fo.version}", due.closes) if tendered else None
+
+
+async def _shipment_paid(
+    session: AsyncSession, aggregate: OrderAggregate, fo: FulfillmentOrder, outcome: Outcome, now: datetime
+) -> None:
+    """A parcel takes no tender: when the counter would have to take the money (the card's
+    authorisation ran out), it does not leave until the order is paid again."""
+    due = await _due_here(session, aggregate, fo, outcome, now)
+    if due is not None and due.standing is tenders.Standing.COUNTER and due.amount > 0:
+        raise ShipmentUnpaid(
+            f"{due.amount} is due for these goods and no payment covers it: pay again "
+            f"(POST /v1/orders/{aggregate.order.id}/payments) before they ship",
+            amount_due=due.amount,
+        )
 
 
 async def _hold_days(session: AsyncSession, fo: FulfillmentOrder) -> int:

@@ -46,7 +46,7 @@ from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, UnitOfWork, committing
 from orchestrator.platform.errors import GatewayUnavailable, PaymentDeclined, PaymentError, PaymentsNotConfigured
 from orchestrator.platform.events import EventType, OrderEventDraft
-from orchestrator.platform.money import to_stripe_amount
+from orchestrator.platform.money import UnchargeableAmount, to_stripe_amount
 
 log = structlog.get_logger("orchestrator.payments")
 
@@ -133,11 +133,15 @@ async def _not_covered(uow: UnitOfWork, due: Reauthorise, refusal: PaymentError,
 
 async def reauthorise(db: Database, gateway: PaymentGateway, clock: Clock, due: Reauthorise) -> bool:
     """The rest of the order authorised again off-session, if its card was saved. Whether it was."""
+    try:
+        amount = to_stripe_amount(due.amount, due.currency)
+    except UnchargeableAmount:
+        return False  # a remainder Stripe cannot charge (BHD not ending in 0): the counter or a new payment
     current = await gateway.retrieve(due.intent_id)
     if not (current.payment_method and current.customer):
         return False  # nothing to charge without the customer: the counter or a new payment
     request = AuthoriseRequest(
-        amount=to_stripe_amount(due.amount, due.currency),
+        amount=amount,
         currency=due.currency,
         payment_method=current.payment_method,
         customer=current.customer,

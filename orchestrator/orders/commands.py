@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestrator.customers.model import CustomerDetails
 from orchestrator.order_record.states import Method
+from orchestrator.platform.errors import InvalidRequest
 from orchestrator.platform.geo import Coordinates
 
 
@@ -29,6 +30,19 @@ class NewPayment:
     payment_intent: str | None = None
     payment_method: str | None = None
     reference: str | None = None
+
+    def check(self, method: Method | None = None) -> None:
+        """The payment names what its provider needs; ``method``: how the order is fulfilled
+        (pay in store is paid at the counter when the goods are handed over: a parcel has none)."""
+        if self.provider == "stripe" and (self.payment_intent is None) == (self.payment_method is None):
+            raise InvalidRequest("a stripe payment names either payment_intent or payment_method", field="payment")
+        if self.provider == "marketplace" and not self.reference:
+            raise InvalidRequest("a marketplace payment names its reference", field="payment.reference")
+        if self.provider == "pos" and method is Method.SHIP:
+            raise InvalidRequest(
+                "pay in store (pos) is for pickups; a shipment is paid by card or by the marketplace",
+                field="payment.provider",
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ from orchestrator.payments.gateway import (
 from orchestrator.payments.service import (
     Authorisation,
     Failure,
+    all_order_payments,
     pays_another_order,
     record_authorised,
     record_failed,
@@ -120,7 +121,7 @@ async def place_paid_order(intake: Intake, cmd: PlaceOrder, payment: NewPayment 
         if cmd.channel in intake.required_channels:
             raise PaymentRequired(f"orders from {cmd.channel} must carry a payment", field="payment")
         return await intake.db.run(committing(lambda uow: _place(uow, intake, cmd)))
-    check_shape(payment)
+    payment.check(cmd.method)
     if payment.provider != "stripe":
         return await intake.db.run(committing(lambda uow: _place_paid_offline(uow, intake, cmd, payment)))
     if isinstance(intake.gateway, UnconfiguredGateway):
@@ -161,13 +162,6 @@ async def charge_card(
         refusal: DomainError = error
         return await intake.db.run(committing(lambda uow: _refuse(uow, intake, charge, payment, refusal, refused)))
     return await intake.db.run(committing(lambda uow: _apply(uow, intake, charge, payment, state, refused, settled)))
-
-
-def check_shape(payment: NewPayment) -> None:
-    if payment.provider == "stripe" and (payment.payment_intent is None) == (payment.payment_method is None):
-        raise InvalidRequest("a stripe payment names either payment_intent or payment_method", field="payment")
-    if payment.provider == "marketplace" and not payment.reference:
-        raise InvalidRequest("a marketplace payment names its reference", field="payment.reference")
 
 
 async def _place(uow: UnitOfWork, intake: Intake, cmd: PlaceOrder) -> Placed:
@@ -336,7 +330,10 @@ async def answer(
     await session.flush()
     paid = payment_view(payment)
     session.expire_all()  # the timeline's statements changed the order behind the ORM's back
-    view = msgspec.structs.replace(view_of(await load_order(session, order_id, intake.actor)), payment=paid)
+    every = [payment_view(p) for p in (await all_order_payments(session, [order_id])).get(order_id, [])]
+    view = msgspec.structs.replace(
+        view_of(await load_order(session, order_id, intake.actor)), payment=paid, payments=every
+    )
     stored = msgspec.json.encode(view)
     if intake.claim is not None:
         await idempotency.replace(session, intake.claim, 201, stored)

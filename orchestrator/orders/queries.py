@@ -18,7 +18,7 @@ from orchestrator.order_record.aggregate import ORDER_NOT_FOUND, OrderAggregate,
 from orchestrator.order_record.numbers import normalise_order_number
 from orchestrator.order_record.tables import FulfillmentOrder, Order, OrderEvent
 from orchestrator.orders.views import OrderEventView, OrderView, event_view, view_of
-from orchestrator.payments.service import order_payments, payment_operations
+from orchestrator.payments.service import all_order_payments, payment_operations
 from orchestrator.payments.views import PaymentOperationView, operation_view, payment_view
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.db import Database
@@ -79,11 +79,11 @@ async def list_order_ids(session: AsyncSession, flt: OrderFilter, actor: Actor) 
 
 async def paid_views(session: AsyncSession, aggregates: Sequence[OrderAggregate]) -> list[OrderView]:
     """The orders' views with their payments."""
-    payments = await order_payments(session, [a.order.id for a in aggregates])
+    payments = await all_order_payments(session, [a.order.id for a in aggregates])
     views = []
     for a in aggregates:
-        paid = payments.get(a.order.id)
-        views.append(msgspec.structs.replace(view_of(a), payment=payment_view(paid) if paid else None))
+        paid = [payment_view(p) for p in payments.get(a.order.id, [])]
+        views.append(msgspec.structs.replace(view_of(a), payment=paid[-1] if paid else None, payments=paid))
     return views
 
 

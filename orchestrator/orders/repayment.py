@@ -37,7 +37,7 @@ from orchestrator.order_record.status import FulfillmentSummary, OrderStatus
 from orchestrator.order_record.tables import Order
 from orchestrator.order_record.timeline import record_derived_status, record_order_events
 from orchestrator.orders.commands import NewPayment, Placed
-from orchestrator.orders.paid_intake import Charge, Intake, answer, charge_card, check_shape
+from orchestrator.orders.paid_intake import Charge, Intake, answer, charge_card
 from orchestrator.payments.capture_queue import LIVE_STATUSES, QUEUED
 from orchestrator.payments.gateway import Operation, UnconfiguredGateway, idempotency_key
 from orchestrator.payments.service import AUTHORISATION_ATTENTION, record_pending
@@ -89,7 +89,7 @@ def still_due(total: int, payments: Iterable[PaidSoFar]) -> int:
 
 async def repay(flow: Intake, order_id: uuid.UUID, payment: NewPayment) -> Placed:
     """The entry point's flow: ``flow.claim`` is the request's Idempotency-Key."""
-    check_shape(payment)
+    payment.check()
     if payment.provider == "marketplace":
         raise InvalidRequest("an order is paid again by card or at the counter", field="payment.provider")
     if payment.provider == "stripe" and isinstance(flow.gateway, UnconfiguredGateway):

@@ -64,6 +64,9 @@ class OrderView(msgspec.Struct, kw_only=True):
     attention_reason: str | None = None
     # How the order is paid (``payments``): null when it carried no payment (pay at the counter).
     payment: PaymentView | None = None
+    # Every payment of the order, oldest first (``payment`` is the last): a declined attempt, an
+    # authorisation that ran out, the card that paid again, what the counter took.
+    payments: list[PaymentView] = msgspec.field(default_factory=list)
     sourcing_profile_version: int
     created_at: datetime
     updated_at: datetime | None = None

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.order_record.aggregate import OrderAggregate
@@ -29,10 +29,11 @@ QUEUED = "queued"
 HELD = "held"
 
 
-async def live_card_payment(session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
+async def live_card_payment(session: AsyncSession, order_id: uuid.UUID, now: datetime) -> Payment | None:
     """The order's Stripe payment still holding an authorisation, locked (after the order). One
     whose authorisation ran out (an ``expire`` operation, ``payments/expiry.py``) holds none,
-    though it keeps ``partially_captured``."""
+    though it keeps ``partially_captured``; nor does one past its ``capture_before`` that the
+    expiry sweep has not reached yet (its captures would never be sent)."""
     lapsed = exists().where(PaymentOperation.payment_id == Payment.id, PaymentOperation.kind == "expire")
     return await session.scalar(
         select(Payment)
@@ -41,6 +42,7 @@ async def live_card_payment(session: AsyncSession, order_id: uuid.UUID) -> Payme
             Payment.provider == "stripe",
             Payment.status.in_(LIVE_STATUSES),
             ~lapsed,
+            or_(Payment.capture_before.is_(None), Payment.capture_before > now),
         )
         .order_by(Payment.created_at.desc(), Payment.id)
         .limit(1)
@@ -58,7 +60,7 @@ async def queue_payment_operations(
 ) -> list[OrderEventDraft]:
     """After the change's rows are written: ``handed_over`` maps fulfillment line ids to the units
     this change handed over or shipped. Returns the events to record with the change."""
-    payment = await live_card_payment(session, aggregate.order.id)
+    payment = await live_card_payment(session, aggregate.order.id, now)
     if payment is None:
         return []
     prices = {ln.id: ln.unit_price for ln in aggregate.lines}

@@ -22,6 +22,7 @@ and the operation's state refuses a second application.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from orchestrator.order_record.timeline import record_order_events
 from orchestrator.payments import refunds
 from orchestrator.payments.capture_queue import QUEUED
 from orchestrator.payments.expiry import lapsed, record_expired
-from orchestrator.payments.gateway import PaymentGateway
+from orchestrator.payments.gateway import Operation, PaymentGateway, PaymentRequestRefused, idempotency_key
 from orchestrator.payments.service import locked_order, payment_data
 from orchestrator.payments.tables import Payment, PaymentOperation
 from orchestrator.platform.actors import SYSTEM
@@ -47,7 +48,7 @@ from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, UnitOfWork, committing
 from orchestrator.platform.errors import GatewayUnavailable, PaymentDeclined, PaymentError, PaymentsNotConfigured
 from orchestrator.platform.events import EventType, OrderEventDraft
-from orchestrator.platform.money import to_stripe_amount
+from orchestrator.platform.money import UnchargeableAmount, to_stripe_amount
 
 log = structlog.get_logger("orchestrator.payments")
 CAPTURE_FAILED = "capture_failed"
@@ -242,16 +243,85 @@ async def run_payment_operations(db: Database, gateway: PaymentGateway, clock: C
             if call.kind == "void":
                 await gateway.void(call.intent_id, idempotency_key=call.key)
             else:
-                amount = to_stripe_amount(call.amount, call.currency)
+                amount = _stripe_amount(call)
                 await gateway.capture(call.intent_id, amount=amount, final=call.final, idempotency_key=call.key)
         except (GatewayUnavailable, PaymentsNotConfigured) as exc:
             log.warning("processor unavailable; the sweep retries", payment_id=str(payment_id), error=repr(exc))
             break
+        except PaymentRequestRefused as refusal:
+            if not (call.kind == "capture" and call.final and refusal.code == "idempotency_error"):
+                applied += await db.run(committing(lambda uow, c=call, r=refusal: apply_refused(uow, c, r, clock)))
+                continue
+            replayed = await _replay_non_final(db, gateway, clock, call)
+            if replayed is None:
+                break
+            applied += replayed
+            continue
         except PaymentError as refusal:
             applied += await db.run(committing(lambda uow, c=call, r=refusal: apply_refused(uow, c, r, clock)))
             continue
         applied += await db.run(committing(lambda uow, c=call: apply_done(uow, c, clock)))
     return applied
+
+
+def _stripe_amount(call: Call) -> int:
+    """What Stripe is asked to capture; a part Stripe cannot charge in the currency (a BHD share
+    not ending in 0, MGA not whole ariary) is refused like a capture Stripe refused, never a
+    crash of the worker's sweep that every other payment waits behind."""
+    try:
+        return to_stripe_amount(call.amount, call.currency)
+    except UnchargeableAmount as exc:
+        raise PaymentRequestRefused(str(exc), code="amount_unchargeable") from None
+
+
+async def _replay_non_final(db: Database, gateway: PaymentGateway, clock: Clock, call: Call) -> int | None:
+    """Stripe refused a final capture as a reuse of its key: the key's first request, a
+    ``final_capture=false`` capture, reached Stripe before a crash lost its answer, and the
+    order's last goods closed since. That request is sent again as it was (Stripe replays its
+    answer), applied, and the rest of the authorisation released (a queued void) as the final
+    capture would have. None: Stripe could not be reached, the sweep tries again."""
+    replay = dataclasses.replace(call, final=False)
+    try:
+        amount = _stripe_amount(call)
+        await gateway.capture(call.intent_id, amount=amount, final=False, idempotency_key=call.key)
+    except (GatewayUnavailable, PaymentsNotConfigured):
+        return None
+    except PaymentError as refusal:
+        return int(await db.run(committing(lambda uow, r=refusal: apply_refused(uow, call, r, clock))))
+
+    async def apply(uow: UnitOfWork) -> bool:
+        if not await apply_done(uow, replay, clock):
+            return False
+        payment = await uow.session.get(Payment, call.payment_id)
+        assert payment is not None
+        rest = payment.amount_authorised - payment.amount_captured
+        if rest > 0 and payment.status == "partially_captured":
+            order = await locked_order(uow.session, payment.order_id)
+            void = PaymentOperation(
+                payment_id=payment.id,
+                kind="void",
+                amount=rest,
+                idempotency_key=idempotency_key(order.id, Operation.VOID, payment.id),
+                external_id=payment.external_id,
+                status=QUEUED,
+                occurred_at=clock.now(),
+            )
+            uow.session.add(void)
+            await uow.session.flush()
+            data = {"payment_id": str(payment.id), "operations": [str(void.id)], "amount": rest}
+            due = OrderEventDraft(EventType.PAYMENT_VOID_DUE, {**data, "currency": payment.currency})
+            await record_order_events(
+                uow.session,
+                order,
+                [due],
+                SYSTEM,
+                clock.now(),
+                status=order.status,
+                attention_reason=order.attention_reason,
+            )
+        return True
+
+    return int(await db.run(committing(apply)))
 
 
 async def payments_with_queued_operations(uow: UnitOfWork) -> list[uuid.UUID]:

@@ -94,12 +94,15 @@ class AuthoriseRequest:
 
     ``save_method`` asks the processor to keep the method for later off-session charges (a later
     change authorises a difference); ``off_session`` says the customer is not there to
-    authenticate, so a bank demanding it is an error instead of a ``requires_action``."""
+    authenticate, so a bank demanding it is an error instead of a ``requires_action``.
+    ``customer`` is the processor's customer the method belongs to; without one, saving creates
+    one (tagged with ``customer_reference``, this service's customer id, when known)."""
 
     amount: int
     currency: str
     payment_method: str
     customer: str | None = None
+    customer_reference: str | None = None
     save_method: bool = False
     off_session: bool = False
     metadata: Mapping[str, str] = field(default_factory=dict)

@@ -260,14 +260,22 @@ async def pays_another_order(session: AsyncSession, provider: str, external_id: 
     return found is not None
 
 
+async def all_order_payments(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Payment]]:
+    """Each order's payments, oldest first: a failed attempt, an authorisation that ran out, the
+    card that paid again, the counter's tenders."""
+    found: dict[uuid.UUID, list[Payment]] = {}
+    if order_ids:
+        rows = await session.execute(
+            select(Payment).where(Payment.order_id.in_(order_ids)).order_by(Payment.created_at, Payment.id)
+        )
+        for p in rows.scalars():
+            found.setdefault(p.order_id, []).append(p)
+    return found
+
+
 async def order_payments(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Payment]:
     """Each order's payment: its latest (a failed attempt stays on record beside it)."""
-    if not order_ids:
-        return {}
-    rows = await session.execute(
-        select(Payment).where(Payment.order_id.in_(order_ids)).order_by(Payment.created_at, Payment.id)
-    )
-    return {p.order_id: p for p in rows.scalars()}
+    return {order_id: found[-1] for order_id, found in (await all_order_payments(session, order_ids)).items()}
 
 
 async def payment_operations(session: AsyncSession, order_id: uuid.UUID) -> list[tuple[Payment, PaymentOperation]]:

@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from orchestrator.payments.gateway import IntentStatus, PaymentState, capture_deadline
-from orchestrator.platform.money import minor_unit_exponent, stripe_exponent, to_stripe_amount
+from orchestrator.platform.money import MAX_SUBTOTAL, minor_unit_exponent, stripe_exponent, to_stripe_amount
 
 HANDLED = frozenset(
     {
@@ -121,8 +121,25 @@ def _text(value: Any, limit: int) -> str | None:
 
 
 def _count(value: Any) -> int:
-    """An amount Stripe sent (0 when it is not one: JSON booleans are not amounts either)."""
-    return value if type(value) is int and value >= 0 else 0
+    """An amount Stripe sent (0 when it is not one: JSON booleans are not amounts either, nor
+    one beyond an amount column)."""
+    return value if type(value) is int and 0 <= value <= MAX_SUBTOTAL else 0
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    """A nested Stripe object, or an empty one where the event carries something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _time(value: Any) -> datetime | None:
+    """A Unix time Stripe sent, None when it is not one a datetime holds (a signed event is
+    still read, never a 500)."""
+    if type(value) is not int:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def read_event(payload: Any) -> Received:
@@ -133,7 +150,8 @@ def read_event(payload: Any) -> Received:
     created = payload.get("created")
     data = payload.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
-    if event_id is None or event_type is None or type(created) is not int or not isinstance(obj, dict):
+    created_at = _time(created)
+    if event_id is None or event_type is None or created_at is None or not isinstance(obj, dict):
         raise MalformedEvent("a Stripe event has an id, a type, a created time and data.object")
     object_id = _text(obj.get("id"), 255)
     if obj.get("object") == "payment_intent":
@@ -141,14 +159,14 @@ def read_event(payload: Any) -> Received:
     else:
         intent = obj.get("payment_intent")
         intent_id = _text(intent.get("id") if isinstance(intent, dict) else intent, 255)
-    return Received(event_id, event_type, datetime.fromtimestamp(created, UTC), object_id, intent_id, obj)
+    return Received(event_id, event_type, created_at, object_id, intent_id, obj)
 
 
 def from_stripe_amount(amount: Any, currency: str) -> int:
     """Stripe's ``amount`` in ``currency`` as ISO 4217 minor units (``to_stripe_amount`` undone)."""
     amount = _count(amount)
     shift = stripe_exponent(currency) - minor_unit_exponent(currency)
-    return amount * 10**-shift if shift < 0 else amount // 10**shift
+    return min(amount * 10**-shift if shift < 0 else amount // 10**shift, MAX_SUBTOTAL)
 
 
 def _status_after(current: str, authorised: int, captured: int, refunded: int, *, final: bool) -> str:
@@ -176,10 +194,9 @@ def intent_state(event: Received) -> PaymentState | None:
         currency, amount = str(obj["currency"]).upper(), obj["amount"]
     except (KeyError, ValueError):
         return None
-    charge = obj.get("latest_charge") if isinstance(obj.get("latest_charge"), dict) else {}
-    card = (charge.get("payment_method_details") or {}).get("card") or {}
-    stated = card.get("capture_before")
-    capture_before = datetime.fromtimestamp(stated, UTC) if type(stated) is int else None
+    charge = _dict(obj.get("latest_charge"))
+    card = _dict(_dict(charge.get("payment_method_details")).get("card"))
+    capture_before = _time(card.get("capture_before"))
     capturable, received = _count(obj.get("amount_capturable")), _count(obj.get("amount_received"))
     return PaymentState(
         intent_id=str(obj.get("id")),
@@ -191,8 +208,8 @@ def intent_state(event: Received) -> PaymentState | None:
         refunded=0,
         capturable=capturable,
         capture_before=capture_deadline(capture_before, event.created),
-        multicapture=((card.get("multicapture") or {}).get("status")) == "available",
-        charge_id=charge.get("id"),
+        multicapture=_dict(card.get("multicapture")).get("status") == "available",
+        charge_id=_text(charge.get("id"), 255),
     )
 
 
@@ -226,7 +243,7 @@ def _intent_event(event: Received, payment: Recorded) -> Decision:
     if event.type == "payment_intent.payment_failed":
         if not _waiting(payment):
             return Decision(Outcome.IGNORED_STATE)
-        error = event.obj.get("last_payment_error") or {}
+        error = _dict(event.obj.get("last_payment_error"))
         code, decline = _text(error.get("code"), 80), _text(error.get("decline_code"), 80)
         return Decision(Outcome.APPLIED, Action.FAIL_ATTEMPT, code=code, decline_code=decline)
     if event.type == "payment_intent.canceled":
@@ -280,8 +297,8 @@ def _refunded(event: Received, payment: Recorded) -> Decision:
     released = 0 if still_capturable else max(0, amount - captured)
     refunded_stripe = max(0, _count(charge.get("amount_refunded")) - released)
     captured_minor = min(from_stripe_amount(captured, currency), payment.authorised)
-    refunds = (charge.get("refunds") or {}).get("data") or []
-    latest = refunds[0] if refunds and isinstance(refunds[0], dict) else {}
+    refunds = _dict(charge.get("refunds")).get("data")
+    latest = _dict(refunds[0]) if isinstance(refunds, list) and refunds else {}
     return _move(
         payment,
         captured_minor,

@@ -52,6 +52,10 @@ class StripeOptions:
     request_multicapture: bool = True
     send_refund_reason: bool = True
     send_payment_method_types: bool = True
+    # A saved method needs a Customer: Stripe attaches the PaymentMethod to the PaymentIntent's
+    # customer on confirmation, and a method used without one can never be charged again.
+    create_customer: bool = True
+    send_setup_future_usage: bool = True
 
 
 class StripeGateway:
@@ -97,9 +101,13 @@ class StripeGateway:
             params["payment_method_types"] = ["card"]
         if self._options.request_multicapture:
             params["payment_method_options"] = {"card": {"request_multicapture": "if_available"}}
-        if request.customer:
-            params["customer"] = request.customer
-        if request.save_method and not request.off_session:
+        customer = request.customer
+        saving = request.save_method and not request.off_session
+        if saving and customer is None and self._options.create_customer:
+            customer = await self._new_customer(request, idempotency_key)
+        if customer:
+            params["customer"] = customer
+        if saving and self._options.send_setup_future_usage:
             params["setup_future_usage"] = "off_session"
         if request.off_session:
             params["off_session"] = True
@@ -107,6 +115,16 @@ class StripeGateway:
             params["metadata"] = dict(request.metadata)
         intent = await self._call(self._intents.create_async, params, idempotency_key)
         return _state(intent)
+
+    async def _new_customer(self, request: AuthoriseRequest, idempotency_key: str) -> str:
+        """The Stripe Customer a saved method is kept on, under a key derived from the
+        authorisation's own: a retry of the authorisation finds the customer it created."""
+        metadata = {name: request.metadata[name] for name in ("order_id",) if name in request.metadata}
+        if request.customer_reference:
+            metadata["customer_id"] = request.customer_reference
+        params: dict[str, Any] = {"metadata": metadata} if metadata else {}
+        created = await self._call(self._client.v1.customers.create_async, params, f"{idempotency_key}:customer")
+        return str(created.id)
 
     async def capture(self, intent_id: str, *, amount: int, final: bool, idempotency_key: str) -> PaymentState:
         params: dict[str, Any] = {"amount_to_capture": amount, "expand": _EXPAND}

@@ -143,7 +143,9 @@ async def _payments(session: AsyncSession, order_id: uuid.UUID) -> list[Payment]
     return list(rows.scalars())
 
 
-async def payments_facts(session: AsyncSession, order_id: uuid.UUID) -> PaymentsFacts:
+async def payments_facts(session: AsyncSession, order_id: uuid.UUID, now: datetime | None = None) -> PaymentsFacts:
+    """``now``: a card past its ``capture_before`` holds nothing, though the expiry sweep may not
+    have recorded that yet (``capture_queue.live_card_payment`` agrees)."""
     payments = await _payments(session, order_id)
     lapsed = set(
         (
@@ -154,7 +156,8 @@ async def payments_facts(session: AsyncSession, order_id: uuid.UUID) -> Payments
             )
         ).scalars()
     )
-    standing = standing_of([(p.provider, p.status, p.id in lapsed) for p in payments])
+    ran_out = {p.id for p in payments if now is not None and p.capture_before is not None and p.capture_before <= now}
+    standing = standing_of([(p.provider, p.status, p.id in lapsed | ran_out) for p in payments])
     paid = sum(p.amount_captured for p in payments if p.provider in ("stripe", "pos"))
     return PaymentsFacts(standing, paid)
 

@@ -146,6 +146,14 @@ class PaymentExists(Conflict):
     """The order already has a live payment covering what is due: no second one (re-payment)."""
 
 
+class ShipmentUnpaid(Conflict):
+    """Goods would ship with nothing paying for them (the card's authorisation ran out)."""
+
+    def __init__(self, detail: str, *, amount_due: int) -> None:
+        super().__init__(detail, amount_due=amount_due)
+        self.amount_due = amount_due
+
+
 class NothingDue(InvalidRequest):
     """Nothing is left to pay on the order (re-payment)."""
 

@@ -63,6 +63,7 @@ PROBLEM_TABLE: list[tuple[type[e.DomainError], int, str, str]] = [
     (e.WebhookSignatureInvalid, 400, "webhook-signature-invalid", "Webhook signature invalid"),
     (e.PaymentRequired, 422, "payment-required", "Payment required"),
     (e.PaymentExists, 409, "payment-exists", "The order already has a live payment"),
+    (e.ShipmentUnpaid, 409, "payment-needed", "No payment covers these goods"),
     (e.NothingDue, 422, "nothing-due", "Nothing is due on the order"),
     (e.GatewayUnavailable, 503, "payment-gateway-unavailable", "Payment processor unavailable"),
     (e.RefundRefused, 422, "refund-refused", "Refund refused by the processor"),

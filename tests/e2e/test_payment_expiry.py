@@ -21,11 +21,14 @@ from tests.e2e.support import act, events, get_order, pickup_code, to_ready
 from tests.e2e.test_payments_capture import capture_requests, hand_over, operations, ready_paid_order, run_jobs
 
 WARNING = timedelta(hours=24)
+SAVING = "app"  # the one channel here whose card is kept: other orders' rest is paid at the counter
 
 
 @pytest.fixture
 async def paid(database_url, redis_url, db, redis, clock, stripe_api) -> AsyncIterator[Shop]:
-    async with stripe_shop(database_url, redis_url, db, redis, clock, stripe_api) as shop:
+    async with stripe_shop(
+        database_url, redis_url, db, redis, clock, stripe_api, payment_save_method_channels=[SAVING]
+    ) as shop:
         yield shop
 
 
@@ -46,24 +49,32 @@ def of_type(found: list[dict], type_: str) -> list[dict]:
     return [e["data"] for e in found if e["type"] == type_]
 
 
-async def saved_card_order(shop: Shop, stripe_api, card: str = "pm_card_visa") -> tuple[dict, dict, dict]:
-    """The storefront confirmed a manual-capture PaymentIntent for a customer, keeping the card for
-    off-session use; the order (2 × A at 12.50 + 5.00 shipping) is placed with it, ready at S1."""
-    intent = stripe_api.ledger.create_intent(
-        {
-            "amount": "3000",
-            "currency": "eur",
-            "payment_method": card,
-            "customer": "cus_ann",
-            "setup_future_usage": "off_session",
-            "capture_method": "manual",
-            "confirm": "true",
-        }
-    )
-    if intent["status"] == "requires_action":
-        stripe_api.ledger.complete_authentication(intent["id"])
+async def saved_card_order(
+    shop: Shop, stripe_api, card: str = "pm_card_visa", *, storefront: bool = False
+) -> tuple[dict, dict, dict]:
+    """An order (2 × A at 12.50 + 5.00 shipping) on the channel that keeps the card, ready at S1:
+    the service authorises the card itself (it creates the Stripe Customer the card is kept on),
+    or, ``storefront``, the storefront confirmed a PaymentIntent for its own Customer (a card
+    that needs 3-D Secure is authenticated in the browser before the order is placed)."""
     body = {**shop.order_body([("A", 2)], price=1250), "shipping_total": 500}
-    r = await shop.place({**body, "payment": {"provider": "stripe", "payment_intent": intent["id"]}})
+    payment = {"provider": "stripe", "payment_method": card}
+    if storefront:
+        cus = stripe_api.ledger.create_customer({"email": "ann@example.com"})["id"]
+        intent = stripe_api.ledger.create_intent(
+            {
+                "amount": "3000",
+                "currency": "eur",
+                "payment_method": card,
+                "customer": cus,
+                "setup_future_usage": "off_session",
+                "capture_method": "manual",
+                "confirm": "true",
+            }
+        )
+        if intent["status"] == "requires_action":
+            stripe_api.ledger.complete_authentication(intent["id"])
+        payment = {"provider": "stripe", "payment_intent": intent["id"]}
+    r = await shop.place({**body, "payment": payment}, headers=await shop.channel(SAVING))
     assert r.status_code == 201, r.text
     order = r.json()
     staff = await shop.staff("S1")
@@ -166,17 +177,24 @@ async def test_a_partial_pickup_without_multicapture_is_captured_before_the_auth
 async def test_with_a_saved_card_the_rest_is_authorised_again_off_session(paid, stripe_api, stripe_test_gateway):
     order, fo, staff = await saved_card_order(paid, stripe_api)
     first = order["payment"]
+    # At intake the service made the Customer the card is kept on; Stripe attached the card to it.
+    [customer] = stripe_api.ledger.customers.values()
+    intake = stripe_api.ledger.intent(first["external_id"])
+    assert intake["customer"] == customer["id"] and customer["metadata"] == {"order_id": order["id"]}
+    saved = stripe_api.ledger.methods[intake["payment_method"]]
+    assert saved["customer"] == customer["id"]
     await hand_over(paid, staff, fo, quantity=1)
     move_to(paid, deadline(order) - WARNING)
     assert (await sweep(paid, stripe_test_gateway)).reauthorised == 1
-    [created] = [r for r in stripe_api.state.requests if r.method == "POST" and r.path == "/v1/payment_intents"]
+    [_, created] = [r for r in stripe_api.state.requests if r.method == "POST" and r.path == "/v1/payment_intents"]
     assert (created.params["amount"], created.params["off_session"], created.params["customer"]) == (
         "1500",
         "true",
-        "cus_ann",
+        customer["id"],
     )
-    assert created.params["payment_method"] == "pm_card_visa" and "setup_future_usage" not in created.params
+    assert created.params["payment_method"] == saved["id"] and "setup_future_usage" not in created.params
     assert created.idempotency_key == f"order:{order['id']}:authorise:reauthorise:{first['id']}"
+    assert len(stripe_api.ledger.customers) == 1  # off-session with the customer it has: none made
 
     assert await run_jobs(paid, stripe_test_gateway) == 1  # the handed-over part, on the first intent
     shown = await get_order(paid, order["id"])
@@ -200,10 +218,46 @@ def created_intent(stripe_api, other_than: str) -> str:
     return found
 
 
+async def test_a_card_used_without_a_stripe_customer_is_never_charged_off_session(
+    paid, stripe_api, stripe_test_gateway
+):
+    """As at Stripe: a method a PaymentIntent without Customer used is spent, so the expiring
+    payment's rest is left to the counter (and the test server refuses the reuse outright)."""
+    from tests.stripe_server.ledger import StripeFailure
+
+    intent = stripe_api.ledger.create_intent(
+        {
+            "amount": "3000",
+            "currency": "eur",
+            "payment_method": "pm_card_visa",
+            "setup_future_usage": "off_session",
+            "capture_method": "manual",
+            "confirm": "true",
+        }
+    )
+    with pytest.raises(StripeFailure) as refused:
+        stripe_api.ledger.create_intent(
+            {"amount": "1500", "currency": "eur", "payment_method": intent["payment_method"], "confirm": "true"}
+            | {"off_session": "true", "capture_method": "manual"}
+        )
+    assert refused.value.status == 400 and refused.value.error["type"] == "invalid_request_error"
+    assert refused.value.error["message"].startswith("The provided PaymentMethod was previously used")
+    body = {**paid.order_body([("A", 2)], price=1250), "shipping_total": 500}
+    r = await paid.place({**body, "payment": {"provider": "stripe", "payment_intent": intent["id"]}})
+    assert r.status_code == 201, r.text
+    order = r.json()
+    staff = await paid.staff("S1")
+    fo = await to_ready(paid, staff, order["fulfillment_orders"][0])
+    await hand_over(paid, staff, fo, quantity=1)
+    move_to(paid, deadline(order) - WARNING)
+    assert (await sweep(paid, stripe_test_gateway)).reauthorised == 0  # no customer: nothing to charge
+    assert len(stripe_api.ledger.intents) == 1 and stripe_api.ledger.customers == {}  # none tried
+
+
 async def test_a_saved_card_that_needs_authentication_leaves_the_rest_to_the_counter(
     paid, stripe_api, stripe_test_gateway
 ):
-    order, fo, staff = await saved_card_order(paid, stripe_api, card="pm_card_authenticationRequired")
+    order, fo, staff = await saved_card_order(paid, stripe_api, card="pm_card_authenticationRequired", storefront=True)
     await hand_over(paid, staff, fo, quantity=1)
     move_to(paid, deadline(order) - WARNING)
     assert (await sweep(paid, stripe_test_gateway)).reauthorised == 0

@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from orchestrator.payments.gateway import AuthoriseRequest, IntentStatus
+from orchestrator.payments.gateway import AuthoriseRequest, IntentStatus, PaymentRequestRefused
 from tests.e2e.conftest import Shop, stripe_shop
 from tests.e2e.support import assert_problem, events, get_order, on_hand_reserved
 from tests.e2e.test_payments_capture import capture_requests, hand_over, money, ready_paid_order, run_jobs
@@ -29,6 +29,10 @@ async def paid(database_url, redis_url, db, redis, clock, stripe_api) -> AsyncIt
 
 def creates(stripe_api) -> list:
     return [r for r in stripe_api.state.requests if r.method == "POST" and r.path == "/v1/payment_intents"]
+
+
+def customer_creates(stripe_api) -> list:
+    return [r for r in stripe_api.state.requests if r.method == "POST" and r.path == "/v1/customers"]
 
 
 async def pay_again(shop: Shop, order_id: str, payment: dict, *, key: str, headers: dict | None = None):
@@ -81,18 +85,39 @@ async def test_a_web_order_keeps_its_card_for_off_session_charges_and_a_marketpl
     order, _, _ = await ready_paid_order(paid)
     [sent] = creates(stripe_api)
     assert sent.params["setup_future_usage"] == "off_session" and "off_session" not in sent.params
+    # Stripe keeps a method only on a Customer: the service made one first, under the
+    # authorisation's own key, and the PaymentIntent names it.
+    [made] = customer_creates(stripe_api)
+    assert made.idempotency_key == f"{sent.idempotency_key}:customer"
+    assert made.params == {"metadata": {"order_id": order["id"]}}
+    [customer] = stripe_api.ledger.customers
+    assert sent.params["customer"] == customer
     intent = stripe_api.ledger.intent(order["payment"]["external_id"])
-    assert intent["setup_future_usage"] == "off_session"
-    # What Stripe answers is what a later off-session charge needs: the method (and customer).
+    assert (intent["setup_future_usage"], intent["customer"]) == ("off_session", customer)
+    # What Stripe answers is what a later off-session charge needs: the method and the customer.
     state = await stripe_test_gateway.retrieve(intent["id"])
-    assert state.payment_method == "pm_card_visa" and state.customer is None
+    assert state.payment_method == intent["payment_method"] and state.customer == customer
+    assert stripe_api.ledger.methods[state.payment_method]["customer"] == customer  # attached
     later = await stripe_test_gateway.authorise(
-        AuthoriseRequest(amount=700, currency="EUR", payment_method=state.payment_method, off_session=True),
+        AuthoriseRequest(
+            amount=700,
+            currency="EUR",
+            payment_method=state.payment_method,
+            customer=state.customer,
+            off_session=True,
+        ),
         idempotency_key="a-later-difference",
     )
     assert later.status is IntentStatus.REQUIRES_CAPTURE
     off = creates(stripe_api)[-1]
     assert off.params["off_session"] == "true" and "setup_future_usage" not in off.params
+    assert off.params["customer"] == customer and len(customer_creates(stripe_api)) == 1
+    # Without its customer the saved method is refused, as Stripe refuses it.
+    with pytest.raises(PaymentRequestRefused, match="belongs to the Customer"):
+        await stripe_test_gateway.authorise(
+            AuthoriseRequest(amount=700, currency="EUR", payment_method=state.payment_method, off_session=True),
+            idempotency_key="without-the-customer",
+        )
 
     body = {
         **paid.order_body([("A", 1)], price=1250),
@@ -101,8 +126,62 @@ async def test_a_web_order_keeps_its_card_for_off_session_charges_and_a_marketpl
     r = await paid.place(body, headers=await paid.channel("marketplace:shopify"))
     assert r.status_code == 201, r.text
     sent = creates(stripe_api)[-1]
-    assert "setup_future_usage" not in sent.params
+    assert "setup_future_usage" not in sent.params and "customer" not in sent.params
     assert stripe_api.ledger.intent(r.json()["payment"]["external_id"])["setup_future_usage"] is None
+    assert len(customer_creates(stripe_api)) == 1  # none for the marketplace order
+
+
+async def test_a_retried_saving_authorisation_makes_one_customer(stripe_test_gateway, stripe_api):
+    request = AuthoriseRequest(
+        amount=1200,
+        currency="EUR",
+        payment_method="pm_card_visa",
+        save_method=True,
+        customer_reference="c-42",
+        metadata={"order_id": "o-1"},
+    )
+    first = await stripe_test_gateway.authorise(request, idempotency_key="order:o-1:authorise:a")
+    again = await stripe_test_gateway.authorise(request, idempotency_key="order:o-1:authorise:a")
+    assert again == first and first.customer is not None
+    [customer] = stripe_api.ledger.customers.values()
+    assert (customer["id"], customer["object"]) == (first.customer, "customer")
+    assert customer["metadata"] == {"order_id": "o-1", "customer_id": "c-42"}
+    assert [r.status for r in customer_creates(stripe_api)] == [200, 200]  # the second replayed
+    assert len(stripe_api.ledger.intents) == 1
+    # A customer the caller names is used as it is: nothing new is made for it.
+    named = AuthoriseRequest(
+        amount=500, currency="EUR", payment_method="pm_card_visa", customer=first.customer, save_method=True
+    )
+    assert (await stripe_test_gateway.authorise(named, idempotency_key="k-named")).customer == first.customer
+    assert len(stripe_api.ledger.customers) == 1
+
+
+async def test_the_stripe_server_refuses_a_spent_or_foreign_payment_method(stripe_api):
+    from tests.stripe_server.ledger import StripeFailure
+
+    ledger = stripe_api.ledger
+    base = {"amount": "100", "currency": "eur", "capture_method": "manual", "confirm": "true"}
+    spent = ledger.create_intent({**base, "payment_method": "pm_card_visa", "setup_future_usage": "off_session"})
+    ann, bob = ledger.create_customer({})["id"], ledger.create_customer({})["id"]
+    kept = ledger.create_intent(
+        {**base, "payment_method": "pm_card_visa", "customer": ann, "setup_future_usage": "off_session"}
+    )
+    refusals = [
+        ({"payment_method": spent["payment_method"], "off_session": "true"}, "previously used with a PaymentIntent"),
+        ({"payment_method": spent["payment_method"], "customer": ann, "off_session": "true"}, "previously used"),
+        ({"payment_method": kept["payment_method"], "off_session": "true"}, f"belongs to the Customer {ann}"),
+        ({"payment_method": kept["payment_method"], "customer": bob}, "does not have a payment method"),
+        ({"payment_method": "pm_card_visa", "customer": "cus_nobody"}, "No such customer"),
+    ]
+    for params, message in refusals:
+        with pytest.raises(StripeFailure) as refused:
+            ledger.create_intent({**base, **params})
+        assert refused.value.status == 400 and refused.value.error["type"] == "invalid_request_error"
+        assert message in refused.value.error["message"]
+    again = ledger.create_intent(
+        {**base, "payment_method": kept["payment_method"], "customer": ann, "off_session": "true"}
+    )
+    assert again["status"] == "requires_capture"
 
 
 async def test_the_channels_that_keep_a_card_are_a_setting(database_url, redis_url, db, redis, clock, stripe_api):
@@ -114,6 +193,7 @@ async def test_the_channels_that_keep_a_card_are_a_setting(database_url, redis_u
             r = await shop.place(body, headers=await shop.channel(channel))
             assert r.status_code == 201, r.text
             assert ("setup_future_usage" in creates(stripe_api)[-1].params) is saved
+            assert ("customer" in creates(stripe_api)[-1].params) is saved
 
 
 async def test_the_stripe_server_refuses_an_unknown_setup_future_usage(stripe_test_gateway, stripe_api):

@@ -1,7 +1,9 @@
 """The gateway's happy paths against localstripe 1.15.10, a Stripe emulator nobody here wrote.
 
-localstripe refuses parameters it does not know; of what the gateway sends, that is only the
-refund ``reason`` (``StripeOptions(send_refund_reason=False)`` here). It keeps no
+localstripe refuses parameters it does not know; of what the gateway sends, that is the refund
+``reason`` (``StripeOptions(send_refund_reason=False)`` here) and a saved card's
+``setup_future_usage`` (``send_setup_future_usage=False``; its ``POST /v1/customers`` with
+``metadata``, which the gateway sends first, it takes). It keeps no
 ``amount_capturable``/``amount_captured``/``amount_received``, so this module checks statuses,
 ids and refund amounts; the amounts are checked against our own server
 (``test_stripe_server.py``). Its store pickles itself to a fixed /tmp file on every write; that
@@ -105,3 +107,31 @@ async def test_a_decline_is_a_named_error(localstripe_gateway: StripeGateway):
         await authorise(localstripe_gateway, "pm_card_chargeCustomerFail", "a1")
     # localstripe answers a 402 with Stripe's code but no decline_code (ours has both).
     assert (declined.value.code, declined.value.decline_code) == ("card_declined", None)
+
+
+async def test_a_saved_card_is_kept_on_a_customer_the_gateway_creates(localstripe_url: str):
+    """localstripe knows ``POST /v1/customers`` (with ``metadata``) but no ``setup_future_usage``:
+    driven without it, the gateway still makes the Customer first and names it on the intent."""
+    options = StripeOptions(send_refund_reason=False, send_setup_future_usage=False)
+    gateway = stripe_gateway("sk_test_localstripe", api_base=localstripe_url, options=options)
+    try:
+        held = await gateway.authorise(
+            AuthoriseRequest(
+                amount=1500,
+                currency="EUR",
+                payment_method="pm_card_visa",
+                save_method=True,
+                metadata={"order_id": ORDER},
+            ),
+            idempotency_key=idempotency_key(ORDER, Operation.AUTHORISE, "saved"),
+        )
+        assert held.status is IntentStatus.REQUIRES_CAPTURE
+        assert held.customer is not None and held.customer.startswith("cus_")
+        assert (await gateway.retrieve(held.intent_id)).customer == held.customer
+        async with httpx.AsyncClient() as client:
+            found = await client.get(
+                f"{localstripe_url}/v1/customers/{held.customer}", auth=("sk_test_localstripe", "")
+            )
+        assert found.status_code == 200 and found.json()["metadata"] == {"order_id": ORDER}
+    finally:
+        await gateway.aclose()

@@ -19,7 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from tests.stripe_server.forms import decode
-from tests.stripe_server.ledger import Ledger, StripeFailure, invalid
+from tests.stripe_server.ledger import Ledger
+from tests.stripe_server.refusals import StripeFailure, invalid
 
 Handler = Callable[[web.Request, dict[str, Any]], Any]
 
@@ -140,10 +141,14 @@ def build_app(state: ServerState) -> web.Application:
     def create_refund(request: web.Request, params: dict[str, Any]) -> Any:
         return state.ledger.refund(params)
 
+    def create_customer(request: web.Request, params: dict[str, Any]) -> Any:
+        return state.ledger.create_customer(params)
+
     def unknown(request: web.Request, params: dict[str, Any]) -> Any:
         raise invalid(f"Unrecognized request URL ({request.method}: {request.path}).", status=404)
 
     app = web.Application()
+    app.router.add_post("/v1/customers", endpoint(create_customer))
     app.router.add_post("/v1/payment_intents", endpoint(create_intent))
     app.router.add_get("/v1/payment_intents/search", endpoint(search_intents))
     app.router.add_get("/v1/payment_intents/{id}", endpoint(retrieve_intent))

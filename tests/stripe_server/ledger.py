@@ -1,4 +1,10 @@
-"""The server's state: PaymentIntents, their charges and refunds, and the events Stripe would send.
+"""The server's state: Customers, PaymentMethods, PaymentIntents, their charges and refunds, and
+the events Stripe would send.
+
+As in Stripe's test mode, a test token (``pm_card_visa``) names a card, and each PaymentIntent
+given one gets a PaymentMethod of its own (``pm_...``). That method may be used once, unless the
+confirmation attached it to the intent's Customer (``setup_future_usage`` with a ``customer``);
+a method used without a Customer can never be charged again, one kept on a Customer only with it.
 
 Objects carry Stripe's field names (``docs/stripe_fixtures3.json``) and move through its
 statuses; a request Stripe would refuse raises ``StripeFailure`` with Stripe's error body.
@@ -13,45 +19,18 @@ from typing import Any
 
 from tests.stripe_server.cards import AUTHENTICATION_REQUIRED, CARDS, Decline, TestCard
 from tests.stripe_server.forms import flag
-from tests.stripe_server.objects import CAPTURE_WINDOW_SECONDS, charge, event, new_id
+from tests.stripe_server.objects import CAPTURE_WINDOW_SECONDS, charge, customer, event, new_id, payment_method
+from tests.stripe_server.refusals import StripeFailure, integer, invalid, valid_metadata
 
 CANCELABLE = {"requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing"}
 
 
-class StripeFailure(Exception):
-    def __init__(self, status: int, error: dict[str, Any]) -> None:
-        super().__init__(error.get("message"))
-        self.status = status
-        self.error = error
-
-
-def invalid(message: str, *, code: str | None = None, param: str | None = None, status: int = 400) -> StripeFailure:
-    error: dict[str, Any] = {"type": "invalid_request_error", "message": message}
-    if code:
-        error["code"] = code
-        error["doc_url"] = f"https://docs.stripe.com/error-codes/{code.replace('_', '-')}"
-    if param:
-        error["param"] = param
-    return StripeFailure(status, error)
-
-
-def _int(params: dict[str, Any], name: str, *, required: bool = False) -> int | None:
-    value = params.get(name)
-    if value is None:
-        if required:
-            raise invalid(f"Missing required param: {name}.", code="parameter_missing", param=name)
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise invalid(f"Invalid integer: {value}", code="parameter_invalid_integer", param=name) from None
-    if number < 1:
-        raise invalid("This value must be greater than or equal to 1.", code="parameter_invalid_integer", param=name)
-    return number
-
-
 @dataclass
 class Ledger:
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cards: dict[str, TestCard] = field(default_factory=dict)  # the card behind each PaymentMethod
+    spent: set[str] = field(default_factory=set)  # PaymentMethods used without a Customer
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     charges: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -63,19 +42,74 @@ class Ledger:
     def now(self) -> int:
         return int(self.clock())
 
+    # --- customers and payment methods ----------------------------------------------------------
+
+    def create_customer(self, params: dict[str, Any]) -> dict[str, Any]:
+        created = customer(params, metadata=valid_metadata(params), now=self.now())
+        self.customers[created["id"]] = created
+        return created
+
+    def _method_for(self, method: str, customer_id: str | None) -> str:
+        """The PaymentMethod a PaymentIntent uses: a new one for a test token; a saved one only
+        with the Customer it is attached to (Stripe's refusals, word for word)."""
+        if method in CARDS:
+            created = payment_method(CARDS[method], now=self.now())
+            self.methods[created["id"]] = created
+            self.cards[created["id"]] = CARDS[method]
+            return created["id"]
+        if method not in self.methods:
+            raise invalid(f"No such PaymentMethod: '{method}'", code="resource_missing", param="payment_method")
+        owner = self.methods[method]["customer"]
+        if owner is not None and customer_id is None:
+            raise invalid(
+                f"The `payment_method` parameter supplied {method} belongs to the Customer {owner}. "
+                "Please include the Customer in the `customer` parameter on the PaymentIntent.",
+                param="payment_method",
+            )
+        if owner is None and method in self.spent:
+            raise invalid(
+                "The provided PaymentMethod was previously used with a PaymentIntent without Customer "
+                "attachment, shared with a connected account without Customer attachment, or was detached "
+                "from a Customer. It may not be used again. To use a PaymentMethod multiple times, you must "
+                "attach it to a Customer first.",
+                param="payment_method",
+            )
+        if owner != customer_id:
+            raise invalid(
+                f"The customer does not have a payment method with the ID {method}. "
+                "The payment method must be attached to the customer.",
+                param="payment_method",
+            )
+        return method
+
+    def _used(self, intent: dict[str, Any], *, succeeded: bool) -> None:
+        """A confirmation reached the card: if it succeeded with ``setup_future_usage`` and a
+        Customer, the method is now the customer's; else, unless it already was, it is spent."""
+        method = intent["payment_method"]
+        if self.methods[method]["customer"] is not None:
+            return
+        if succeeded and intent["setup_future_usage"] and intent["customer"]:
+            self.methods[method]["customer"] = intent["customer"]
+        else:
+            self.spent.add(method)
+
     # --- payment intents ------------------------------------------------------------------------
 
     def create_intent(self, params: dict[str, Any]) -> dict[str, Any]:
-        amount = _int(params, "amount", required=True)
+        amount = integer(params, "amount", required=True)
         currency = str(params.get("currency") or "").lower()
         if len(currency) != 3:
             raise invalid("Missing required param: currency.", code="parameter_missing", param="currency")
         capture_method = params.get("capture_method", "automatic_async")
         if capture_method not in ("automatic", "automatic_async", "manual"):
             raise invalid(f"Invalid capture_method: {capture_method}", code="parameter_invalid", param="capture_method")
+        customer_id = params.get("customer") or None
+        if customer_id is not None and customer_id not in self.customers:
+            raise invalid(f"No such customer: '{customer_id}'", code="resource_missing", param="customer")
         method = params.get("payment_method")
-        if method is not None and method not in CARDS:
-            raise invalid(f"No such PaymentMethod: '{method}'", code="resource_missing", param="payment_method")
+        off_session = bool(flag(params.get("off_session")))
+        if method is not None:
+            method = self._method_for(method, customer_id)
         card_options = (params.get("payment_method_options") or {}).get("card") or {}
         future = params.get("setup_future_usage")
         if future not in (None, "", "on_session", "off_session"):
@@ -95,12 +129,12 @@ class Ledger:
             "confirmation_method": "automatic",
             "created": self.now(),
             "currency": currency,
-            "customer": params.get("customer"),
+            "customer": customer_id,
             "description": params.get("description"),
             "last_payment_error": None,
             "latest_charge": None,
             "livemode": False,
-            "metadata": params.get("metadata") or {},
+            "metadata": valid_metadata(params),
             "next_action": None,
             "payment_method": method,
             "payment_method_options": {
@@ -117,7 +151,7 @@ class Ledger:
                     "You cannot confirm this PaymentIntent because it's missing a payment method.",
                     code="payment_intent_unexpected_state",
                 )
-            self._confirm(intent, CARDS[method], off_session=bool(flag(params.get("off_session"))))
+            self._confirm(intent, self.cards[method], off_session=off_session)
         return intent
 
     def intent(self, intent_id: str) -> dict[str, Any]:
@@ -144,6 +178,7 @@ class Ledger:
 
     def _decline(self, intent: dict[str, Any], card: TestCard, decline: Decline) -> None:
         charge = self._charge(intent, card, succeeded=False, failure=decline)
+        self._used(intent, succeeded=False)
         error = {
             "type": "card_error",
             "code": decline.code,
@@ -159,6 +194,7 @@ class Ledger:
 
     def _authorise(self, intent: dict[str, Any], card: TestCard) -> None:
         charge = self._charge(intent, card, succeeded=True, failure=None)
+        self._used(intent, succeeded=True)
         intent.update(status="requires_capture", amount_capturable=intent["amount"], latest_charge=charge["id"])
         intent["next_action"] = None
         self.emit("payment_intent.amount_capturable_updated", intent)
@@ -169,7 +205,7 @@ class Ledger:
         """The customer finishing (or failing) 3-D Secure in the browser, which tests play."""
         intent = self.intent(intent_id)
         assert intent["status"] == "requires_action", intent["status"]
-        card = CARDS[intent["payment_method"]]
+        card = self.cards[intent["payment_method"]]
         if not succeed:
             try:
                 self._decline(intent, card, AUTHENTICATION_REQUIRED)
@@ -194,7 +230,7 @@ class Ledger:
                 code="payment_intent_unexpected_state",
             )
         charge = self.charges[intent["latest_charge"]]
-        amount = _int(params, "amount_to_capture") or intent["amount_capturable"]
+        amount = integer(params, "amount_to_capture") or intent["amount_capturable"]
         if amount > intent["amount_capturable"]:
             raise invalid(
                 f"The amount to capture ({amount}) exceeds the amount capturable ({intent['amount_capturable']}).",
@@ -260,10 +296,7 @@ class Ledger:
         reason = params.get("reason")
         if reason is not None and reason not in ("duplicate", "fraudulent", "requested_by_customer"):
             raise invalid(f"Invalid reason: {reason}", code="parameter_invalid", param="reason")
-        for name, value in (params.get("metadata") or {}).items():
-            # Stripe's metadata limits: keys up to 40 characters, values up to 500.
-            if len(name) > 40 or not isinstance(value, str) or len(value) > 500:
-                raise invalid(f"Invalid metadata[{name}]", code="parameter_invalid", param=f"metadata[{name}]")
+        metadata = valid_metadata(params)
         if intent["amount_received"] == 0:
             raise invalid(
                 f"This PaymentIntent ({intent['id']}) does not have a successful charge to refund.",
@@ -274,7 +307,7 @@ class Ledger:
         refundable = charge["amount_captured"] - (charge["amount_refunded"] - released)
         if refundable == 0:
             raise invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
-        amount = _int(params, "amount") or refundable
+        amount = integer(params, "amount") or refundable
         if amount > refundable:
             raise invalid(
                 f"Refund amount ({amount}) is greater than unrefunded amount on charge ({refundable})",
@@ -290,7 +323,7 @@ class Ledger:
             "created": self.now(),
             "currency": intent["currency"],
             "destination_details": {"card": {"type": "refund"}, "type": "card"},
-            "metadata": params.get("metadata") or {},
+            "metadata": metadata,
             "payment_intent": intent["id"],
             "reason": reason,
             "status": "succeeded",

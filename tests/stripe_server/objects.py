@@ -34,6 +34,53 @@ def event(
     }
 
 
+def customer(params: dict[str, Any], *, metadata: dict[str, str], now: int) -> dict[str, Any]:
+    """Stripe's Customer, as ``POST /v1/customers`` creates it."""
+    return {
+        "id": new_id("cus"),
+        "object": "customer",
+        "address": None,
+        "balance": 0,
+        "created": now,
+        "currency": None,
+        "default_source": None,
+        "delinquent": False,
+        "description": params.get("description"),
+        "email": params.get("email"),
+        "invoice_prefix": secrets.token_hex(4).upper(),
+        "invoice_settings": {
+            "custom_fields": None,
+            "default_payment_method": None,
+            "footer": None,
+            "rendering_options": None,
+        },
+        "livemode": False,
+        "metadata": metadata,
+        "name": params.get("name"),
+        "next_invoice_sequence": 1,
+        "phone": params.get("phone"),
+        "preferred_locales": [],
+        "shipping": None,
+        "tax_exempt": "none",
+        "test_clock": None,
+    }
+
+
+def payment_method(card: TestCard, *, now: int) -> dict[str, Any]:
+    """The PaymentMethod Stripe's test mode makes of a test token (``pm_card_visa``) on each use."""
+    return {
+        "id": new_id("pm"),
+        "object": "payment_method",
+        "billing_details": {"address": None, "email": None, "name": None, "phone": None},
+        "card": {"brand": card.brand, "last4": card.last4, "exp_month": 12, "exp_year": card.exp_year},
+        "created": now,
+        "customer": None,
+        "livemode": False,
+        "metadata": {},
+        "type": "card",
+    }
+
+
 def charge(
     intent: dict[str, Any],
     card: TestCard,
