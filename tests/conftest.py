@@ -43,6 +43,8 @@ TABLES = [
     "idempotency_keys",
     "api_keys",
     "sourcing_profiles",
+    "pickup_lookup_grants",
+    "order_changes",
     "stripe_events",  # no foreign key to orders: the cascade from orders does not reach it
 ]
 

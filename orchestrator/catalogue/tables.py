@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Identity
+from sqlalchemy import CheckConstraint, Identity, text
 from sqlmodel import Field, SQLModel
 
 from orchestrator.platform.columns import created_at, jsonb, text_array, timestamp
@@ -12,6 +12,7 @@ from orchestrator.platform.columns import created_at, jsonb, text_array, timesta
 
 class Location(SQLModel, table=True):
     __tablename__ = "locations"
+    __table_args__ = (CheckConstraint("prep_minutes >= 0", name="prep_minutes_not_negative"),)
 
     id: int | None = Field(default=None, primary_key=True, sa_column_args=[Identity()])
     code: str = Field(unique=True, max_length=40)
@@ -24,6 +25,8 @@ class Location(SQLModel, table=True):
     capabilities: list[str] = text_array()
     daily_capacity: int | None = None
     pickup_hold_days: int = 7
+    # How long the store takes to have an order ready (expected ready times): minutes.
+    prep_minutes: int = Field(default=120, sa_column_kwargs={"server_default": text("120")})
     active: bool = True
     created_at: datetime = created_at()
     updated_at: datetime | None = timestamp()

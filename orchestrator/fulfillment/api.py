@@ -35,7 +35,8 @@ from orchestrator.platform.auth import ANY_KEY, CHANNELS, STAFF
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, parse_if_match
-from orchestrator.platform.idempotency import IdempotencyClaim, idempotency_scope, request_fingerprint
+from orchestrator.platform.http.idempotent_posts import post_claim
+from orchestrator.platform.idempotency import IdempotencyClaim
 from orchestrator.platform.pagination import PageResponse
 from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import RequestBody, if_match_header
@@ -269,8 +270,7 @@ class FulfillmentController(Controller):
         tender = CounterTender(t.amount, t.method, t.reference) if t is not None else None
         claim = None
         if idempotency_key is not None:
-            fingerprint = request_fingerprint("POST", request.url.path, msgspec.to_builtins(data))
-            claim = IdempotencyClaim(idempotency_scope(run.actor), idempotency_key, fingerprint)
+            claim = post_claim(run.actor, idempotency_key, request.url.path, msgspec.to_builtins(data))
         return await run(fulfillment_id, HandOver(data.code, data.override_reason, units, tender), if_match, claim)
 
     @transition_route("cancel", "cancelFulfillment", "Cancel what this location still holds for the order")

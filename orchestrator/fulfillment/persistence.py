@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.fulfillment.model import Fulfillment, Line, Order, OrderLine, OrderLineChange, Outcome
 from orchestrator.fulfillment.resourcing import resource_shortages
 from orchestrator.fulfillment.stock_moves import StockLedger
-from orchestrator.order_record.aggregate import OrderAggregate
+from orchestrator.order_record.aggregate import OrderAggregate, fulfillment_summaries
 from orchestrator.order_record.states import OPEN_STATES, Method, Status
-from orchestrator.order_record.status import FulfillmentSummary, OrderStatus
+from orchestrator.order_record.status import OrderStatus
 from orchestrator.order_record.tables import FulfillmentOrder
 from orchestrator.order_record.timeline import record_derived_status
 from orchestrator.payments.capture_queue import queue_payment_operations
@@ -197,14 +197,7 @@ async def record_order_change(
     for draft in drafts:
         if draft.type == EventType.ORDER_NEEDS_ATTENTION:
             attention = draft.data.get("reason", attention)
-    summaries = [
-        FulfillmentSummary(
-            Status(f.status),
-            Method(f.method),
-            sum(ln.quantity_handed_over for ln in aggregate.fulfillment_lines.get(f.id, [])),
-        )
-        for f in aggregate.fulfillments
-    ]
+    summaries = fulfillment_summaries(aggregate.fulfillments, aggregate.fulfillment_lines)
     await record_derived_status(
         session,
         order,

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.catalogue.tables import Location
 from orchestrator.customers.tables import Customer
+from orchestrator.order_record.states import Method, Status
+from orchestrator.order_record.status import FulfillmentSummary
 from orchestrator.order_record.tables import FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.errors import NotFound
@@ -109,6 +111,18 @@ async def fulfillment_lines(
         for line in rows.scalars():
             out.setdefault(line.fulfillment_order_id, []).append(line)
     return out
+
+
+def fulfillment_summaries(
+    fulfillments: Sequence[FulfillmentOrder], lines: dict[uuid.UUID, list[FulfillmentOrderLine]]
+) -> list[FulfillmentSummary]:
+    """What the order's derived status is computed from: each fulfillment and what it handed over."""
+    return [
+        FulfillmentSummary(
+            Status(f.status), Method(f.method), sum(ln.quantity_handed_over for ln in lines.get(f.id, ()))
+        )
+        for f in fulfillments
+    ]
 
 
 async def lock_order_row(session: AsyncSession, order_id: uuid.UUID) -> Order | None:

@@ -102,6 +102,8 @@ class FulfillmentOrder(SQLModel, table=True):
     feeds_fulfillment_id: uuid.UUID | None = Field(default=None, foreign_key="fulfillment_orders.id")
     sourcing_decision_id: uuid.UUID | None = None
     ship_address: dict | None = jsonb(default_factory=lambda: None, nullable=True)
+    # When the goods should be ready (the location's prep time, plus a transfer's travel).
+    expected_ready_at: datetime | None = timestamp()
     ready_at: datetime | None = timestamp()
     pickup_deadline: datetime | None = timestamp()
     reminder_sent_at: datetime | None = timestamp()
@@ -177,3 +179,24 @@ class OrderEvent(SQLModel, table=True):
     actor_id: str | None = Field(default=None, max_length=120)
     data: dict = jsonb()
     occurred_at: datetime = created_at()
+
+
+class OrderChange(SQLModel, table=True):
+    """One applied change to an order (``POST /v1/orders/{id}/changes``): who, from which channel,
+    the actions, the totals before and after, the sourcing decisions it took."""
+
+    __tablename__ = "order_changes"
+    __table_args__ = (Index("ix_order_changes_order", "order_id", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    order_id: uuid.UUID = Field(foreign_key="orders.id")
+    actor_kind: str = Field(max_length=20)
+    actor_id: str | None = Field(default=None, max_length=120)
+    channel: str | None = Field(default=None, max_length=80)
+    actions: list = jsonb(default_factory=list)
+    before: dict = jsonb()
+    after: dict = jsonb()
+    decisions: list = jsonb(default_factory=list)
+    version_before: int
+    version_after: int
+    created_at: datetime = created_at()

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, MediaType, Request, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import PermissionDeniedException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
@@ -38,9 +38,9 @@ from orchestrator.platform.http.dependencies import (
     etag,
     parse_if_match,
 )
-from orchestrator.platform.idempotency import IdempotencyClaim, idempotency_scope, request_fingerprint
+from orchestrator.platform.http.idempotent_posts import keyed_answer, post_claim
 from orchestrator.platform.pagination import PageResponse
-from orchestrator.platform.problems import PROBLEM_MEDIA_TYPE, problems
+from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import RequestBody, if_match_header
 
 IdempotencyKey = Annotated[
@@ -139,8 +139,7 @@ class OrderController(Controller):
         # existed (a retry across the upgrade is the same request), and an explicit 0 as an omitted
         # one; so is an absent payment.
         body = {k: v for k, v in body.items() if not (k in _TOTALS and v == 0) and not (k == "payment" and v is None)}
-        fingerprint = request_fingerprint("POST", "/v1/orders", body)
-        claim = IdempotencyClaim(idempotency_scope(actor), idempotency_key, fingerprint)
+        claim = post_claim(actor, idempotency_key, "/v1/orders", body)
         cmd = to_command(data, channel)
         intake = paid_intake.Intake(
             db=db,
@@ -162,14 +161,11 @@ class OrderController(Controller):
             metrics.RESERVATIONS_FAILED.labels(channel=channel).inc()
             raise
         if placed.status >= 400:  # a refused payment, answered (or replayed) as its problem
-            headers = {"Idempotent-Replayed": "true"} if placed.replayed else None
-            return Response(placed.body, status_code=placed.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+            return keyed_answer(placed.body, placed.status, replayed=placed.replayed)
         if placed.created and not placed.replayed:
             metrics.ORDERS_CREATED.labels(channel=channel).inc()
         headers = {"ETag": etag(placed.version), "Location": f"/v1/orders/{placed.order_id}"}
-        if placed.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(placed.body, status_code=placed.status, media_type=MediaType.JSON, headers=headers)
+        return keyed_answer(placed.body, placed.status, replayed=placed.replayed, headers=headers)
 
     @get(
         "/",
@@ -277,24 +273,21 @@ class OrderController(Controller):
         gateway: GatewayDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[OrderView]:
-        path = f"/v1/orders/{order_id}/payments"
-        fingerprint = request_fingerprint("POST", path, msgspec.to_builtins(data))
+        claim = post_claim(actor, idempotency_key, f"/v1/orders/{order_id}/payments", msgspec.to_builtins(data))
         flow = paid_intake.Intake(
             db=db,
             gateway=gateway,
             actor=actor,
             clock=clock,
             lifecycle=lifecycle,
-            claim=IdempotencyClaim(idempotency_scope(actor), idempotency_key, fingerprint),
+            claim=claim,
             save_method_channels=settings.payment_save_method_channels,
             instance=request.url.path,
         )
         paid = await repayment.repay(flow, order_id, NewPayment(**msgspec.to_builtins(data)))
-        headers = {"Idempotent-Replayed": "true"} if paid.replayed else {}
         if paid.status >= 400:
-            return Response(paid.body, status_code=paid.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
-        headers["ETag"] = etag(paid.version)
-        return Response(paid.body, status_code=paid.status, media_type=MediaType.JSON, headers=headers)
+            return keyed_answer(paid.body, paid.status, replayed=paid.replayed)
+        return keyed_answer(paid.body, paid.status, replayed=paid.replayed, headers={"ETag": etag(paid.version)})
 
     @post(
         "/{order_id:uuid}/cancel",

@@ -29,7 +29,6 @@ import structlog
 
 from orchestrator.order_record.aggregate import load_orders
 from orchestrator.order_record.states import OPEN_STATES, Method, Status
-from orchestrator.order_record.timeline import record_order_events
 from orchestrator.payments.expiry import Reauthorise, Step, payments_due, settle_payment
 from orchestrator.payments.gateway import (
     AuthoriseRequest,
@@ -39,7 +38,7 @@ from orchestrator.payments.gateway import (
     PaymentState,
     idempotency_key,
 )
-from orchestrator.payments.service import Authorisation, locked_order, record_authorised
+from orchestrator.payments.service import card_authorisation, locked_order, record_authorised, record_payment_events
 from orchestrator.payments.tables import Payment, PaymentOperation
 from orchestrator.platform.actors import SYSTEM
 from orchestrator.platform.clock import Clock
@@ -64,16 +63,7 @@ def reauthorise_key(due: Reauthorise) -> str:
 
 
 async def _covered_again(uow: UnitOfWork, due: Reauthorise, state: PaymentState, clock: Clock) -> Payment:
-    auth = Authorisation(
-        provider="stripe",
-        amount=due.amount,
-        currency=due.currency,
-        external_id=state.intent_id,
-        capture_before=state.capture_before,
-        multicapture=state.multicapture,
-        idempotency_key=reauthorise_key(due),
-        processor_status=state.status.value,
-    )
+    auth = card_authorisation(state, due.amount, due.currency, reauthorise_key(due))
     payment = await record_authorised(uow, due.order_id, auth, SYSTEM, clock)
     session = uow.session
     now = clock.now()
@@ -94,9 +84,7 @@ async def _covered_again(uow: UnitOfWork, due: Reauthorise, state: PaymentState,
         await session.flush()
         data = {"payment_id": str(payment.id), "operations": [str(void.id)], "amount": payment.amount_authorised}
         drafts = [OrderEventDraft(EventType.PAYMENT_VOID_DUE, {**data, "currency": payment.currency})]
-        await record_order_events(
-            session, order, drafts, SYSTEM, now, status=order.status, attention_reason=order.attention_reason
-        )
+        await record_payment_events(session, order, drafts, SYSTEM, now)
     return payment
 
 
@@ -126,9 +114,7 @@ async def _not_covered(uow: UnitOfWork, due: Reauthorise, refusal: PaymentError,
     failed = {"payment_id": str(payment.id), "provider": "stripe", "external_id": external_id}
     failed |= {"amount": due.amount, "currency": due.currency, "code": code, "decline_code": decline_code}
     drafts = [OrderEventDraft(EventType.PAYMENT_FAILED, failed)]
-    await record_order_events(
-        session, order, drafts, SYSTEM, now, status=order.status, attention_reason=order.attention_reason
-    )
+    await record_payment_events(session, order, drafts, SYSTEM, now)
 
 
 async def reauthorise(db: Database, gateway: PaymentGateway, clock: Clock, due: Reauthorise) -> bool:

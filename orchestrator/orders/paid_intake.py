@@ -53,6 +53,7 @@ from orchestrator.payments.service import (
     Authorisation,
     Failure,
     all_order_payments,
+    card_authorisation,
     pays_another_order,
     record_authorised,
     record_failed,
@@ -231,17 +232,9 @@ async def _apply(
         if settled is not None and (problem := await settled(uow, intake, pending)) is not None:
             return await answer_problem(uow, intake, charge.order_id, problem)
         return await answer(uow, intake, charge.order_id, pending, client_secret=state.client_secret)
-    auth = Authorisation(
-        provider="stripe",
-        amount=charge.total,
-        currency=charge.currency,
-        external_id=state.intent_id,
-        capture_before=state.capture_before,
-        multicapture=state.multicapture,
-        # A PaymentIntent the storefront confirmed was not created under our key.
-        idempotency_key=charge.key if payment.payment_method is not None else None,
-        processor_status=state.status.value,
-    )
+    # A PaymentIntent the storefront confirmed was not created under our key.
+    key = charge.key if payment.payment_method is not None else None
+    auth = card_authorisation(state, charge.total, charge.currency, key)
     authorised = await record_authorised(uow, charge.order_id, auth, intake.actor, intake.clock)
     if settled is not None and (problem := await settled(uow, intake, authorised)) is not None:
         return await answer_problem(uow, intake, charge.order_id, problem)

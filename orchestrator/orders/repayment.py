@@ -31,16 +31,15 @@ from datetime import datetime
 import msgspec
 from sqlalchemy import func, select
 
-from orchestrator.order_record.aggregate import OrderAggregate, load_order
-from orchestrator.order_record.states import Method, Status
-from orchestrator.order_record.status import FulfillmentSummary, OrderStatus
+from orchestrator.order_record.aggregate import OrderAggregate, fulfillment_summaries, load_order
+from orchestrator.order_record.status import OrderStatus
 from orchestrator.order_record.tables import Order
-from orchestrator.order_record.timeline import record_derived_status, record_order_events
+from orchestrator.order_record.timeline import record_derived_status
 from orchestrator.orders.commands import NewPayment, Placed
 from orchestrator.orders.paid_intake import Charge, Intake, answer, charge_card
 from orchestrator.payments.capture_queue import LIVE_STATUSES, QUEUED
 from orchestrator.payments.gateway import Operation, UnconfiguredGateway, idempotency_key
-from orchestrator.payments.service import AUTHORISATION_ATTENTION, record_pending
+from orchestrator.payments.service import AUTHORISATION_ATTENTION, record_payment_events, record_pending
 from orchestrator.payments.tables import Payment, PaymentOperation
 from orchestrator.platform import idempotency
 from orchestrator.platform.actors import Actor, Role
@@ -176,14 +175,7 @@ async def _to_the_stores(uow: UnitOfWork, flow: Intake, aggregate: OrderAggregat
     order = aggregate.order
     if order.status != OrderStatus.PENDING_PAYMENT.value and order.attention_reason not in AUTHORISATION_ATTENTION:
         return
-    summaries = [
-        FulfillmentSummary(
-            Status(f.status),
-            Method(f.method),
-            sum(ln.quantity_handed_over for ln in aggregate.fulfillment_lines.get(f.id, [])),
-        )
-        for f in aggregate.fulfillments
-    ]
+    summaries = fulfillment_summaries(aggregate.fulfillments, aggregate.fulfillment_lines)
     attention = None if order.attention_reason in AUTHORISATION_ATTENTION else order.attention_reason
     await record_derived_status(
         uow.session, order, summaries, [], flow.actor, flow.clock.now(), attention_reason=attention
@@ -226,9 +218,7 @@ async def _one_live(uow: UnitOfWork, flow: Intake, payment: Payment) -> DomainEr
     now = flow.clock.now()
     drafts = [await _queue_void(uow, p, now) for p in released]
     if drafts:
-        await record_order_events(
-            session, order, drafts, flow.actor, now, status=order.status, attention_reason=order.attention_reason
-        )
+        await record_payment_events(session, order, drafts, flow.actor, now)
     return refusal
 
 

@@ -55,6 +55,17 @@ def order_totals(aggregate: OrderAggregate) -> OrderTotals:
     return OrderTotals(o.subtotal, o.shipping_total, o.tax_total, o.discount_total)
 
 
+async def release_held(session: AsyncSession, payment_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
+    """The payment's held captures go to the queue (its capture is due now): their ids and amounts."""
+    released = await session.execute(
+        update(PaymentOperation)
+        .where(PaymentOperation.payment_id == payment_id, PaymentOperation.status == HELD)
+        .values(status=QUEUED)
+        .returning(PaymentOperation.id, PaymentOperation.amount)
+    )
+    return [(i, a) for i, a in released.all()]
+
+
 async def queue_payment_operations(
     session: AsyncSession, aggregate: OrderAggregate, handed_over: Mapping[uuid.UUID, int], now: datetime
 ) -> list[OrderEventDraft]:
@@ -145,13 +156,7 @@ async def queue_payment_operations(
         if not capture.held:
             queued.append(op)
     if due.release_held:
-        released = await session.execute(
-            update(PaymentOperation)
-            .where(PaymentOperation.payment_id == payment.id, PaymentOperation.status == HELD)
-            .values(status=QUEUED)
-            .returning(PaymentOperation.id, PaymentOperation.amount)
-        )
-        held = released.all()
+        held = await release_held(session, payment.id)
         await session.flush()
         ids = [i for i, _ in held] + [op.id for op in queued]
         amount = sum(a for _, a in held) + sum(op.amount for op in queued)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.order_record.aggregate import OrderAggregate, load_orders
@@ -37,9 +37,9 @@ from orchestrator.order_record.states import OPEN_STATES, Method, Status
 from orchestrator.order_record.status import OrderStatus
 from orchestrator.order_record.tables import Order
 from orchestrator.order_record.timeline import record_order_events
-from orchestrator.payments.capture_queue import HELD, LIVE_STATUSES, QUEUED, order_totals
+from orchestrator.payments.capture_queue import HELD, LIVE_STATUSES, QUEUED, order_totals, release_held
 from orchestrator.payments.model import due_for
-from orchestrator.payments.service import locked_order
+from orchestrator.payments.service import locked_order, payment_data, record_payment_events
 from orchestrator.payments.tables import Payment, PaymentOperation
 from orchestrator.platform.actors import SYSTEM
 from orchestrator.platform.clock import Clock
@@ -167,14 +167,9 @@ async def _requested(session: AsyncSession, order_id: uuid.UUID) -> int:
 
 
 def _data(payment: Payment, amount: int) -> dict:
-    return {
-        "payment_id": str(payment.id),
-        "provider": payment.provider,
-        "external_id": payment.external_id,
-        "amount": amount,
-        "currency": payment.currency,
-        "capture_before": payment.capture_before.isoformat() if payment.capture_before else None,
-    }
+    return payment_data(
+        payment, amount, capture_before=payment.capture_before.isoformat() if payment.capture_before else None
+    )
 
 
 async def _needs_attention(
@@ -227,27 +222,11 @@ async def settle_payment(
     if decision.step is Step.NOTHING:
         return Step.NOTHING
     outstanding = payment.amount_authorised - payment.amount_captured
-    session.add(
-        PaymentOperation(
-            payment_id=payment.id,
-            kind="expiring",
-            amount=outstanding,
-            external_id=payment.external_id,
-            status=RECORDED,
-            reason=AUTHORISATION_EXPIRING,
-            occurred_at=now,
-        )
-    )
+    session.add(_noted(payment, "expiring", outstanding, AUTHORISATION_EXPIRING, now))
     drafts = [OrderEventDraft(EventType.PAYMENT_EXPIRING, _data(payment, outstanding))]
     again: Reauthorise | None = None
     if decision.capture_held:
-        released = await session.execute(
-            update(PaymentOperation)
-            .where(PaymentOperation.payment_id == payment.id, PaymentOperation.status == HELD)
-            .values(status=QUEUED)
-            .returning(PaymentOperation.id, PaymentOperation.amount)
-        )
-        held = released.all()
+        held = await release_held(session, payment.id)
         due = {"payment_id": str(payment.id), "operations": [str(i) for i, _ in held]}
         due |= {"amount": sum(a for _, a in held), "currency": payment.currency}
         drafts.append(OrderEventDraft(EventType.PAYMENT_CAPTURE_DUE, due))
@@ -264,24 +243,33 @@ async def settle_payment(
     return again if again is not None else Step.WARN
 
 
+def _noted(payment: Payment, kind: str, amount: int, reason: str, now: datetime) -> PaymentOperation:
+    """A step of the authorisation's lapse, recorded (no processor call goes with it)."""
+    return PaymentOperation(
+        payment_id=payment.id,
+        kind=kind,
+        amount=amount,
+        external_id=payment.external_id,
+        status=RECORDED,
+        reason=reason,
+        occurred_at=now,
+    )
+
+
+def _strand(ops: list[PaymentOperation]) -> list[PaymentOperation]:
+    """Captures still waiting to go out never will once the authorisation lapsed: they expire."""
+    stranded = [op for op in ops if op.kind == "capture" and op.status in (QUEUED, HELD)]
+    for op in stranded:
+        op.status = EXPIRED
+    return stranded
+
+
 async def _expire(
     session: AsyncSession, order: Order, payment: Payment, ops: list[PaymentOperation], goods_left: bool, now: datetime
 ) -> None:
     unused = payment.amount_authorised - payment.amount_captured
-    stranded = [op for op in ops if op.kind == "capture" and op.status in (QUEUED, HELD)]
-    for op in stranded:
-        op.status = EXPIRED
-    session.add(
-        PaymentOperation(
-            payment_id=payment.id,
-            kind="expire",
-            amount=unused,
-            external_id=payment.external_id,
-            status=RECORDED,
-            reason="capture_before passed",
-            occurred_at=now,
-        )
-    )
+    stranded = _strand(ops)
+    session.add(_noted(payment, "expire", unused, "capture_before passed", now))
     if payment.amount_captured == 0:
         payment.status = "voided"
     payment.version += 1
@@ -291,9 +279,7 @@ async def _expire(
     if goods_left or stranded:
         await _needs_attention(session, order, drafts, AUTHORISATION_EXPIRED, now)
     else:
-        await record_order_events(
-            session, order, drafts, SYSTEM, now, status=order.status, attention_reason=order.attention_reason
-        )
+        await record_payment_events(session, order, drafts, SYSTEM, now)
 
 
 async def record_expired(uow: UnitOfWork, payment_id: uuid.UUID, clock: Clock) -> bool:
@@ -310,9 +296,7 @@ async def record_expired(uow: UnitOfWork, payment_id: uuid.UUID, clock: Clock) -
     ops = await _operations(session, payment.id)
     if any(op.kind == "expire" for op in ops):
         # Recorded already; a capture queued since then still never goes out.
-        stranded = [op for op in ops if op.kind == "capture" and op.status in (QUEUED, HELD)]
-        for op in stranded:
-            op.status = EXPIRED
+        stranded = _strand(ops)
         await session.flush()
         return bool(stranded)
     await _expire(session, order, payment, ops, _goods(aggregate)[2], now)

@@ -38,10 +38,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.order_record.aggregate import load_order
 from orchestrator.order_record.tables import Order
-from orchestrator.order_record.timeline import record_order_events
 from orchestrator.payments.capture_queue import QUEUED
 from orchestrator.payments.gateway import Operation, PaymentGateway, RefundReason, RefundResult, idempotency_key
-from orchestrator.payments.service import locked_order
+from orchestrator.payments.service import locked_order, payment_data, record_payment_events
 from orchestrator.payments.tables import Payment, PaymentOperation
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.clock import Clock
@@ -235,22 +234,17 @@ async def _refunded(
     payment.status = status_after_refund(payment.status, payment.amount_captured, payment.amount_refunded)
     payment.version += 1
     payment.updated_at = now
-    data = {
-        "payment_id": str(payment.id),
-        "provider": payment.provider,
-        "external_id": payment.external_id,
-        "amount": op.amount,
-        "currency": payment.currency,
-        "refund_id": str(op.id),
-        "external_refund_id": external_refund_id,
-        "amount_refunded": payment.amount_refunded,
-        "reason": op.reason,
-    }
+    data = payment_data(
+        payment,
+        op.amount,
+        refund_id=str(op.id),
+        external_refund_id=external_refund_id,
+        amount_refunded=payment.amount_refunded,
+        reason=op.reason,
+    )
     await session.flush()
     drafts = [OrderEventDraft(EventType.PAYMENT_REFUNDED, data)]
-    await record_order_events(
-        session, order, drafts, actor, now, status=order.status, attention_reason=order.attention_reason
-    )
+    await record_payment_events(session, order, drafts, actor, now)
 
 
 async def _failed(
@@ -258,20 +252,10 @@ async def _failed(
 ) -> None:
     op.status = "failed"
     op.error_code = code[:80]
-    data = {
-        "payment_id": str(payment.id),
-        "provider": payment.provider,
-        "external_id": payment.external_id,
-        "amount": op.amount,
-        "currency": payment.currency,
-        "code": code,
-        "decline_code": op.decline_code,
-    }
+    data = payment_data(payment, op.amount, code=code, decline_code=op.decline_code)
     await session.flush()
     drafts = [OrderEventDraft(EventType.PAYMENT_FAILED, data)]
-    await record_order_events(
-        session, order, drafts, actor, clock.now(), status=order.status, attention_reason=order.attention_reason
-    )
+    await record_payment_events(session, order, drafts, actor, clock.now())
     log.warning("refund refused", payment_id=str(payment.id), refund_id=str(op.id), code=code)
 
 

@@ -19,7 +19,7 @@ from typing import Annotated
 
 import msgspec
 import structlog
-from litestar import Controller, MediaType, Request, Response, post
+from litestar import Controller, Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from msgspec import Meta
@@ -38,9 +38,10 @@ from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, UnitOfWork, committing
 from orchestrator.platform.errors import GatewayUnavailable, PaymentError, PaymentsNotConfigured, RefundRefused
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep
-from orchestrator.platform.idempotency import IdempotencyClaim, idempotency_scope, request_fingerprint
+from orchestrator.platform.http.idempotent_posts import keyed_answer, post_claim
+from orchestrator.platform.idempotency import IdempotencyClaim
 from orchestrator.platform.money import MAX_AMOUNT
-from orchestrator.platform.problems import PROBLEM_MEDIA_TYPE, domain_problem, problems
+from orchestrator.platform.problems import domain_problem, problems
 from orchestrator.platform.schemas import RequestBody
 
 log = structlog.get_logger("orchestrator.payments")
@@ -170,10 +171,7 @@ class RefundController(Controller):
         idempotency_key: IdempotencyKey,
     ) -> Response[RefundView]:
         body = {k: v for k, v in msgspec.to_builtins(data).items() if v is not None}
-        fingerprint = request_fingerprint("POST", f"/v1/orders/{order_id}/refunds", body)
-        claim = IdempotencyClaim(idempotency_scope(actor), idempotency_key, fingerprint)
+        claim = post_claim(actor, idempotency_key, f"/v1/orders/{order_id}/refunds", body)
         refund = RefundRequest(order_id, data.amount, data.reason, actor, claim, request.url.path)
         answer = await refund_order(db, gateway, clock, refund)
-        media = PROBLEM_MEDIA_TYPE if answer.status >= 400 else MediaType.JSON
-        headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
-        return Response(answer.body, status_code=answer.status, media_type=media, headers=headers)
+        return keyed_answer(answer.body, answer.status, replayed=answer.replayed)

@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.order_record.aggregate import fulfillment_lines, lock_order_row
-from orchestrator.order_record.states import Method, Status
-from orchestrator.order_record.status import FulfillmentSummary, OrderStatus
+from orchestrator.order_record.aggregate import fulfillment_lines, fulfillment_summaries, lock_order_row
+from orchestrator.order_record.status import OrderStatus
 from orchestrator.order_record.tables import FulfillmentOrder, Order
 from orchestrator.order_record.timeline import record_derived_status, record_order_events
+from orchestrator.payments.gateway import PaymentState
 from orchestrator.payments.tables import Payment, PaymentOperation
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.clock import Clock
@@ -43,6 +43,21 @@ class Authorisation:
     # The processor's state of it, as the operation records it.
     processor_status: str = "requires_capture"
     collected: bool = False  # the marketplace took the money itself: captured already
+
+
+def card_authorisation(state: PaymentState, amount: int, currency: str, key: str | None) -> Authorisation:
+    """The hold Stripe reports on a PaymentIntent, as recorded; ``key`` the one it was asked under
+    (None for an intent the storefront confirmed itself)."""
+    return Authorisation(
+        provider="stripe",
+        amount=amount,
+        currency=currency,
+        external_id=state.intent_id,
+        capture_before=state.capture_before,
+        multicapture=state.multicapture,
+        idempotency_key=key,
+        processor_status=state.status.value,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +85,15 @@ def payment_data(payment: Payment, amount: int, **details: Any) -> dict[str, Any
     }
 
 
+async def record_payment_events(
+    session: AsyncSession, order: Order, drafts: list[OrderEventDraft], actor: Actor, now: datetime
+) -> None:
+    """A payment's events on the order's timeline; its status and attention stay as they are."""
+    await record_order_events(
+        session, order, drafts, actor, now, status=order.status, attention_reason=order.attention_reason
+    )
+
+
 async def locked_order(session: AsyncSession, order_id: uuid.UUID) -> Order:
     """The order of a payment being recorded, locked (it exists: the payment refers to it)."""
     order = await lock_order_row(session, order_id)
@@ -88,20 +112,13 @@ async def _record(
     for its authorisation, takes its derived status (its fulfillments reach the stores' queues)."""
     settles = order.status == OrderStatus.PENDING_PAYMENT or order.attention_reason in AUTHORISATION_ATTENTION
     if not (paid and settles):
-        await record_order_events(
-            session, order, drafts, actor, now, status=order.status, attention_reason=order.attention_reason
-        )
+        await record_payment_events(session, order, drafts, actor, now)
         return
     fulfillments = (
         (await session.execute(select(FulfillmentOrder).where(FulfillmentOrder.order_id == order.id))).scalars().all()
     )
     lines = await fulfillment_lines(session, [f.id for f in fulfillments])
-    summaries = [
-        FulfillmentSummary(
-            Status(f.status), Method(f.method), sum(ln.quantity_handed_over for ln in lines.get(f.id, ()))
-        )
-        for f in fulfillments
-    ]
+    summaries = fulfillment_summaries(fulfillments, lines)
     attention = None if order.attention_reason in AUTHORISATION_ATTENTION else order.attention_reason
     await record_derived_status(session, order, summaries, drafts, actor, now, attention_reason=attention)
 

@@ -29,9 +29,9 @@ from orchestrator.order_record.status import OrderStatus
 from orchestrator.order_record.tables import Order
 from orchestrator.payments.gateway import IntentStatus, Operation, PaymentState, idempotency_key
 from orchestrator.payments.service import (
-    Authorisation,
     Failure,
     _record,
+    card_authorisation,
     locked_order,
     order_payments,
     payment_data,
@@ -138,16 +138,8 @@ async def settle_authorised(
         return None
     pending = await _pending_payment_of(uow, due.order_id)
     if pending is None:  # the crash left no record: this is intake's own authorisation, under its key
-        auth = Authorisation(
-            provider="stripe",
-            amount=due.total,
-            currency=due.currency,
-            external_id=state.intent_id,
-            capture_before=state.capture_before,
-            multicapture=state.multicapture,
-            idempotency_key=idempotency_key(due.order_id, Operation.AUTHORISE),
-            processor_status=state.status.value,
-        )
+        key = idempotency_key(due.order_id, Operation.AUTHORISE)
+        auth = card_authorisation(state, due.total, due.currency, key)
         return await record_authorised(uow, due.order_id, auth, actor, clock)
     session = uow.session
     now = clock.now()

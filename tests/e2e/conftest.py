@@ -245,3 +245,10 @@ async def stripe_shop(
         await shop.product("A")
         await shop.stock("S1", "A", 10)
         yield shop
+
+
+@pytest.fixture
+async def paid(database_url, redis_url, db, redis, clock, stripe_api) -> AsyncIterator[Shop]:
+    """A Stripe shop (``stripe_shop``) with default settings; a module needing others overrides it."""
+    async with stripe_shop(database_url, redis_url, db, redis, clock, stripe_api) as shop:
+        yield shop

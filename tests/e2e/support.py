@@ -134,3 +134,12 @@ class Recorder:
             self.calls.append((level, event, kw))
 
         return record
+
+
+async def payment_rows(shop, order_id: str, columns: str) -> list[dict]:
+    """``columns`` of the order's payment rows, oldest first (what the API does not show)."""
+    async with shop.db.unit_of_work() as uow:
+        rows = await uow.session.execute(
+            text(f"SELECT {columns} FROM payments WHERE order_id = :o ORDER BY created_at, id"), {"o": order_id}
+        )
+        return [dict(r._mapping) for r in rows]

@@ -11,13 +11,12 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import text
 
 from orchestrator.orders import authorisation_timers
 from orchestrator.settings import Settings
 from orchestrator.worker import sweep_authorisations, worker_settings
 from tests.e2e.conftest import Shop, stripe_shop
-from tests.e2e.support import act, events, get_order, pickup_code, to_ready
+from tests.e2e.support import act, events, get_order, payment_rows, pickup_code, to_ready
 from tests.e2e.test_payments_capture import capture_requests, hand_over, operations, ready_paid_order, run_jobs
 
 WARNING = timedelta(hours=24)
@@ -83,15 +82,7 @@ async def saved_card_order(
 
 
 async def payments_of(shop: Shop, order_id: str) -> list[dict]:
-    async with shop.db.unit_of_work() as uow:
-        rows = await uow.session.execute(
-            text(
-                "SELECT id, external_id, status, amount_authorised, amount_captured FROM payments "
-                "WHERE order_id = :o ORDER BY created_at, id"
-            ),
-            {"o": order_id},
-        )
-        return [dict(r._mapping) for r in rows]
+    return await payment_rows(shop, order_id, "id, external_id, status, amount_authorised, amount_captured")
 
 
 async def money(shop: Shop, stripe_api, order_id: str) -> dict:

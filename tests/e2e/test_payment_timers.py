@@ -6,7 +6,6 @@ Every sweep run twice: the second changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -15,19 +14,12 @@ from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.orders import paid_intake
 from orchestrator.orders.payment_timers import PaymentTimers, Swept, settle, sweep
 from orchestrator.payments.timers import Verdict, awaiting_payment
-from tests.e2e.conftest import Shop, stripe_shop
 from tests.e2e.support import events, get_order, on_hand_reserved
 from tests.e2e.test_payments_intake import operations, queue_of, with_payment
 
 TIMEOUT = timedelta(minutes=30)
 THREE_DS = {"provider": "stripe", "payment_method": "pm_card_threeDSecure2Required"}
 VISA = {"provider": "stripe", "payment_method": "pm_card_visa"}
-
-
-@pytest.fixture
-async def paid(database_url, redis_url, db, redis, clock, stripe_api) -> AsyncIterator[Shop]:
-    async with stripe_shop(database_url, redis_url, db, redis, clock, stripe_api) as shop:
-        yield shop
 
 
 @pytest.fixture

@@ -5,20 +5,13 @@ own transaction; the worker's job (run here as the worker runs it, ``captures.sw
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
 
 from orchestrator.payments import captures
-from tests.e2e.conftest import Shop, stripe_shop
+from tests.e2e.conftest import Shop
 from tests.e2e.support import act, events, get_order, pickup_code, ship_through, to_ready
-
-
-@pytest.fixture
-async def paid(database_url, redis_url, db, redis, clock, stripe_api) -> AsyncIterator[Shop]:
-    async with stripe_shop(database_url, redis_url, db, redis, clock, stripe_api) as shop:
-        yield shop
 
 
 async def ready_paid_order(shop: Shop, card: str = "pm_card_visa") -> tuple[dict, dict, dict]:
@@ -58,6 +51,20 @@ async def money(shop: Shop, stripe_api, order: dict) -> dict:
     subtotal = sum(ln["quantity"] * ln["unit_price"] for ln in shown["lines"])
     assert payment["amount_captured"] <= handed * shown["total"] // subtotal
     return {"order": shown, "payment": payment, "intent": intent}
+
+
+async def crash_after_stripe(shop: Shop, gateway, monkeypatch, payment_id) -> None:
+    """The job sends the payment's queued operations to Stripe, then the database goes away before
+    Stripe's answer is applied: the operations stay queued for a retry under the same keys."""
+    real = captures.apply_done
+
+    async def crash(uow, call, clock):
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(captures, "apply_done", crash)
+    with pytest.raises(ConnectionError):
+        await captures.run_payment_operations(shop.db, gateway, shop.clock, payment_id)
+    monkeypatch.setattr(captures, "apply_done", real)
 
 
 def capture_requests(stripe_api) -> list:
@@ -180,15 +187,7 @@ async def test_a_repeated_or_concurrent_job_never_captures_twice(paid, stripe_ap
     [payment_id] = await paid.db.run(captures.payments_with_queued_operations)
 
     # A crash between Stripe's answer and the database: the operation stays queued.
-    real = captures.apply_done
-
-    async def crash(uow, call, clock):
-        raise ConnectionError("the database went away")
-
-    monkeypatch.setattr(captures, "apply_done", crash)
-    with pytest.raises(ConnectionError):
-        await captures.run_payment_operations(paid.db, stripe_test_gateway, paid.clock, payment_id)
-    monkeypatch.setattr(captures, "apply_done", real)
+    await crash_after_stripe(paid, stripe_test_gateway, monkeypatch, payment_id)
     assert stripe_api.ledger.intent(order["payment"]["external_id"])["amount_received"] == 3000
 
     # The retries (two at once) replay the key; the first to apply wins, the other finds it done.

@@ -5,11 +5,6 @@ capturable at Stripe while what was captured stays captured."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from tests.e2e.conftest import Shop, stripe_shop
 from tests.e2e.support import act, events
 from tests.e2e.test_payments_capture import (
     capture_requests,
@@ -20,12 +15,6 @@ from tests.e2e.test_payments_capture import (
     ready_paid_order,
     run_jobs,
 )
-
-
-@pytest.fixture
-async def paid(database_url, redis_url, db, redis, clock, stripe_api) -> AsyncIterator[Shop]:
-    async with stripe_shop(database_url, redis_url, db, redis, clock, stripe_api) as shop:
-        yield shop
 
 
 def cancel_requests(stripe_api) -> list:

@@ -6,7 +6,6 @@ under the same key."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -21,15 +20,9 @@ from orchestrator.platform.errors import (
     RefundedByMarketplace,
     RefundExceedsRefundable,
 )
-from tests.e2e.conftest import Shop, stripe_shop
+from tests.e2e.conftest import Shop
 from tests.e2e.support import events, get_order
 from tests.e2e.test_payments_capture import hand_over, money, operations, outbox_types, ready_paid_order, run_jobs
-
-
-@pytest.fixture
-async def paid(database_url, redis_url, db, redis, clock, stripe_api) -> AsyncIterator[Shop]:
-    async with stripe_shop(database_url, redis_url, db, redis, clock, stripe_api) as shop:
-        yield shop
 
 
 async def captured_order(shop: Shop, stripe_api, gateway) -> dict:

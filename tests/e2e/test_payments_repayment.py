@@ -9,7 +9,6 @@ PaymentIntent cancelled at Stripe, the payment ``voided`` with an ``expire`` ope
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -19,12 +18,6 @@ from orchestrator.payments.gateway import AuthoriseRequest, IntentStatus, Paymen
 from tests.e2e.conftest import Shop, stripe_shop
 from tests.e2e.support import assert_problem, events, get_order, on_hand_reserved
 from tests.e2e.test_payments_capture import capture_requests, hand_over, money, ready_paid_order, run_jobs
-
-
-@pytest.fixture
-async def paid(database_url, redis_url, db, redis, clock, stripe_api) -> AsyncIterator[Shop]:
-    async with stripe_shop(database_url, redis_url, db, redis, clock, stripe_api) as shop:
-        yield shop
 
 
 def creates(stripe_api) -> list:

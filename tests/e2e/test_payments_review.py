@@ -232,20 +232,12 @@ async def test_a_crash_after_a_non_final_capture_then_the_rest_cancelled_still_r
     ``idempotency_error``) that leaves Stripe holding a capture our record calls failed."""
     from orchestrator.payments import captures
     from tests.e2e.support import act
-    from tests.e2e.test_payments_capture import capture_requests, money
+    from tests.e2e.test_payments_capture import capture_requests, crash_after_stripe, money
 
     order, fo, staff = await ready_paid_order(paid, card="pm_card_visa_multicapture")
     await hand_over(paid, staff, fo, quantity=1)
     [payment_id] = await paid.db.run(captures.payments_with_queued_operations)
-    real = captures.apply_done
-
-    async def crash(uow, call, clock):
-        raise ConnectionError("the database went away")
-
-    monkeypatch.setattr(captures, "apply_done", crash)
-    with pytest.raises(ConnectionError):
-        await captures.run_payment_operations(paid.db, stripe_test_gateway, paid.clock, payment_id)
-    monkeypatch.setattr(captures, "apply_done", real)
+    await crash_after_stripe(paid, stripe_test_gateway, monkeypatch, payment_id)
     intent_id = order["payment"]["external_id"]
     assert stripe_api.ledger.intent(intent_id)["amount_received"] == 1500
 

@@ -4,21 +4,14 @@ in the handover's transaction, once, and a refused one leaves nothing written.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
 
 from orchestrator.payments import captures
-from tests.e2e.conftest import Shop, stripe_shop
-from tests.e2e.support import assert_problem, events, get_order, pickup_code, to_ready
-
-
-@pytest.fixture
-async def paid(database_url, redis_url, db, redis, clock, stripe_api) -> AsyncIterator[Shop]:
-    async with stripe_shop(database_url, redis_url, db, redis, clock, stripe_api) as shop:
-        yield shop
+from tests.e2e.conftest import Shop
+from tests.e2e.support import assert_problem, events, get_order, payment_rows, pickup_code, to_ready
 
 
 async def ready_order(shop: Shop, payment: dict | None, *, quantity: int = 2, price: int = 1250, **totals: int):
@@ -51,15 +44,7 @@ async def operations(shop: Shop, order_id: str) -> list[dict]:
 
 
 async def payments(shop: Shop, order_id: str) -> list[dict]:
-    async with shop.db.unit_of_work() as uow:
-        rows = await uow.session.execute(
-            text(
-                "SELECT provider, status, amount_authorised, amount_captured FROM payments "
-                "WHERE order_id = :o ORDER BY created_at, id"
-            ),
-            {"o": order_id},
-        )
-        return [dict(r._mapping) for r in rows]
+    return await payment_rows(shop, order_id, "provider, status, amount_authorised, amount_captured")
 
 
 async def paid_for_goods(shop: Shop, order: dict) -> dict:

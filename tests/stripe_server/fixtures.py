@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -76,10 +77,13 @@ def stripe_server() -> Iterator[RunningServer]:
 
 
 @pytest.fixture
-def stripe_api(stripe_server: RunningServer) -> RunningServer:
-    """The server, emptied for this test."""
+def stripe_api(stripe_server: RunningServer) -> Iterator[RunningServer]:
+    """The server, emptied for this test, on the real clock: a test that moves Stripe's clock
+    (``ledger.clock``) moves it for itself only."""
     stripe_server.state.reset()
-    return stripe_server
+    stripe_server.state.ledger.clock = time.time
+    yield stripe_server
+    stripe_server.state.ledger.clock = time.time
 
 
 @pytest.fixture
