@@ -25,6 +25,8 @@ from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.inventory.api import StockController
 from orchestrator.inventory.availability_api import AvailabilityController
 from orchestrator.orders.api import OrderController
+from orchestrator.orders.counter_api import PickupLookupController
+from orchestrator.orders.order_changes_api import OrderChangeController
 from orchestrator.orders.stripe_webhooks_api import PUBLIC_PATTERN as STRIPE_WEBHOOKS
 from orchestrator.orders.stripe_webhooks_api import StripeWebhookController
 from orchestrator.payments.dependencies import PAYMENT_DEPENDENCIES
@@ -110,6 +112,8 @@ def create_app(
     app = Litestar(
         route_handlers=[
             OrderController,
+            OrderChangeController,
+            PickupLookupController,
             RefundController,
             LocationController,
             StockController,

@@ -25,6 +25,10 @@ def upgrade() -> None:
     op.add_column("locations", sa.Column("prep_minutes", sa.Integer(), server_default=sa.text("120"), nullable=False))
     op.create_check_constraint("prep_minutes_not_negative", "locations", "prep_minutes >= 0")
     op.add_column("fulfillment_orders", sa.Column("expected_ready_at", _TS, nullable=True))
+    op.add_column(
+        "sourcing_profiles", sa.Column("transfer_hours", sa.Integer(), server_default=sa.text("24"), nullable=False)
+    )
+    op.create_check_constraint("transfer_hours_not_negative", "sourcing_profiles", "transfer_hours >= 0")
     op.create_table(
         "order_changes",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -66,5 +70,7 @@ def downgrade() -> None:
     op.drop_index("ix_order_changes_order", table_name="order_changes")
     op.drop_table("order_changes")
     op.drop_column("fulfillment_orders", "expected_ready_at")
+    op.drop_constraint("transfer_hours_not_negative", "sourcing_profiles", type_="check")
+    op.drop_column("sourcing_profiles", "transfer_hours")
     op.drop_constraint("prep_minutes_not_negative", "locations", type_="check")
     op.drop_column("locations", "prep_minutes")

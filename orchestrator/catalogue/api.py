@@ -36,6 +36,7 @@ class LocationView(msgspec.Struct, kw_only=True):
     capabilities: list[str]
     daily_capacity: int | None
     pickup_hold_days: int
+    prep_minutes: int
     active: bool
     created_at: datetime
     updated_at: datetime | None
@@ -70,6 +71,7 @@ def location_view(loc: Location) -> LocationView:
         capabilities=list(loc.capabilities),
         daily_capacity=loc.daily_capacity,
         pickup_hold_days=loc.pickup_hold_days,
+        prep_minutes=loc.prep_minutes,
         active=loc.active,
         created_at=loc.created_at,
         updated_at=loc.updated_at,

@@ -9,6 +9,9 @@ from msgspec import Meta
 
 from orchestrator.platform.schemas import AddressIn, Code, Lat, Lon, RequestBody, Sku
 
+# How long the location takes to have an order ready, in minutes (up to 30 days).
+PrepMinutes = Annotated[int, Meta(ge=0, le=43_200)]
+
 
 class LocationIn(RequestBody, kw_only=True):
     code: Code
@@ -21,6 +24,7 @@ class LocationIn(RequestBody, kw_only=True):
     capabilities: list[Literal["pickup", "curbside", "ship"]] = msgspec.field(default_factory=list)
     daily_capacity: Annotated[int, Meta(ge=0, le=1_000_000)] | None = None
     pickup_hold_days: Annotated[int, Meta(ge=1, le=90)] = 7
+    prep_minutes: PrepMinutes = 120
     active: bool = True
 
 
@@ -34,6 +38,7 @@ class LocationPatch(RequestBody, kw_only=True, omit_defaults=True):
     capabilities: list[Literal["pickup", "curbside", "ship"]] | msgspec.UnsetType = msgspec.UNSET
     daily_capacity: Annotated[int, Meta(ge=0, le=1_000_000)] | None | msgspec.UnsetType = msgspec.UNSET
     pickup_hold_days: Annotated[int, Meta(ge=1, le=90)] | msgspec.UnsetType = msgspec.UNSET
+    prep_minutes: PrepMinutes | msgspec.UnsetType = msgspec.UNSET
     active: bool | msgspec.UnsetType = msgspec.UNSET
 
 

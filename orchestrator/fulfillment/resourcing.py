@@ -121,6 +121,10 @@ async def resource_shortages(
         await insert_rows(session, rows)
         for row in rows.fulfillments:
             aggregate.fulfillments.append(FulfillmentOrder(**row))
+        if pickup_fo is not None and rows.pickup_ready_at is not None:
+            # The pickup now waits for the units to travel: never earlier than it already waited.
+            known = pickup_fo.expected_ready_at
+            pickup_fo.expected_ready_at = max(known, rows.pickup_ready_at) if known else rows.pickup_ready_at
         if pickup_fo is fo:
             # The pickup line waits for the units again; they come on the transfer.
             for s in shortages:

@@ -42,6 +42,8 @@ class FulfillmentView(msgspec.Struct, kw_only=True):
     allowed_actions: list[str]
     destination: str | None = None
     feeds_fulfillment_id: uuid.UUID | None = None
+    # When it was expected ready as sourced (kept once ready: ``ready_at`` says when it was).
+    expected_ready_at: datetime | None = None
     ready_at: datetime | None = None
     pickup_deadline: datetime | None = None
     pickup_locked_until: datetime | None = None
@@ -87,6 +89,7 @@ def fulfillment_view(
         allowed_actions=allowed_actions(Status(fo.status), Method(fo.method)),
         destination=codes.get(fo.destination_location_id) if fo.destination_location_id else None,
         feeds_fulfillment_id=fo.feeds_fulfillment_id,
+        expected_ready_at=fo.expected_ready_at,
         ready_at=fo.ready_at,
         pickup_deadline=fo.pickup_deadline,
         pickup_locked_until=fo.pickup_locked_until,

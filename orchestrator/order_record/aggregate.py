@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, String, Uuid, column, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.catalogue.tables import Location
@@ -22,6 +23,16 @@ from orchestrator.platform.errors import NotFound
 # another store which orders exist (nor name an internal id the caller did not send).
 ORDER_NOT_FOUND = "order not found"
 FULFILLMENT_NOT_FOUND = "fulfillment not found"
+
+# The counter lookups' grants (``fulfillment/counter_tables.py``), named by table: fulfillment
+# builds on the order record, so the record cannot import its model.
+_GRANTS = table(
+    "pickup_lookup_grants",
+    column("api_key_id", Uuid),
+    column("order_id", Uuid),
+    column("location_code", String),
+    column("expires_at", DateTime(timezone=True)),
+)
 
 
 async def location_codes(session: AsyncSession, ids: set[int]) -> dict[int, str]:
@@ -131,9 +142,36 @@ async def lock_order_row(session: AsyncSession, order_id: uuid.UUID) -> Order | 
     return await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
 
 
-async def load_order(session: AsyncSession, order_id: uuid.UUID, actor: Actor, *, lock: bool = False) -> OrderAggregate:
+async def lookup_grant(session: AsyncSession, actor: Actor, order_id: uuid.UUID, now: datetime) -> str | None:
+    """The store whose counter this staff key found the order at (``POST /v1/pickup-lookup``),
+    while that grant lives; else None. The one check for everything a lookup opens up: reading the
+    order and its timeline, and moving its pickup to that store."""
+    if not actor.is_staff or actor.key_id is None:
+        return None
+    try:
+        key_id = uuid.UUID(actor.key_id)
+    except ValueError:
+        return None
+    return await session.scalar(
+        select(_GRANTS.c.location_code)
+        .where(_GRANTS.c.api_key_id == key_id, _GRANTS.c.order_id == order_id, _GRANTS.c.expires_at > now)
+        .order_by(_GRANTS.c.expires_at.desc())
+        .limit(1)
+    )
+
+
+async def load_order(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    actor: Actor,
+    *,
+    lock: bool = False,
+    granted_at: datetime | None = None,
+) -> OrderAggregate:
     """The whole order, or NotFound (also when a staff key may not see it). With ``lock`` the
-    order row and then its fulfillment rows are locked: the order-first lock order."""
+    order row and then its fulfillment rows are locked: the order-first lock order. With
+    ``granted_at`` (the time now) a staff key also sees an order its live counter-lookup grant
+    names (``lookup_grant``); only the reads and changes a lookup opens up pass it."""
     if lock:
         if await lock_order_row(session, order_id) is None:
             raise NotFound(ORDER_NOT_FOUND)
@@ -144,6 +182,10 @@ async def load_order(session: AsyncSession, order_id: uuid.UUID, actor: Actor, *
             .with_for_update()
         )
     found = await load_orders(session, [order_id])
-    if not found or not found[0].visible_to(actor):
+    if not found:
+        raise NotFound(ORDER_NOT_FOUND)
+    if not found[0].visible_to(actor) and (
+        granted_at is None or await lookup_grant(session, actor, order_id, granted_at) is None
+    ):
         raise NotFound(ORDER_NOT_FOUND)
     return found[0]

@@ -214,8 +214,10 @@ class OrderController(Controller):
         guards=[ANY_KEY],
         responses=problems(401, 403, 404),
     )
-    async def get_order(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> Response[OrderView]:
-        return order_response(await order_queries.get_order(db, order_id, actor))
+    async def get_order(
+        self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB, clock: ClockDep
+    ) -> Response[OrderView]:
+        return order_response(await order_queries.get_order(db, order_id, actor, clock.now()))
 
     @get(
         "/by-number/{number:str}",
@@ -234,8 +236,10 @@ class OrderController(Controller):
         guards=[ANY_KEY],
         responses=problems(401, 403, 404),
     )
-    async def events(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> list[OrderEventView]:
-        return await order_queries.order_events(db, order_id, actor)
+    async def events(
+        self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB, clock: ClockDep
+    ) -> list[OrderEventView]:
+        return await order_queries.order_events(db, order_id, actor, clock.now())
 
     @get(
         "/{order_id:uuid}/payments",
@@ -293,6 +297,14 @@ class OrderController(Controller):
         "/{order_id:uuid}/cancel",
         operation_id="cancelOrder",
         summary="Cancel what is not yet with the customer; releases stock",
+        description=(
+            "Cancels every quantity not yet handed over or shipped and keeps what was: reservations "
+            "are released, picked units go back on the shelf, and the card payment captures only "
+            "the handed-over goods (the rest of the authorisation is released; voided when nothing "
+            "was handed over). The order's status follows (`completed` when something reached the "
+            "customer). Always the whole open rest: a body naming `lines` is 422 (cancel single "
+            "lines with a `cancel_line` change). 409 `order-not-cancellable` when nothing is open."
+        ),
         guards=[CHANNELS],
         status_code=200,
         responses=problems(400, 401, 403, 404, 409, 412, 422),

@@ -1,12 +1,17 @@
-"""Changes to a whole order rather than one fulfillment: the customer's arrival, cancellation.
+"""Changes to a whole order rather than one fulfillment: the customer's arrival, cancelling what
+is still open.
 The model decides them (``fulfillment.order_transitions``); they are written the way every
 fulfillment transition is (``fulfillment.persistence``), in the entry point's transaction."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.fulfillment import order_transitions
+from orchestrator.fulfillment.model import OrderOutcome
 from orchestrator.fulfillment.persistence import order_snapshot, persist
 from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.fulfillment.stock_moves import StockLedger
@@ -46,15 +51,34 @@ async def cancel_order(
     reason: str,
     expected_version: int | None = None,
 ) -> OrderAggregate:
-    """Cancel everything not yet with the customer: reservations released, picked goods restocked.
-    An order of which something was already handed over or shipped cannot be cancelled whole."""
+    """Cancel everything not yet with the customer and keep what was handed over or shipped
+    (``cancel_open``); OrderNotCancellable when nothing is open any more."""
     session = uow.session
     aggregate = await load_order(session, order_id, actor, lock=True)
     order = aggregate.order
     if expected_version is not None and expected_version != order.version:
         raise VersionMismatch(expected_version, order.version)
-    now = clock.now()
-    ledger = StockLedger(session, str(order.id), now)
+    await cancel_open(session, aggregate, actor, clock.now(), settings, reason=reason)
+    return aggregate
+
+
+async def cancel_open(
+    session: AsyncSession,
+    aggregate: OrderAggregate,
+    actor: Actor,
+    now: datetime,
+    settings: LifecycleSettings,
+    *,
+    reason: str,
+) -> OrderOutcome:
+    """The one cancel rule, for an order its caller loaded and locked (``load_order(lock=True)``)
+    and written in the caller's transaction: every open fulfillment takes its own cancel
+    transition (reservations released, picked but not handed-over units restocked, transfers
+    feeding it cancelled), the lines' unsourced rest is cancelled, and the closing settles the
+    card payment the way any fulfillment closing does (held captures of the handed-over goods
+    queued, a multicapture rest released, an order with nothing handed over voided). Returns
+    what it did; ``order_transitions.cancel_order`` decides the same without writing (dry runs)."""
+    ledger = StockLedger(session, str(aggregate.order.id), now)
     snapshot = await order_snapshot(aggregate, ledger)
     outcome = order_transitions.cancel_order(snapshot, reason, settings.context(actor, now))
     await persist(
@@ -67,4 +91,4 @@ async def cancel_order(
         order_lines=outcome.order_lines,
         order_events=outcome.events,
     )
-    return aggregate
+    return outcome

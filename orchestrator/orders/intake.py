@@ -314,7 +314,8 @@ async def _source(
         available = {by_product[k[1]]: p.available for k, p in positions.items()}
         plan = plan_sourcing(request, [store_candidate(store, available)], profile)
         if plan.complete:
-            return Sourced(plan, {store.code: store.id}, products), True
+            prep = {store.code: store.prep_minutes}
+            return Sourced(plan, {store.code: store.id}, products, prep, profile.transfer_hours), True
         if savepoint is not None:
             await savepoint.rollback()
     # The store alone was just planned on (under lock): go straight to every location.

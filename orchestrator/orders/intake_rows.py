@@ -99,6 +99,7 @@ class FulfillmentOrderRow(msgspec.Struct, kw_only=True):
     shipped_at: datetime | None
     closed_at: datetime | None
     close_reason: str | None
+    expected_ready_at: datetime | None
     created_at: datetime
     updated_at: datetime | None
 

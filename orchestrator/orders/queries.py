@@ -87,9 +87,11 @@ async def paid_views(session: AsyncSession, aggregates: Sequence[OrderAggregate]
     return views
 
 
-async def get_order(db: Database, order_id: uuid.UUID, actor: Actor) -> OrderView:
+async def get_order(db: Database, order_id: uuid.UUID, actor: Actor, now: datetime | None = None) -> OrderView:
+    """``now``: a staff key's live counter-lookup grant opens the order too (``lookup_grant``)."""
     async with db.unit_of_work() as uow:
-        return (await paid_views(uow.session, [await load_order(uow.session, order_id, actor)]))[0]
+        aggregate = await load_order(uow.session, order_id, actor, granted_at=now)
+        return (await paid_views(uow.session, [aggregate]))[0]
 
 
 async def get_order_by_number(db: Database, number: str, actor: Actor) -> OrderView:
@@ -112,9 +114,11 @@ async def order_payment_operations(db: Database, order_id: uuid.UUID, actor: Act
         return [operation_view(p, op) for p, op in await payment_operations(uow.session, order_id)]
 
 
-async def order_events(db: Database, order_id: uuid.UUID, actor: Actor) -> list[OrderEventView]:
+async def order_events(
+    db: Database, order_id: uuid.UUID, actor: Actor, now: datetime | None = None
+) -> list[OrderEventView]:
     async with db.unit_of_work() as uow:
-        await load_order(uow.session, order_id, actor)  # existence and staff scoping
+        await load_order(uow.session, order_id, actor, granted_at=now)  # existence, staff scoping, grants
         rows = await uow.session.execute(
             select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.seq)
         )

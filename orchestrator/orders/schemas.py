@@ -49,4 +49,7 @@ class CreateOrder(RequestBody, kw_only=True):
 
 
 class CancelOrder(RequestBody, kw_only=True):
+    """Cancels all that is still open; it names no lines (an unknown field such as ``lines`` is
+    422, never a cancel of everything)."""
+
     reason: Reason = "cancelled on request"

@@ -13,6 +13,7 @@ import msgspec
 from orchestrator.customers.tables import Customer
 from orchestrator.fulfillment.views import FulfillmentView, fulfillment_view
 from orchestrator.order_record.aggregate import OrderAggregate
+from orchestrator.order_record.states import OPEN_STATES, Method
 from orchestrator.order_record.tables import FulfillmentOrder, FulfillmentOrderLine, Order, OrderEvent, OrderLine
 from orchestrator.payments.views import PaymentView
 from orchestrator.platform.money import OrderTotals
@@ -62,6 +63,9 @@ class OrderView(msgspec.Struct, kw_only=True):
     lines: list[OrderLineView]
     fulfillment_orders: list[FulfillmentView]
     attention_reason: str | None = None
+    # When what the customer waits for is expected ready: the latest of the open pickups and
+    # shipments (transfers only feed them); null when none is open.
+    expected_ready_at: datetime | None = None
     # How the order is paid (``payments``): null when it carried no payment (pay at the counter).
     payment: PaymentView | None = None
     # Every payment of the order, oldest first (``payment`` is the last): a declined attempt, an
@@ -127,10 +131,20 @@ def order_view(
             fulfillment_view(f, fulfillment_lines.get(f.id, []), codes, o.number) for f in fulfillments
         ],
         attention_reason=o.attention_reason,
+        expected_ready_at=expected_ready_at(fulfillments),
         sourcing_profile_version=o.sourcing_profile_version,
         created_at=o.created_at,
         updated_at=o.updated_at,
     )
+
+
+def expected_ready_at(fulfillments: Sequence[FulfillmentOrder]) -> datetime | None:
+    times = [
+        f.expected_ready_at
+        for f in fulfillments
+        if f.method != Method.TRANSFER.value and f.status in OPEN_STATES and f.expected_ready_at is not None
+    ]
+    return max(times, default=None)
 
 
 def event_view(e: OrderEvent) -> OrderEventView:

@@ -99,6 +99,14 @@ class IdempotencyKeyInFlight(Conflict):
     pass
 
 
+class PreconditionRequired(DomainError):
+    """A change that must name the version it is based on (``If-Match``) did not."""
+
+
+class ChangeRefused(Conflict):
+    """An order change of which some action may not be applied: none is (``actions`` says why)."""
+
+
 class IdempotencyKeyReused(InvalidRequest):
     pass
 
@@ -109,6 +117,14 @@ class WrongPickupCode(InvalidRequest):
 
 class PickupLocked(Conflict):
     pass
+
+
+class RateLimited(DomainError):
+    """Too many attempts in the current window; ``retry_after``: seconds until the next one opens."""
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after
 
 
 # --- payments: the refusals the problem table names (the gateway raises them, ``payments``) ------

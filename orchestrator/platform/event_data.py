@@ -130,6 +130,14 @@ class OrderCancelled(Exact):
     reason: str
 
 
+class OrderChanged(Exact):
+    change_id: uuid.UUID
+    actions: list[str]  # the action types, in the order applied
+    total_before: int
+    total_after: int
+    currency: str
+
+
 class PaymentData(Exact):
     payment_id: uuid.UUID
     provider: str

@@ -21,6 +21,7 @@ from orchestrator.platform.event_data import (
     FulfillmentData,
     HandedOver,
     OrderCancelled,
+    OrderChanged,
     OrderNeedsAttention,
     OrderPlaced,
     OrderResourced,
@@ -71,6 +72,7 @@ class EventType(StrEnum):
     ORDER_CUSTOMER_ARRIVED = "order.customer_arrived"
     ORDER_STATUS_CHANGED = "order.status_changed"
     ORDER_CANCELLED = "order.cancelled"
+    ORDER_CHANGED = "order.changed"
     PAYMENT_AUTHORISED = "payment.authorised"
     PAYMENT_FAILED = "payment.failed"
     PAYMENT_CAPTURE_DUE = "payment.capture_due"
@@ -154,6 +156,11 @@ CATALOGUE: dict[EventType, EventSpec] = {
     E.ORDER_CUSTOMER_ARRIVED: EventSpec("The customer is waiting outside for these pickups.", CustomerArrived),
     E.ORDER_STATUS_CHANGED: EventSpec("The order's derived status changed.", StatusChanged),
     E.ORDER_CANCELLED: EventSpec("The order was cancelled; whatever was still open is cancelled.", OrderCancelled),
+    E.ORDER_CHANGED: EventSpec(
+        "A channel or an admin changed the order (`POST /v1/orders/{id}/changes`); `change_id` names the "
+        "change record.",
+        OrderChanged,
+    ),
     E.PAYMENT_AUTHORISED: EventSpec(
         "The order's payment is held for capture (card), or taken at the counter or by the marketplace "
         "(`pos`, `marketplace`: `amount` is what is due).",

@@ -52,6 +52,8 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     allowed_actions: list[str] | None = None
     current_version: int | None = None
     locked_until: str | None = None
+    # An order change refused: each action, whether it could be applied, and why not.
+    actions: list[dict[str, Any]] | None = None
     context: dict[str, Any] | None = None
 
 
@@ -79,10 +81,13 @@ PROBLEM_TABLE: list[tuple[type[e.DomainError], int, str, str]] = [
     (e.IllegalTransition, 409, "illegal-transition", "Action not allowed in this state"),
     (e.OrderNotCancellable, 409, "order-not-cancellable", "Order cannot be cancelled"),
     (e.IdempotencyKeyInFlight, 409, "idempotency-key-in-flight", "Request with this key in flight"),
+    (e.ChangeRefused, 409, "change-refused", "Order change refused"),
     (e.AlreadyExists, 409, "already-exists", "Already exists"),
     (e.PickupLocked, 423, "pickup-locked", "Pickup locked"),
+    (e.RateLimited, 429, "too-many-requests", "Too many requests"),
     (e.Conflict, 409, "conflict", "Conflict with the current state"),
     (e.VersionMismatch, 412, "version-mismatch", "Stale version"),
+    (e.PreconditionRequired, 428, "precondition-required", "If-Match required"),
     (e.IdempotencyKeyReused, 422, "idempotency-key-reused", "Idempotency key reused"),
     (e.WrongPickupCode, 422, "wrong-pickup-code", "Wrong pickup code"),
     (e.UnknownSku, 422, "unknown-sku", "Unknown sku"),
@@ -144,6 +149,8 @@ def domain_problem(exc: e.DomainError, instance: str | None) -> Problem:
     if isinstance(exc, e.VersionMismatch):
         problem.current_version = exc.context["current"]
         context = {}
+    if isinstance(exc, e.ChangeRefused):
+        problem.actions = context.pop("actions", None)
     if isinstance(exc, e.PickupLocked):
         problem.locked_until = context.pop("locked_until", None)
     problem.context = context or None
@@ -151,7 +158,8 @@ def domain_problem(exc: e.DomainError, instance: str | None) -> Problem:
 
 
 def on_domain_error(request: Request, exc: e.DomainError) -> Response[Problem]:
-    return problem_response(domain_problem(exc, request.url.path))
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, e.RateLimited) else None
+    return problem_response(domain_problem(exc, request.url.path), headers=headers)
 
 
 def _looks_malformed(exc: ValidationException) -> bool:
@@ -269,10 +277,12 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
         404: "Not found, or not visible to this API key",
         409: "Conflicts with the current state",
         412: "If-Match names a stale version",
+        428: "If-Match is required: name the version (ETag) the change is based on",
         413: "Request body too large",
         415: "Unsupported media type: the body must be application/json",
         422: "Validation failed; `errors` lists the fields",
         423: "Locked after too many wrong attempts",
+        429: "Too many attempts; `Retry-After` says when to try again",
         503: "A dependency is down",
     }
     return {

@@ -84,7 +84,7 @@ class SourcingController(Controller):
         status_code=200,
         responses=problems(400, 401, 403, 422),
     )
-    async def simulate(self, data: JSONBody[SimulateIn], db: DB) -> SimulationView:
+    async def simulate(self, data: JSONBody[SimulateIn], db: DB, clock: ClockDep) -> SimulationView:
         destination = Coordinates(data.lat, data.lon) if data.lat is not None and data.lon is not None else None
         request = SourcingRequest(
             lines=tuple(LineDemand(str(i + 1), ln.sku, ln.quantity, ln.unit_price) for i, ln in enumerate(data.lines)),
@@ -93,4 +93,5 @@ class SourcingController(Controller):
             destination=destination,
             excluded=frozenset(data.exclude),
         )
-        return await db.run(lambda uow: sourcing_admin.simulate(uow, request, data.channel))
+        now = clock.now()
+        return await db.run(lambda uow: sourcing_admin.simulate(uow, request, data.channel, now))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -14,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.catalogue.tables import Location
 from orchestrator.inventory.stock_sql import AVAILABLE
-from orchestrator.order_record.states import OPEN_STATES
+from orchestrator.order_record.states import OPEN_STATES, Method
 from orchestrator.platform.db import fetch
 from orchestrator.platform.errors import InsufficientStock, Shortfall
 from orchestrator.platform.geo import Coordinates, nearness_sql
 from orchestrator.sourcing.engine import plan_sourcing
 from orchestrator.sourcing.model import Candidate, SourcingPlan, SourcingProfile, SourcingRequest
+from orchestrator.sourcing.ready_time import Site, plan_ready_times
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class LocationRecord:
     daily_capacity: int | None
     active: bool
     pickup_hold_days: int
+    prep_minutes: int
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> LocationRecord:
@@ -47,6 +50,7 @@ class LocationRecord:
             daily_capacity=row["daily_capacity"],
             active=row["active"],
             pickup_hold_days=row["pickup_hold_days"],
+            prep_minutes=row["prep_minutes"],
         )
 
 
@@ -81,7 +85,7 @@ WITH need AS (
       {{where}}
     GROUP BY s.location_id
 )
-SELECT l.id, l.code, l.lat, l.lon, l.capabilities, l.daily_capacity,
+SELECT l.id, l.code, l.lat, l.lon, l.capabilities, l.daily_capacity, l.prep_minutes,
        CASE WHEN l.daily_capacity IS NULL THEN 0 ELSE (
            SELECT count(*) FROM fulfillment_orders f
            WHERE f.location_id = l.id AND f.status IN ({_OPEN})
@@ -120,7 +124,7 @@ async def sourcing_candidates(
     else:
         rows = await fetch(session, _CANDIDATES_ANYWHERE, *params)
     candidates, ids = [], {}
-    for location_id, code, lat, lon, caps, capacity, open_count, product_ids, available in rows:
+    for location_id, code, lat, lon, caps, capacity, prep, open_count, product_ids, available in rows:
         candidates.append(
             Candidate(
                 code=code,
@@ -129,6 +133,7 @@ async def sourcing_candidates(
                 available={sku_by_product[p]: a for p, a in zip(product_ids, available, strict=True)},
                 daily_capacity=capacity,
                 open_fulfillments=open_count,
+                prep_minutes=prep,
             )
         )
         ids[code] = location_id
@@ -140,6 +145,15 @@ class Sourced:
     plan: SourcingPlan
     location_ids: dict[str, int]
     products: dict[str, int]  # sku → product id
+    # What expected ready times are made of: each planned-on location's preparation time and the
+    # profile's transfer time.
+    prep_minutes: dict[str, int]
+    transfer_hours: int
+
+    def ready_times(self, method: Method, now: datetime) -> dict[Site, datetime]:
+        return plan_ready_times(
+            self.plan, method, now, prep_minutes=self.prep_minutes, transfer_hours=self.transfer_hours
+        )
 
 
 # Ship plans consider the best-covering few hundred locations (see ``sourcing_candidates``).
@@ -165,7 +179,7 @@ async def source(
         ids[store.code] = store.id
         plan = plan_sourcing(request, candidates, profile)
         if plan.complete:
-            return Sourced(plan, ids, products)
+            return Sourced(plan, ids, products, _prep(candidates), profile.transfer_hours)
     return await source_widely(session, request, profile, products, store=store)
 
 
@@ -187,7 +201,12 @@ async def source_widely(
     if store is not None:
         candidates = _with_store(candidates, store)
         ids[store.code] = store.id
-    return Sourced(plan_sourcing(request, candidates, profile), ids, products)
+    plan = plan_sourcing(request, candidates, profile)
+    return Sourced(plan, ids, products, _prep(candidates), profile.transfer_hours)
+
+
+def _prep(candidates: Sequence[Candidate]) -> dict[str, int]:
+    return {c.code: c.prep_minutes for c in candidates}
 
 
 def _need(request: SourcingRequest, products: dict[str, int]) -> dict[int, int]:
@@ -198,7 +217,14 @@ def _need(request: SourcingRequest, products: dict[str, int]) -> dict[int, int]:
 
 
 def store_candidate(store: LocationRecord, available: dict[str, int]) -> Candidate:
-    return Candidate(store.code, store.coordinates, store.capabilities, available, store.daily_capacity)
+    return Candidate(
+        store.code,
+        store.coordinates,
+        store.capabilities,
+        available,
+        store.daily_capacity,
+        prep_minutes=store.prep_minutes,
+    )
 
 
 def _with_store(candidates: list[Candidate], store: LocationRecord) -> list[Candidate]:

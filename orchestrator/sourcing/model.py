@@ -11,6 +11,11 @@ from typing import Any
 from orchestrator.order_record.states import Method
 from orchestrator.platform.geo import Coordinates
 
+# What a location and a profile start with: a location's preparation time (minutes) and the time
+# units take to travel to a pickup store (hours).
+DEFAULT_PREP_MINUTES = 120
+DEFAULT_TRANSFER_HOURS = 24
+
 
 class PickupPolicy(StrEnum):
     SUGGEST = "suggest"
@@ -32,6 +37,8 @@ class SourcingProfile:
     pickup_policy: PickupPolicy = PickupPolicy.SUGGEST
     min_split_line_value: int = 0
     suggestion_limit: int = 5
+    # How long units take to travel to a pickup store (expected ready times, ``ready_time.py``).
+    transfer_hours: int = DEFAULT_TRANSFER_HOURS
     # Pairs are searched exhaustively among this many best-covering candidates, and the greedy
     # cover looks at this many: bounds the work at 1,000 stores.
     pair_search_width: int = 40
@@ -54,6 +61,8 @@ class Candidate:
     available: Mapping[str, int]
     daily_capacity: int | None = None
     open_fulfillments: int = 0
+    # How long the location takes to have an order ready (expected ready times).
+    prep_minutes: int = DEFAULT_PREP_MINUTES
 
     @property
     def headroom(self) -> int | None:
@@ -118,4 +127,6 @@ def profile_from_row(row: Mapping[str, Any] | None) -> SourcingProfile:
         pickup_policy=PickupPolicy(row["pickup_policy"]),
         min_split_line_value=row["min_split_line_value"],
         suggestion_limit=row["suggestion_limit"],
+        # A row stored before profiles carried a transfer time takes the default.
+        transfer_hours=row.get("transfer_hours", DEFAULT_TRANSFER_HOURS),
     )

@@ -12,10 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.catalogue.tables import Product
+from orchestrator.order_record.states import Method
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.db import RetryOnFreshRead, UnitOfWork
 from orchestrator.platform.errors import InvalidRequest, UnknownLocation, UnknownSku
-from orchestrator.sourcing.candidates import load_location, source
+from orchestrator.sourcing.candidates import Sourced, load_location, source
 from orchestrator.sourcing.decisions import allocation_dicts, candidate_dicts
 from orchestrator.sourcing.model import SourcingProfile, SourcingRequest, profile_from_row
 from orchestrator.sourcing.tables import SourcingProfileVersion
@@ -31,14 +32,26 @@ class ProfileView(msgspec.Struct, kw_only=True):
     pickup_policy: str
     min_split_line_value: int
     suggestion_limit: int
+    # How long units take to travel to a pickup store, in hours (expected ready times).
+    transfer_hours: int
     created_at: datetime | None = None
     created_by: str | None = None
+
+
+class PlannedFulfillment(msgspec.Struct, kw_only=True):
+    """A fulfillment the plan would create: where from, how, and when it is expected ready."""
+
+    location: str
+    method: str
+    destination: str | None
+    expected_ready_at: datetime
 
 
 class SimulationView(msgspec.Struct, kw_only=True):
     rule: str
     complete: bool
     plan: list[dict[str, Any]]
+    fulfillments: list[PlannedFulfillment]
     unfilled: dict[str, int]
     suggestions: list[str]
     candidates: list[dict[str, Any]]
@@ -62,6 +75,7 @@ def _view(channel: str, profile: SourcingProfile, row: SourcingProfileVersion | 
         pickup_policy=profile.pickup_policy.value,
         min_split_line_value=profile.min_split_line_value,
         suggestion_limit=profile.suggestion_limit,
+        transfer_hours=profile.transfer_hours,
         created_at=row.created_at if row else None,
         created_by=row.created_by if row else None,
     )
@@ -90,18 +104,10 @@ async def put_profile(
         await session.execute(insert(SourcingProfileVersion), [row.model_dump()])
     except IntegrityError:
         raise ProfileVersionTaken(channel) from None
-    return ProfileView(
-        channel=channel,
-        version=row.version,
-        pickup_policy=row.pickup_policy,
-        min_split_line_value=row.min_split_line_value,
-        suggestion_limit=row.suggestion_limit,
-        created_at=now,
-        created_by=actor.label,
-    )
+    return _view(channel, profile_from_row(row.model_dump()), row)
 
 
-async def simulate(uow: UnitOfWork, request: SourcingRequest, channel: str) -> SimulationView:
+async def simulate(uow: UnitOfWork, request: SourcingRequest, channel: str, now: datetime) -> SimulationView:
     """The engine over a hypothetical order against live stock; nothing is reserved or written."""
     session = uow.session
     skus = sorted({line.sku for line in request.lines})
@@ -123,8 +129,23 @@ async def simulate(uow: UnitOfWork, request: SourcingRequest, channel: str) -> S
         rule=plan.rule.value,
         complete=plan.complete,
         plan=allocation_dicts(plan),
+        fulfillments=_planned(sourced, request.method, now) if plan.complete else [],
         unfilled=dict(plan.unfilled),
         suggestions=list(plan.suggestions),
         candidates=candidate_dicts(plan),
         profile_version=profile.version,
     )
+
+
+def _planned(sourced: Sourced, method: Method, now: datetime) -> list[PlannedFulfillment]:
+    """What the customer waits for first, then the transfers feeding it."""
+    planned = [
+        PlannedFulfillment(
+            location=site,
+            method=(Method.TRANSFER if destination else method).value,
+            destination=destination,
+            expected_ready_at=ready_at,
+        )
+        for (site, destination), ready_at in sourced.ready_times(method, now).items()
+    ]
+    return sorted(planned, key=lambda p: (p.destination is not None, p.location))

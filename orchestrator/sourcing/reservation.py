@@ -44,6 +44,9 @@ class Materialised:
     lines: list[dict[str, Any]] = field(default_factory=list)
     reservations: list[dict[str, Any]] = field(default_factory=list)
     changes: list[StockChange] = field(default_factory=list)
+    # When the pickup the plan serves is expected ready (null for a shipment): for a pickup that
+    # existed before (re-sourcing), the caller brings its row up to date.
+    pickup_ready_at: datetime | None = None
 
     def fulfillment_ids(self) -> list[uuid.UUID]:
         return [f["id"] for f in self.fulfillments]
@@ -69,15 +72,19 @@ def materialise(
     pickup passes the existing pickup fulfillment instead of creating one."""
     out = Materialised()
     reference = str(order_id)
+    ready = sourced.ready_times(method, now)
     by_site: dict[tuple[str, str | None], list] = defaultdict(list)
     for allocation in sourced.plan.allocations:
         by_site[(allocation.location, allocation.transfer_to)].append(allocation)
 
     pickup_fo = pickup_fulfillment
     pickup_lines = dict(pickup_line_ids or {})
-    if method.is_pickup and pickup_fo is None:
-        store_code = next(a.transfer_to or a.location for a in sourced.plan.allocations)
+    store_code = next((a.transfer_to or a.location for a in sourced.plan.allocations), None)
+    if method.is_pickup and store_code is not None:
+        out.pickup_ready_at = ready[(store_code, None)]
+    if method.is_pickup and pickup_fo is None and store_code is not None:
         pickup_fo = _fulfillment_row(order_id, sourced.location_ids[store_code], method, decision_id, now, None)
+        pickup_fo["expected_ready_at"] = out.pickup_ready_at
         out.fulfillments.append(pickup_fo)
         quantities: dict[str, int] = defaultdict(int)
         for a in sourced.plan.allocations:
@@ -98,6 +105,7 @@ def materialise(
             fo = _fulfillment_row(
                 order_id, location_id, kind, decision_id, now, ship_address if kind is Method.SHIP else None
             )
+            fo["expected_ready_at"] = ready[(site, transfer_to)]
             if transfer_to:
                 fo["destination_location_id"] = sourced.location_ids[transfer_to]
                 fo["feeds_fulfillment_id"] = pickup_fo["id"]  # type: ignore[index]
@@ -149,6 +157,7 @@ def _fulfillment_row(
         "ship_address": ship_address,
         "pickup_code_issue": 0,
         "pickup_failed_attempts": 0,
+        "expected_ready_at": None,
         "created_at": now,
     }
 

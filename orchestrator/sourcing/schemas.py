@@ -16,6 +16,7 @@ class ProfileIn(RequestBody, kw_only=True):
     pickup_policy: Literal["suggest", "transfer"] = "suggest"
     min_split_line_value: Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)] = 0
     suggestion_limit: Annotated[int, msgspec.Meta(ge=0, le=50)] = 5
+    transfer_hours: Annotated[int, msgspec.Meta(ge=0, le=720)] = 24
 
 
 class SimulateIn(RequestBody, kw_only=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index
+from sqlalchemy import BigInteger, CheckConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
 from orchestrator.platform.columns import created_at, jsonb
@@ -13,12 +13,15 @@ from orchestrator.platform.columns import created_at, jsonb
 
 class SourcingProfileVersion(SQLModel, table=True):
     __tablename__ = "sourcing_profiles"
+    __table_args__ = (CheckConstraint("transfer_hours >= 0", name="transfer_hours_not_negative"),)
 
     channel: str = Field(primary_key=True, max_length=80)
     version: int = Field(primary_key=True)
     pickup_policy: str = Field(max_length=20)
     min_split_line_value: int = Field(default=0, sa_type=BigInteger)
     suggestion_limit: int = 5
+    # How long units take to travel between stores (expected ready time of a transfer-fed pickup).
+    transfer_hours: int = Field(default=24, sa_column_kwargs={"server_default": text("24")})
     created_by: str | None = Field(default=None, max_length=120)
     created_at: datetime = created_at()
 

@@ -195,6 +195,7 @@ async def test_rest_of_a_partial_pickup_expires_and_only_the_uncollected_units_a
     assert o["status"] == "completed"
     changed = [e["data"] for e in await events(shop, order["id"]) if e["type"] == "order.status_changed"]
     assert changed[-1] == {"from": "partially_fulfilled", "to": "completed"}
-    # ...and it can no longer be cancelled as a whole.
+    # ...and nothing is left open for a cancel to take.
     r = await shop.client.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "x"}, headers=shop.admin)
     assert r.status_code == 409, r.text
+    assert r.json()["type"].endswith("/order-not-cancellable"), r.text

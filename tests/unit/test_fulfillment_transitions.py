@@ -376,10 +376,24 @@ def test_cancelling_an_order_cancels_every_open_fulfillment_and_whatever_is_unfu
     assert [e.type.value for e in outcome.events] == ["order.cancelled"]
 
 
-def test_an_order_partly_with_the_customer_or_already_cancelled_cannot_be_cancelled() -> None:
+def test_cancelling_an_order_partly_with_the_customer_cancels_the_rest_and_keeps_what_was_handed_over() -> None:
     handed = fulfillment(Status.READY_FOR_PICKUP, line(picked=3, handed_over=1))
-    with pytest.raises(OrderNotCancellable, match="already with the customer"):
-        cancel_order(order(handed), "x", ctx())
+    shipped = fulfillment(Status.SHIPPED, line(OL2, 2, picked=2, handed_over=2), method=Method.SHIP)
+    lines = (OrderLine(OL1, "A", 3, fulfilled=1), OrderLine(OL2, "B", 2, fulfilled=2))
+    outcome = cancel_order(order(handed, shipped, lines=lines), "customer asked", ctx())
+    [cancelled] = outcome.fulfillments
+    assert (cancelled.fulfillment_id, cancelled.state) == (handed.id, Status.CANCELLED)
+    # The two picked but not handed-over units go back on the shelf; the handed-over one stays.
+    assert cancelled.lines == (LineChange(handed.lines[0].id, picked=-2, cancelled=2),)
+    assert [(m.kind, m.quantity) for m in cancelled.moves] == [(MoveKind.RESTOCK, 2)]
+    assert cancelled.order_lines == (OrderLineChange(OL1, cancelled=2),)
+    assert outcome.order_lines == (OrderLineChange(OL1), OrderLineChange(OL2))
+
+
+def test_an_order_with_nothing_open_or_already_cancelled_cannot_be_cancelled() -> None:
+    done = fulfillment(Status.PICKED_UP, line(picked=3, handed_over=3))
+    with pytest.raises(OrderNotCancellable, match="nothing of the order is left to cancel"):
+        cancel_order(order(done, lines=(OrderLine(OL1, "A", 3, fulfilled=3),)), "x", ctx())
     with pytest.raises(OrderNotCancellable, match="already cancelled"):
         cancel_order(order(fulfillment(Status.CANCELLED), status="cancelled"), "x", ctx())
 

@@ -1,0 +1,149 @@
+"""``POST /v1/orders/{id}/changes``: parse the actions, call the use case, send its answer."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, post
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from msgspec import Meta
+
+from orchestrator.fulfillment.dependencies import LifecycleDep
+from orchestrator.orders import change_rules, order_changes
+from orchestrator.orders.schemas import PaymentIn
+from orchestrator.platform.auth import CHANNELS
+from orchestrator.platform.db import committing
+from orchestrator.platform.errors import InvalidRequest
+from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, etag, parse_if_match
+from orchestrator.platform.http.idempotent_posts import keyed_answer, post_claim
+from orchestrator.platform.problems import problems
+from orchestrator.platform.schemas import AddressIn, Reason, RequestBody, if_match_header
+
+
+class SetQuantityIn(RequestBody, kw_only=True, tag_field="type", tag="set_quantity"):
+    line_id: uuid.UUID
+    quantity: Annotated[int, Meta(ge=0, le=1_000_000)]
+
+
+class CancelLineIn(RequestBody, kw_only=True, tag_field="type", tag="cancel_line"):
+    line_id: uuid.UUID
+    quantity: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+
+
+class ChangeAddressIn(RequestBody, kw_only=True, tag_field="type", tag="change_address"):
+    address: AddressIn
+
+
+class CancelOrderIn(RequestBody, kw_only=True, tag_field="type", tag="cancel_order"):
+    reason: Reason = "cancelled on request"
+
+
+ActionIn = SetQuantityIn | CancelLineIn | ChangeAddressIn | CancelOrderIn
+
+
+class ChangeIn(RequestBody, kw_only=True):
+    actions: Annotated[list[ActionIn], Meta(min_length=1, max_length=50)]
+    payment: PaymentIn | None = None
+
+
+class DecisionOut(msgspec.Struct, kw_only=True):
+    index: int
+    type: str
+    accepted: bool
+    reason: str | None
+
+
+class ChangePreview(msgspec.Struct, kw_only=True):
+    """What the change would do now (``?dry_run=true``): nothing of it is written."""
+
+    accepted: bool
+    actions: list[DecisionOut]
+    lines: list[dict[str, Any]]
+    totals_before: dict[str, int]
+    totals_after: dict[str, int]
+    payment_difference: int
+    fulfillments: list[dict[str, Any]]
+
+
+IfMatch = Annotated[str | None, if_match_header("ETag (version) the change is based on; required")]
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        required=False,
+        description="A retry with the same key returns the first answer (checked before If-Match)",
+    ),
+]
+
+
+def to_action(action: ActionIn) -> change_rules.ChangeAction:
+    match action:
+        case SetQuantityIn(line_id=line_id, quantity=quantity):
+            return change_rules.SetQuantity(line_id, quantity)
+        case CancelLineIn(line_id=line_id, quantity=quantity):
+            return change_rules.CancelLine(line_id, quantity)
+        case ChangeAddressIn(address=address):
+            return change_rules.ChangeAddress(msgspec.to_builtins(address))
+        case CancelOrderIn(reason=reason):
+            return change_rules.CancelOrder(reason)
+    raise AssertionError(action)  # pragma: no cover - the union is matched above
+
+
+class OrderChangeController(Controller):
+    path = "/v1/orders"
+    tags = ["orders"]
+
+    @post(
+        "/{order_id:uuid}/changes",
+        operation_id="changeOrder",
+        summary="Change an order from any channel: quantities, lines, address, cancel (idempotent)",
+        description=(
+            "Actions apply together or not at all. Only units nobody started to pick may change; "
+            "otherwise 409 `change-refused` lists each action's `accepted` and `reason`. "
+            "`?dry_run=true` answers what the change would do and writes nothing. `If-Match` is "
+            "required (428 without it, 412 when stale); a replayed `Idempotency-Key` is answered first."
+        ),
+        guards=[CHANNELS],
+        status_code=200,
+        responses=problems(400, 401, 403, 404, 409, 412, 422, 428),
+    )
+    async def change(
+        self,
+        order_id: FromPath[uuid.UUID],
+        data: JSONBody[ChangeIn],
+        actor: ActorDep,
+        db: DB,
+        clock: ClockDep,
+        lifecycle: LifecycleDep,
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+        dry_run: Annotated[bool, QueryParameter(description="answer what would change; write nothing")] = False,
+    ) -> Response[order_changes.ChangeApplied | ChangePreview]:
+        if data.payment is not None:
+            # Every action this endpoint takes lowers the total or keeps it: nothing to pay more.
+            raise InvalidRequest("no action of this change raises the total; it needs no payment", field="payment")
+        claim = None
+        if idempotency_key is not None and not dry_run:
+            claim = post_claim(actor, idempotency_key, f"/v1/orders/{order_id}/changes", msgspec.to_builtins(data))
+        request = order_changes.ChangeRequest(
+            order_id,
+            tuple(to_action(a) for a in data.actions),
+            parse_if_match(if_match),
+            actor,
+            clock,
+            lifecycle,
+            claim,
+        )
+        if dry_run:
+            # The unit of work is left without committing: whatever the preview read rolls back.
+            seen = await db.run(lambda uow: order_changes.preview(uow, request))
+            return Response(msgspec.convert(seen, ChangePreview))
+        answer = await db.run(committing(lambda uow: order_changes.apply(uow, request)))
+        # The body as stored under the key: encoded once, sent as it is (a replay too).
+        return keyed_answer(  # type: ignore[return-value]
+            answer.body, answer.status, replayed=answer.replayed, headers={"ETag": etag(answer.version)}
+        )
