@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from orchestrator.fulfillment.dependencies import LifecycleDep
 from orchestrator.fulfillment.queue import fulfillment_queue, get_fulfillment
@@ -35,7 +35,7 @@ from orchestrator.platform.auth import ANY_KEY, CHANNELS, STAFF
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, parse_if_match
-from orchestrator.platform.http.idempotent_posts import post_claim
+from orchestrator.platform.http.idempotent_posts import idempotency_key_header, post_claim
 from orchestrator.platform.idempotency import IdempotencyClaim
 from orchestrator.platform.pagination import PageResponse
 from orchestrator.platform.problems import problems
@@ -90,16 +90,9 @@ class HandoverIn(RequestBody, kw_only=True):
     tender: TenderIn | None = None
 
 
-HandoverKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        required=False,
-        description="A retry with the same key answers the first answer: goods and tender go once",
-    ),
-]
+HandoverKey = idempotency_key_header(
+    "A retry with the same key answers the first answer: goods and tender go once", required=False
+)
 
 
 class PickupCodeOut(msgspec.Struct, kw_only=True):

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import PermissionDeniedException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from orchestrator.customers.model import CustomerDetails, normalise_phone
 from orchestrator.fulfillment.dependencies import LifecycleDep
@@ -38,20 +38,12 @@ from orchestrator.platform.http.dependencies import (
     etag,
     parse_if_match,
 )
-from orchestrator.platform.http.idempotent_posts import keyed_answer, post_claim
+from orchestrator.platform.http.idempotent_posts import idempotency_key_header, keyed_answer, post_claim
 from orchestrator.platform.pagination import PageResponse
 from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import RequestBody, if_match_header
 
-IdempotencyKey = Annotated[
-    str,
-    HeaderParameter(
-        name="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Unique per intended order; a retry with the same key returns the first answer",
-    ),
-]
+IdempotencyKey = idempotency_key_header("Unique per intended order; a retry with the same key returns the first answer")
 IfMatch = Annotated[str | None, if_match_header("ETag (version) the change is based on")]
 _TOTALS = frozenset({"shipping_total", "tax_total", "discount_total"})
 

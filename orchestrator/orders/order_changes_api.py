@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, post
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import Meta
 
 from orchestrator.fulfillment.dependencies import LifecycleDep
@@ -17,7 +17,7 @@ from orchestrator.platform.auth import CHANNELS
 from orchestrator.platform.db import committing
 from orchestrator.platform.errors import InvalidRequest
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, etag, parse_if_match
-from orchestrator.platform.http.idempotent_posts import keyed_answer, post_claim
+from orchestrator.platform.http.idempotent_posts import idempotency_key_header, keyed_answer, post_claim
 from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import AddressIn, Reason, RequestBody, if_match_header
 
@@ -68,16 +68,9 @@ class ChangePreview(msgspec.Struct, kw_only=True):
 
 
 IfMatch = Annotated[str | None, if_match_header("ETag (version) the change is based on; required")]
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        required=False,
-        description="A retry with the same key returns the first answer (checked before If-Match)",
-    ),
-]
+IdempotencyKey = idempotency_key_header(
+    "A retry with the same key returns the first answer (checked before If-Match)", required=False
+)
 
 
 def to_action(action: ActionIn) -> change_rules.ChangeAction:

@@ -21,7 +21,7 @@ import msgspec
 import structlog
 from litestar import Controller, Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,7 +38,7 @@ from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, UnitOfWork, committing
 from orchestrator.platform.errors import GatewayUnavailable, PaymentError, PaymentsNotConfigured, RefundRefused
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep
-from orchestrator.platform.http.idempotent_posts import keyed_answer, post_claim
+from orchestrator.platform.http.idempotent_posts import idempotency_key_header, keyed_answer, post_claim
 from orchestrator.platform.idempotency import IdempotencyClaim
 from orchestrator.platform.money import MAX_AMOUNT
 from orchestrator.platform.problems import domain_problem, problems
@@ -46,15 +46,7 @@ from orchestrator.platform.schemas import RequestBody
 
 log = structlog.get_logger("orchestrator.payments")
 
-IdempotencyKey = Annotated[
-    str,
-    HeaderParameter(
-        name="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Unique per intended refund; a retry with the same key never refunds twice",
-    ),
-]
+IdempotencyKey = idempotency_key_header("Unique per intended refund; a retry with the same key never refunds twice")
 
 
 class RefundIn(RequestBody, kw_only=True):

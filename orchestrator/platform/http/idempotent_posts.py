@@ -3,9 +3,10 @@ sends, first or replayed (``platform.idempotency`` holds the key's semantics and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import MediaType, Response
+from litestar.params import HeaderParameter
 
 from orchestrator.platform.actors import Actor
 from orchestrator.platform.idempotency import IdempotencyClaim, idempotency_scope, request_fingerprint
@@ -26,3 +27,11 @@ def keyed_answer(body: bytes, status: int, *, replayed: bool, headers: dict[str,
         sent["Idempotent-Replayed"] = "true"
     media = PROBLEM_MEDIA_TYPE if status >= 400 else MediaType.JSON
     return Response(body, status_code=status, media_type=media, headers=sent or None)
+
+
+def idempotency_key_header(description: str, *, required: bool = True) -> Any:
+    """The ``Idempotency-Key`` header parameter of a POST, documented as ``description``."""
+    header = HeaderParameter(
+        name="Idempotency-Key", min_length=1, max_length=255, required=required, description=description
+    )
+    return Annotated[str, header] if required else Annotated[str | None, header]
