@@ -28,7 +28,6 @@ from orchestrator.order_record.aggregate import FULFILLMENT_NOT_FOUND, OrderAggr
 from orchestrator.order_record.states import OPEN_STATES, Method, Status
 from orchestrator.order_record.tables import FulfillmentOrder
 from orchestrator.payments import tenders
-from orchestrator.payments.capture_queue import order_totals
 from orchestrator.platform import idempotency
 from orchestrator.platform.actors import Actor, Role
 from orchestrator.platform.clock import Clock
@@ -126,7 +125,7 @@ async def _due_here(
     states = [outcome.state if f.id == fo.id else Status(f.status) for f in facing]
     closes = not any(s in OPEN_STATES for s in states) and not any(ln.quantity_unsourced for ln in aggregate.lines)
     facts = await tenders.payments_facts(session, aggregate.order.id, now)
-    due = tenders.due_at_handover(order_totals(aggregate), value_after=value, closes=closes, paid=facts.paid)
+    due = tenders.due_at_handover(aggregate.order.totals, value_after=value, closes=closes, paid=facts.paid)
     return _Due(facts.standing, due, closes)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Index, UniqueConstraint, tex
 from sqlmodel import Field, SQLModel
 
 from orchestrator.platform.columns import created_at, jsonb, timestamp
+from orchestrator.platform.money import OrderTotals
 
 
 class Order(SQLModel, table=True):
@@ -55,6 +56,12 @@ class Order(SQLModel, table=True):
     last_event_seq: int = 0
     created_at: datetime = created_at()
     updated_at: datetime | None = timestamp()
+
+    @property
+    def totals(self) -> OrderTotals:
+        """Its money as ``platform.money`` reckons it (total = subtotal + shipping + tax − discount;
+        the table's CHECKs keep a stored order's totals valid)."""
+        return OrderTotals(self.subtotal, self.shipping_total, self.tax_total, self.discount_total)
 
 
 class OrderLine(SQLModel, table=True):

@@ -163,7 +163,7 @@ def _state(aggregate: OrderAggregate, snapshot: Any) -> change_rules.OrderState:
         snapshot,
         Method(o.fulfillment_method),
         {ln.id: ln.unit_price for ln in aggregate.lines},
-        OrderTotals(o.subtotal, o.shipping_total, o.tax_total, o.discount_total),
+        o.totals,
     )
 
 

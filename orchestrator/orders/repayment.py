@@ -55,7 +55,7 @@ from orchestrator.platform.errors import (
     PaymentsNotConfigured,
 )
 from orchestrator.platform.events import EventType, OrderEventDraft
-from orchestrator.platform.money import UnchargeableAmount, check_totals, to_stripe_amount
+from orchestrator.platform.money import UnchargeableAmount, to_stripe_amount
 from orchestrator.platform.problems import domain_problem
 
 ORDER_NOT_FOUND = "order not found"
@@ -114,7 +114,7 @@ async def _open(uow: UnitOfWork, flow: Intake, order_id: uuid.UUID, payment: New
         raise NotFound(ORDER_NOT_FOUND)
     if order.status == OrderStatus.CANCELLED.value:
         raise Conflict("a cancelled order is not paid again", status=order.status)
-    total = check_totals(order.subtotal, order.shipping_total, order.tax_total, order.discount_total).total
+    total = order.totals.total
     due = still_due(total, await _paid_so_far(uow, order_id))
     currency = order.currency.upper()
     if claim is not None:

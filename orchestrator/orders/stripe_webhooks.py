@@ -48,7 +48,6 @@ from orchestrator.platform.actors import SYSTEM
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import UnitOfWork
 from orchestrator.platform.events import EventType, OrderEventDraft
-from orchestrator.platform.money import check_totals
 
 log = structlog.get_logger("orchestrator.payments")
 
@@ -128,7 +127,7 @@ async def _recorded(uow: UnitOfWork, order: Order, payment: Payment) -> Recorded
         refunded=payment.amount_refunded,
         multicapture=payment.multicapture,
         order_status=order.status,
-        order_total=_total(order),
+        order_total=order.totals.total,
         captures_in_flight=any(kind == "capture" and status == QUEUED for kind, status, _ in ops),
         refunds_in_flight=any(kind == "refund" and status == QUEUED for kind, status, _ in ops),
         disputes=frozenset(ext for kind, _, ext in ops if kind == "dispute" and ext),
@@ -145,10 +144,6 @@ def _touch(payment: Payment, now: datetime) -> None:
     payment.updated_at = now
 
 
-def _total(order: Order) -> int:
-    return check_totals(order.subtotal, order.shipping_total, order.tax_total, order.discount_total).total
-
-
 async def _apply(
     uow: UnitOfWork,
     decision: Decision,
@@ -162,17 +157,17 @@ async def _apply(
     drafts: list[OrderEventDraft] = []
     attention: str | None = None
     if decision.action is Action.AUTHORISE and decision.state is not None:
-        due = Awaiting(order.id, order.created_at, _total(order), payment.currency, payment.external_id)
+        due = Awaiting(order.id, order.created_at, order.totals.total, payment.currency, payment.external_id)
         authorised = await settle_authorised(uow, due, decision.state, SYSTEM, clock)
         if authorised is not None and decision.captured > 0:
             drafts += _moved(uow, authorised, decision, now)  # captured in Stripe straight away
     elif decision.action is Action.FAIL_ATTEMPT:
         # The customer may try 3-D Secure (or another card) again: the order waits for the timeout.
         codes = {"error_code": decision.code, "decline_code": decision.decline_code}
-        session.add(_operation(payment, "fail", _total(order), "requires_payment_method", now, **codes))
+        session.add(_operation(payment, "fail", order.totals.total, "requires_payment_method", now, **codes))
         _touch(payment, now)
         failed = {"code": decision.code, "decline_code": decision.decline_code}
-        drafts.append(OrderEventDraft(EventType.PAYMENT_FAILED, payment_data(payment, _total(order), **failed)))
+        drafts.append(OrderEventDraft(EventType.PAYMENT_FAILED, payment_data(payment, order.totals.total, **failed)))
     elif decision.action is Action.CANCEL_PENDING:
         await _cancel_pending(uow, order, payment, clock, lifecycle)
     elif decision.action is Action.VOID:
@@ -248,7 +243,7 @@ async def _cancel_pending(
     channel reference free for the storefront to place it again (as after a decline)."""
     session = uow.session
     now = clock.now()
-    total = _total(order)
+    total = order.totals.total
     payment.status = "failed"
     _touch(payment, now)
     session.add(_operation(payment, "fail", total, "canceled", now, error_code=PAYMENT_CANCELED))

@@ -21,7 +21,6 @@ from orchestrator.payments.model import GoodsLine
 from orchestrator.payments.settlement import GoodsMoved, due_after_change
 from orchestrator.payments.tables import Payment, PaymentOperation
 from orchestrator.platform.events import EventType, OrderEventDraft
-from orchestrator.platform.money import OrderTotals
 
 # The states of a card payment that still holds an authorisation to capture from or release.
 LIVE_STATUSES = ("authorised", "partially_captured")
@@ -48,11 +47,6 @@ async def live_card_payment(session: AsyncSession, order_id: uuid.UUID, now: dat
         .limit(1)
         .with_for_update()
     )
-
-
-def order_totals(aggregate: OrderAggregate) -> OrderTotals:
-    o = aggregate.order
-    return OrderTotals(o.subtotal, o.shipping_total, o.tax_total, o.discount_total)
 
 
 async def release_held(session: AsyncSession, payment_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
@@ -121,7 +115,7 @@ async def queue_payment_operations(
         )
     )
     due = due_after_change(
-        order_totals(aggregate),
+        aggregate.order.totals,
         # After the expiry warning nothing waits for the last fulfillment: a held capture would
         # still be held when the authorisation runs out, so it is queued (and final) at once.
         multicapture=payment.multicapture or "expiring" in kinds,

@@ -37,7 +37,7 @@ from orchestrator.order_record.states import OPEN_STATES, Method, Status
 from orchestrator.order_record.status import OrderStatus
 from orchestrator.order_record.tables import Order
 from orchestrator.order_record.timeline import record_order_events
-from orchestrator.payments.capture_queue import HELD, LIVE_STATUSES, QUEUED, order_totals, release_held
+from orchestrator.payments.capture_queue import HELD, LIVE_STATUSES, QUEUED, release_held
 from orchestrator.payments.model import due_for
 from orchestrator.payments.service import locked_order, payment_data, record_payment_events
 from orchestrator.payments.tables import Payment, PaymentOperation
@@ -231,7 +231,7 @@ async def settle_payment(
         due |= {"amount": sum(a for _, a in held), "currency": payment.currency}
         drafts.append(OrderEventDraft(EventType.PAYMENT_CAPTURE_DUE, due))
         rest = remainder(
-            order_totals(aggregate),
+            aggregate.order.totals,
             handed_over=handed,
             to_hand_over=left,
             requested=await _requested(session, order.id),

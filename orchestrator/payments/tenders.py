@@ -37,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.payments.capture_queue import LIVE_STATUSES
+from orchestrator.payments.expiry import lapsed
 from orchestrator.payments.model import due_for
 from orchestrator.payments.tables import Payment, PaymentOperation
 from orchestrator.platform.errors import TenderExceedsDue, TenderInsufficient, TenderNotNeeded, TenderRequired
@@ -147,7 +148,7 @@ async def payments_facts(session: AsyncSession, order_id: uuid.UUID, now: dateti
     """``now``: a card past its ``capture_before`` holds nothing, though the expiry sweep may not
     have recorded that yet (``capture_queue.live_card_payment`` agrees)."""
     payments = await _payments(session, order_id)
-    lapsed = set(
+    expired = set(
         (
             await session.execute(
                 select(PaymentOperation.payment_id).where(
@@ -156,8 +157,8 @@ async def payments_facts(session: AsyncSession, order_id: uuid.UUID, now: dateti
             )
         ).scalars()
     )
-    ran_out = {p.id for p in payments if now is not None and p.capture_before is not None and p.capture_before <= now}
-    standing = standing_of([(p.provider, p.status, p.id in lapsed | ran_out) for p in payments])
+    ran_out = {p.id for p in payments if now is not None and lapsed(p.capture_before, now)}
+    standing = standing_of([(p.provider, p.status, p.id in expired | ran_out) for p in payments])
     paid = sum(p.amount_captured for p in payments if p.provider in ("stripe", "pos"))
     return PaymentsFacts(standing, paid)
 

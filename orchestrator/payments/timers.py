@@ -43,7 +43,6 @@ from orchestrator.platform.actors import Actor
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import UnitOfWork
 from orchestrator.platform.events import EventType, OrderEventDraft
-from orchestrator.platform.money import check_totals
 
 PAYMENT_TIMEOUT = "payment_timeout"
 # How old a waiting order is before each sweep asks Stripe about it: one read per waiting order
@@ -107,7 +106,7 @@ async def awaiting_payment(uow: UnitOfWork, clock: Clock, older_than: timedelta)
     for order in orders:
         payment = payments.get(order.id)
         waiting = payment is not None and payment.provider == "stripe" and payment.status == "pending"
-        total = check_totals(order.subtotal, order.shipping_total, order.tax_total, order.discount_total).total
+        total = order.totals.total
         found.append(
             Awaiting(order.id, order.created_at, total, order.currency, payment.external_id if waiting else None)
         )
