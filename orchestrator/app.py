@@ -27,6 +27,7 @@ from orchestrator.inventory.availability_api import AvailabilityController
 from orchestrator.orders.api import OrderController
 from orchestrator.orders.counter_api import PickupLookupController
 from orchestrator.orders.order_changes_api import OrderChangeController
+from orchestrator.orders.resource_api import ReSourceController
 from orchestrator.orders.stripe_webhooks_api import PUBLIC_PATTERN as STRIPE_WEBHOOKS
 from orchestrator.orders.stripe_webhooks_api import StripeWebhookController
 from orchestrator.payments.dependencies import PAYMENT_DEPENDENCIES
@@ -113,6 +114,7 @@ def create_app(
         route_handlers=[
             OrderController,
             OrderChangeController,
+            ReSourceController,
             PickupLookupController,
             RefundController,
             LocationController,

@@ -24,7 +24,7 @@ from tenacity.wait import wait_base
 from orchestrator.fulfillment import timers as pickup_timers
 from orchestrator.fulfillment.pickup import reminder_at
 from orchestrator.fulfillment.service import LifecycleSettings
-from orchestrator.orders import authorisation_timers, payment_timers
+from orchestrator.orders import action_deadlines, authorisation_timers, payment_timers
 from orchestrator.payments import captures as payment_captures
 from orchestrator.payments.stripe_gateway import payment_gateway
 from orchestrator.platform import metrics
@@ -186,6 +186,12 @@ async def sweep_authorisations(ctx: dict[str, Any]) -> authorisation_timers.Swep
     return await authorisation_timers.sweep(ctx["db"], ctx["gateway"], ctx["clock"], warning)
 
 
+async def sweep_action_deadlines(ctx: dict[str, Any]) -> action_deadlines.Swept:
+    """Orders that waited for the customer past their deadline get the profile's fallback
+    (a transfer into the pickup store, else the short units cancelled)."""
+    return await action_deadlines.sweep(ctx["db"], ctx["clock"], ctx["lifecycle"])
+
+
 def _backoff(cap_seconds: float) -> wait_base:
     return wait_exponential(multiplier=0.2, max=cap_seconds) + wait_random(0, 0.2)
 
@@ -265,6 +271,7 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
             cron(trim_events_stream, second={45}, run_at_startup=True, unique=True),
             cron(sweep_payment_operations, second={15}, run_at_startup=True, unique=True),
             cron(sweep_authorisations, second={50}, run_at_startup=True, unique=True),
+            cron(sweep_action_deadlines, second={35}, run_at_startup=True, unique=True),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

@@ -5,7 +5,7 @@ order's timeline, in the caller's transaction."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,7 @@ from orchestrator.order_record.aggregate import OrderAggregate, fulfillment_summ
 from orchestrator.order_record.states import OPEN_STATES, Method, Status
 from orchestrator.order_record.status import OrderStatus
 from orchestrator.order_record.tables import FulfillmentOrder
-from orchestrator.order_record.timeline import record_derived_status
+from orchestrator.order_record.timeline import record_derived_status, record_order_events
 from orchestrator.payments.capture_queue import queue_payment_operations
 from orchestrator.payments.captures import CAPTURE_FAILED
 from orchestrator.payments.tenders import TenderRecord, record_tender
@@ -96,9 +96,12 @@ async def persist(
     order_lines: Iterable[OrderLineChange] = (),
     order_events: Iterable[OrderEventDraft] = (),
     tender: TenderRecord | None = None,
+    then_place: Callable[[], Awaitable[list[OrderEventDraft]]] | None = None,
 ) -> None:
     """Write ``outcomes`` (and what a whole-order change does to its lines and timeline), and
-    ``tender``, what a handover was paid at the counter (the service checked it)."""
+    ``tender``, what a handover was paid at the counter (the service checked it). ``then_place``
+    runs once the outcomes' stock moves are applied (an order change sources units there, on the
+    stock its give-backs freed) and before the payment and the order's status follow."""
     drafts: list[OrderEventDraft] = []
     outcomes = list(outcomes)
     order_lines = list(order_lines)
@@ -107,7 +110,7 @@ async def persist(
         drafts.extend(outcome.events)
         if outcome.shortages:
             fo = next(f for f in aggregate.fulfillments if f.id == outcome.fulfillment_id)
-            drafts.append(
+            drafts.extend(
                 await resource_shortages(
                     session,
                     aggregate,
@@ -117,12 +120,15 @@ async def persist(
                     actor=actor,
                     now=now,
                     held_stock=[(c.location_id, c.product_id) for c in ledger.changes],
+                    ledger=ledger,
                 )
             )
     _change_order_lines(aggregate, order_lines)
     drafts.extend(order_events)
     await ledger.apply(actor.label)
     await session.flush()
+    if then_place is not None:
+        drafts.extend(await then_place())
     handed_over, closed = _goods_moved(outcomes)
     if handed_over or closed or order_lines:
         # What the goods that moved (or the order closing) make due on its card payment, queued
@@ -187,16 +193,26 @@ async def record_order_change(
 ) -> None:
     """The order's derived status, its version and its events, after its fulfillments changed."""
     order = aggregate.order
+    unsourced = any(line.quantity_unsourced for line in aggregate.lines)
+    if not unsourced:
+        # Everything is sourced again (or cancelled): nothing is left to choose.
+        order.action_options, order.action_deadline = None, None
+    # Units unsourced with a deadline: the customer chooses among the offered changes.
+    action_required = unsourced and order.action_deadline is not None
     # A refused capture stays for an operator to settle, whatever the fulfillments do next.
-    needs_attention = any(line.quantity_unsourced for line in aggregate.lines) or (
-        order.attention_reason == CAPTURE_FAILED
-    )
-    attention = order.attention_reason if needs_attention else None
+    needs_attention = (unsourced and not action_required) or order.attention_reason == CAPTURE_FAILED
+    attention = order.attention_reason if needs_attention or action_required else None
     if needs_attention and not attention:
         attention = "a line could not be sourced"
     for draft in drafts:
-        if draft.type == EventType.ORDER_NEEDS_ATTENTION:
+        if draft.type in (EventType.ORDER_NEEDS_ATTENTION, EventType.ORDER_ACTION_REQUIRED):
             attention = draft.data.get("reason", attention)
+    if action_required and not needs_attention:
+        status = OrderStatus.ACTION_REQUIRED.value
+        if status != order.status:
+            drafts.append(OrderEventDraft(EventType.ORDER_STATUS_CHANGED, {"from": order.status, "to": status}))
+        await record_order_events(session, order, drafts, actor, now, status=status, attention_reason=attention)
+        return
     summaries = fulfillment_summaries(aggregate.fulfillments, aggregate.fulfillment_lines)
     await record_derived_status(
         session,

@@ -149,8 +149,9 @@ def _mark_ready(fx: Effects, order: Order, ctx: Context) -> None:
         raise Conflict("transfers to this store have not all arrived", transfers=waiting)
     _all_picked(fx.lines)
     assert fx.fo.pickup_hold_days is not None, "the service loads the hold days to mark a pickup ready"
-    # A new issue, a new code: whatever code this pickup had before no longer opens it.
-    issue = fx.fo.pickup_code_issue + 1
+    # The first ready issues the code. A pickup ready again (it moved to another store) keeps the
+    # code its customer holds: they show it at the new store.
+    issue = fx.fo.pickup_code_issue or 1
     deadline = pickup_deadline(ctx.now, fx.fo.pickup_hold_days)
     fx.fields.update(
         pickup_code_issue=issue,

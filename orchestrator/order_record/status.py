@@ -19,6 +19,8 @@ class OrderStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     NEEDS_ATTENTION = "needs_attention"
+    # The pickup store cannot serve it all and the customer chooses among ready-made changes.
+    ACTION_REQUIRED = "action_required"
 
 
 @dataclass(frozen=True, slots=True)

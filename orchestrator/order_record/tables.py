@@ -26,6 +26,7 @@ class Order(SQLModel, table=True):
         ),
         Index("ix_orders_customer_created", "customer_id", "created_at"),
         Index("ix_orders_created", "created_at", "id"),
+        Index("ix_orders_action_deadline", "action_deadline", postgresql_where=text("action_deadline IS NOT NULL")),
         CheckConstraint(
             "shipping_total >= 0 AND tax_total >= 0 AND discount_total >= 0 "
             "AND discount_total <= subtotal + shipping_total + tax_total",
@@ -48,6 +49,10 @@ class Order(SQLModel, table=True):
     discount_total: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
     status: str = Field(max_length=30, index=True)
     attention_reason: str | None = None
+    # While the order waits for the customer (``action_required``): the ready-made changes they can
+    # choose from (each a ``POST /v1/orders/{id}/changes`` body), and when the fallback applies.
+    action_options: list | None = jsonb(default_factory=lambda: None, nullable=True)
+    action_deadline: datetime | None = timestamp()
     fulfillment_method: str = Field(max_length=20)
     pickup_location_id: int | None = Field(default=None, foreign_key="locations.id")
     ship_address: dict | None = jsonb(default_factory=lambda: None, nullable=True)

@@ -16,13 +16,18 @@ Rules chosen where the issue is silent:
   leaves the totals as ``POST /v1/orders/{id}/cancel`` does: the capture rule charges only the
   share of what was handed over and voids an authorisation nothing was captured from.
 - ``cancel_order`` is ``order_transitions.cancel_order``, the same as ``/cancel``, and stands alone.
+- An added line costs the ``unit_price`` the channel sends (the channel prices its catalogue;
+  the service keeps no price list); a higher quantity costs the line's price. The subtotal grows
+  by them; shipping, tax and discount stay as they were.
+- Actions take effect in this order, whatever order they are listed in: what is taken away,
+  then what is added, then the one placement (``move_pickup``, ``switch_to_ship``,
+  ``switch_to_pickup``) a change may hold; ``placement_rules`` says what a placement does.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.fulfillment import order_transitions
@@ -30,78 +35,49 @@ from orchestrator.fulfillment.effects import Effects
 from orchestrator.fulfillment.model import Fulfillment, MoveKind, Order, OrderLineChange, OrderOutcome, Outcome
 from orchestrator.fulfillment.requests import Context
 from orchestrator.order_record.states import Method, Status
+from orchestrator.orders.change_actions import (
+    AddLine,
+    CancelLine,
+    CancelOrder,
+    ChangeAction,
+    ChangeAddress,
+    ChangePlan,
+    Decision,
+    MovePickup,
+    OrderFields,
+    OrderState,
+    Placement,
+    SetQuantity,
+    Site,
+    SourcingAsk,
+    SwitchToPickup,
+    SwitchToShip,
+)
+from orchestrator.orders.placement_rules import CHANGEABLE, place, placement_refusal
 from orchestrator.platform.errors import InvalidRequest, OrderNotCancellable
-from orchestrator.platform.events import EventType, OrderEventDraft
+from orchestrator.platform.events import EventType
 from orchestrator.platform.money import OrderTotals
 
-CHANGEABLE = frozenset({Status.PENDING, Status.ACCEPTED})
+__all__ = [
+    "AddLine",
+    "CancelLine",
+    "CancelOrder",
+    "ChangeAction",
+    "ChangeAddress",
+    "ChangePlan",
+    "Decision",
+    "MovePickup",
+    "OrderState",
+    "SetQuantity",
+    "Site",
+    "SourcingAsk",
+    "SwitchToPickup",
+    "SwitchToShip",
+    "check_actions",
+    "plan_change",
+]
+
 REASON_TAKEN_AWAY = "taken off the order by a change"
-
-
-@dataclass(frozen=True, slots=True)
-class SetQuantity:
-    line_id: uuid.UUID
-    quantity: int
-    type: str = "set_quantity"
-
-
-@dataclass(frozen=True, slots=True)
-class CancelLine:
-    line_id: uuid.UUID
-    quantity: int | None = None  # None: all of the line that is left
-    type: str = "cancel_line"
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeAddress:
-    address: Mapping[str, Any]
-    type: str = "change_address"
-
-
-@dataclass(frozen=True, slots=True)
-class CancelOrder:
-    reason: str = "cancelled on request"
-    type: str = "cancel_order"
-
-
-ChangeAction = SetQuantity | CancelLine | ChangeAddress | CancelOrder
-
-
-@dataclass(frozen=True, slots=True)
-class OrderState:
-    """The order as a change sees it: the fulfillments' snapshot, each line's price, the totals."""
-
-    order: Order
-    method: Method
-    prices: Mapping[uuid.UUID, int]
-    totals: OrderTotals
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    index: int
-    type: str
-    accepted: bool
-    reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "type": self.type, "accepted": self.accepted, "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class ChangePlan:
-    decisions: tuple[Decision, ...]
-    totals_before: OrderTotals
-    totals_after: OrderTotals
-    outcomes: tuple[Outcome, ...] = ()
-    order_lines: tuple[OrderLineChange, ...] = ()
-    events: tuple[OrderEventDraft, ...] = ()
-    address: Mapping[str, Any] | None = None  # the order's new ship address
-    taken: Mapping[uuid.UUID, int] = field(default_factory=dict)  # order line id → units taken away
-
-    @property
-    def accepted(self) -> bool:
-        return all(d.accepted for d in self.decisions)
 
 
 def plan_change(state: OrderState, actions: Sequence[ChangeAction], ctx: Context) -> ChangePlan:
@@ -110,27 +86,50 @@ def plan_change(state: OrderState, actions: Sequence[ChangeAction], ctx: Context
     left = {ln.id: ln.quantity - ln.cancelled for ln in order.lines}
     free = {ln.id: ln.unsourced + _waiting_units(order, ln.id) for ln in order.lines}
     taken: dict[uuid.UUID, int] = {}
+    raised: dict[uuid.UUID, int] = {}
+    added: list[AddLine] = []
     decisions: list[Decision] = []
     address: Mapping[str, Any] | None = None
+    placement: tuple[int, Placement] | None = None
     cancelled_whole: OrderOutcome | None = None
+    adding_index = 0
     for index, action in enumerate(actions):
         reason = _refusal(state, action, left, free, len(actions))
         if reason is None:
             match action:
+                case SetQuantity(line_id=line_id, quantity=quantity) if quantity >= left[line_id]:
+                    raised[line_id] = raised.get(line_id, 0) + quantity - left[line_id]
+                    free[line_id] += quantity - left[line_id]
+                    left[line_id] = quantity
+                    adding_index = index
                 case SetQuantity(line_id=line_id, quantity=quantity):
-                    _take(line_id, left[line_id] - quantity, left, free, taken)
+                    _take(line_id, left[line_id] - quantity, left, free, taken, raised)
                 case CancelLine(line_id=line_id, quantity=quantity):
-                    _take(line_id, left[line_id] if quantity is None else quantity, left, free, taken)
+                    _take(line_id, left[line_id] if quantity is None else quantity, left, free, taken, raised)
+                case AddLine():
+                    added.append(action)
+                    adding_index = index
                 case ChangeAddress(address=new):
                     address = new
+                case MovePickup() | SwitchToShip() | SwitchToPickup():
+                    if placement is not None:
+                        reason = "one_placement_per_change"
+                    else:
+                        placement = (index, action)
                 case CancelOrder(reason=why):
                     try:
                         cancelled_whole = order_transitions.cancel_order(order, why, ctx)
                     except OrderNotCancellable:
                         reason = "nothing_to_cancel"
         decisions.append(Decision(index, action.type, reason is None, reason))
-    refused = any(not d.accepted for d in decisions)
-    if refused:
+    if placement is not None and all(d.accepted for d in decisions):
+        unsourced_left = sum(ln.unsourced for ln in order.lines) - sum(
+            min(units, ln.unsourced) for ln in order.lines if (units := taken.get(ln.id, 0))
+        )
+        why = placement_refusal(state, placement[1], unsourced_left, bool(raised or added))
+        if why is not None:
+            decisions[placement[0]] = Decision(placement[0], placement[1].type, False, why)
+    if any(not d.accepted for d in decisions):
         return ChangePlan(tuple(decisions), state.totals, state.totals)
     if cancelled_whole is not None:
         return ChangePlan(
@@ -141,33 +140,45 @@ def plan_change(state: OrderState, actions: Sequence[ChangeAction], ctx: Context
             cancelled_whole.order_lines,
             cancelled_whole.events,
         )
-    outcomes, order_lines = _take_away(state, taken, address)
-    value = sum(units * state.prices[line_id] for line_id, units in taken.items())
+    effects, states, order_lines = _take_away(state, taken, address)
+    unsourced = {ln.id: ln.unsourced + order_lines.get(ln.id, OrderLineChange(ln.id)).unsourced for ln in order.lines}
+    adding = {line_id: units for line_id, units in raised.items() if units}
+    adding.update({a.line_id: a.quantity for a in added})
+    fields, asks, placed = place(state, effects, states, placement, unsourced, adding, adding_index)
+    for line_id, units in placed.items():
+        was = order_lines.get(line_id, OrderLineChange(line_id))
+        order_lines[line_id] = OrderLineChange(line_id, cancelled=was.cancelled, unsourced=was.unsourced - units)
+    if address is not None and fields.address is None:
+        fields = OrderFields(fields.method, fields.pickup_location, address)
+    value = -sum(units * state.prices[line_id] for line_id, units in taken.items())
+    value += sum(units * state.prices[line_id] for line_id, units in raised.items())
+    value += sum(a.quantity * a.unit_price for a in added)
     return ChangePlan(
         tuple(decisions),
         state.totals,
-        _lowered(state.totals, value),
-        outcomes,
-        order_lines,
-        address=address,
+        _retotalled(state.totals, value),
+        _outcomes(effects, states),
+        tuple(c for c in order_lines.values() if c.cancelled or c.unsourced),
+        fields=fields,
         taken={k: v for k, v in taken.items() if v},
+        raised={k: v for k, v in raised.items() if v},
+        added=tuple(added),
+        asks=asks,
     )
 
 
 def check_actions(state: OrderState, actions: Sequence[ChangeAction]) -> None:
     """A request that cannot mean anything on this order is a 422, not a refusal: an unknown
-    line, a quantity below zero, or a quantity raised (adding units needs new stock, which this
-    endpoint does not reserve)."""
+    line or store, a line added twice."""
     lines = {ln.id: ln for ln in state.order.lines}
     for index, action in enumerate(actions):
-        if isinstance(action, SetQuantity | CancelLine):
-            line = lines.get(action.line_id)
-            if line is None:
-                raise InvalidRequest("the order has no such line", field=f"actions[{index}].line_id")
-            if isinstance(action, SetQuantity) and action.quantity > line.quantity - line.cancelled:
-                raise InvalidRequest(
-                    "set_quantity can only lower a line's quantity", field=f"actions[{index}].quantity"
-                )
+        if isinstance(action, SetQuantity | CancelLine) and action.line_id not in lines:
+            raise InvalidRequest("the order has no such line", field=f"actions[{index}].line_id")
+        if isinstance(action, MovePickup | SwitchToPickup) and action.location not in state.sites:
+            raise InvalidRequest(f"unknown location {action.location}", field=f"actions[{index}].location")
+    skus = [a.sku for a in actions if isinstance(a, AddLine)]
+    if len(skus) != len(set(skus)):
+        raise InvalidRequest("add each sku once per change", field="actions")
 
 
 def _refusal(
@@ -236,28 +247,42 @@ def _fixed_reason(order: Order, order_line_id: uuid.UUID) -> str:
     return "picking_started"
 
 
-def _take(line_id: uuid.UUID, units: int, left: dict[uuid.UUID, int], free: dict[uuid.UUID, int], taken: dict) -> None:
+def _take(
+    line_id: uuid.UUID,
+    units: int,
+    left: dict[uuid.UUID, int],
+    free: dict[uuid.UUID, int],
+    taken: dict[uuid.UUID, int],
+    raised: dict[uuid.UUID, int],
+) -> None:
+    """Units taken away: first from what this change raised the line by (never placed, so never
+    cancelled), then from the line as it was."""
+    unraised = min(units, raised.get(line_id, 0))
+    if unraised:
+        raised[line_id] -= unraised
     left[line_id] -= units
     free[line_id] -= units
-    taken[line_id] = taken.get(line_id, 0) + units
+    if units - unraised:
+        taken[line_id] = taken.get(line_id, 0) + units - unraised
 
 
 def _take_away(
     state: OrderState, taken: Mapping[uuid.UUID, int], address: Mapping[str, Any] | None
-) -> tuple[tuple[Outcome, ...], tuple[OrderLineChange, ...]]:
+) -> tuple[dict[uuid.UUID, Effects], dict[uuid.UUID, Status], dict[uuid.UUID, OrderLineChange]]:
     """The units taken away, from the unsourced ones first, then fulfillment by fulfillment; and
     the new address on every parcel still to be packed."""
     order = state.order
     rest = dict(taken)
-    order_lines = []
+    order_lines: dict[uuid.UUID, OrderLineChange] = {}
     for ln in order.lines:
         units = rest.get(ln.id, 0)
         if not units:
             continue
         unsourced = min(units, ln.unsourced)
         rest[ln.id] = units - unsourced
-        order_lines.append(OrderLineChange(ln.id, cancelled=units, unsourced=-unsourced))
-    outcomes = []
+        order_lines[ln.id] = OrderLineChange(ln.id, cancelled=units, unsourced=-unsourced)
+    effects: dict[uuid.UUID, Effects] = {}
+    states: dict[uuid.UUID, Status] = {}
     facing = {f.id for f in _facing(order)}
     for fo in order.fulfillments:
         fx = Effects(fo)
@@ -270,19 +295,24 @@ def _take_away(
                     changed = True
                     fx.change(line, cancelled=units)
                     fx.move(MoveKind.RELEASE, line, min(units, line.reserved), REASON_TAKEN_AWAY)
-        emptied = changed and all(ln.quantity - ln.cancelled == 0 for ln in fx.lines)
         if address is not None and fo.method is Method.SHIP and fo.status in CHANGEABLE | {Status.PICKING}:
             fx.fields["ship_address"] = dict(address)
-        if emptied:
+        if changed and all(ln.quantity - ln.cancelled == 0 for ln in fx.lines):
             fx.fields["close_reason"] = REASON_TAKEN_AWAY
             fx.event(EventType.FULFILLMENT_CANCELLED, {"reason": REASON_TAKEN_AWAY})
-            outcomes.append(fx.outcome(Status.CANCELLED))
-        elif changed or fx.fields:
-            outcomes.append(fx.outcome(fo.status))
-    return tuple(outcomes), tuple(order_lines)
+            states[fo.id] = Status.CANCELLED
+        if changed or fx.fields:
+            effects[fo.id] = fx
+    return effects, states, order_lines
 
 
-def _lowered(totals: OrderTotals, value: int) -> OrderTotals:
-    subtotal = totals.subtotal - value
+def _outcomes(effects: Mapping[uuid.UUID, Effects], states: Mapping[uuid.UUID, Status]) -> tuple[Outcome, ...]:
+    return tuple(fx.outcome(states.get(fo_id, fx.fo.status)) for fo_id, fx in effects.items())
+
+
+def _retotalled(totals: OrderTotals, value: int) -> OrderTotals:
+    """The totals after the goods' value changed by ``value`` (negative: taken away); the
+    discount is capped at what it is taken off."""
+    subtotal = totals.subtotal + value
     ceiling = subtotal + totals.shipping_total + totals.tax_total
     return OrderTotals(subtotal, totals.shipping_total, totals.tax_total, min(totals.discount_total, ceiling))

@@ -40,27 +40,17 @@ from orchestrator.platform.db import (
     fetch,
     is_unique_violation,
 )
-from orchestrator.platform.errors import (
-    InvalidRequest,
-    LocationLacksCapability,
-    UnknownLocation,
-    UnknownSku,
-)
+from orchestrator.platform.errors import InvalidRequest, LocationLacksCapability, UnknownLocation, UnknownSku
 from orchestrator.platform.events import EventType, OrderEventDraft
 from orchestrator.platform.idempotency import IdempotencyClaim
 from orchestrator.platform.money import OrderTotals, check_currency, check_subtotal, check_totals
-from orchestrator.sourcing.candidates import (
-    LocationRecord,
-    Sourced,
-    shortfalls_of,
-    source_widely,
-    store_candidate,
-)
+from orchestrator.sourcing.candidates import LocationRecord, Sourced, shortfalls_of, source_widely, store_candidate
 from orchestrator.sourcing.decisions import decision_row
 from orchestrator.sourcing.engine import plan_sourcing
 from orchestrator.sourcing.model import (
     LineDemand,
-    PickupPolicy,
+    PickupShortfall,
+    Rule,
     SourcingProfile,
     SourcingRequest,
     profile_from_row,
@@ -277,8 +267,10 @@ async def _create(
         discount_total=checked.totals.discount_total,
         status=(OrderStatus.PENDING_PAYMENT if cmd.awaiting_payment else OrderStatus.RECEIVED).value,
         attention_reason=None,
+        action_options=None,
+        action_deadline=None,
         fulfillment_method=cmd.method.value,
-        pickup_location_id=store.id if store else None,
+        pickup_location_id=_pickup_location_id(sourced, store),
         ship_address=cmd.address,
         sourcing_profile_version=profile.version,
         version=1,
@@ -305,9 +297,11 @@ async def _source(
     """A pickup locks the store's rows first and plans on the locked numbers: no race, one query.
     Anything else (ship, or a store that falls short) plans on a snapshot and re-checks under lock."""
     if store is not None:
-        # A short store may take transfers, whose rows must be locked together with the store's in
-        # one canonical order: the savepoint lets go of the store's rows first (else deadlocks).
-        savepoint = await session.begin_nested() if profile.pickup_policy is PickupPolicy.TRANSFER else None
+        # A short store may take transfers or hand the pickup to another store, whose rows must be
+        # locked in one canonical order: the savepoint lets go of the store's rows first (else
+        # deadlocks). Asking the customer places nothing elsewhere.
+        widens = profile.on_pickup_shortfall is not PickupShortfall.ASK_CUSTOMER
+        savepoint = await session.begin_nested() if widens else None
         keys = [(store.id, pid) for pid in products.values()]
         positions = await lock_stock(session, keys)
         by_product = {pid: sku for sku, pid in products.items()}
@@ -320,6 +314,15 @@ async def _source(
             await savepoint.rollback()
     # The store alone was just planned on (under lock): go straight to every location.
     return await source_widely(session, request, profile, products, store=store), False
+
+
+def _pickup_location_id(sourced: Sourced, store: LocationRecord | None) -> int | None:
+    """The store the customer collects from: the one chosen, unless ``move`` placed it elsewhere."""
+    if store is None:
+        return None
+    if sourced.plan.rule is Rule.PICKUP_MOVED:
+        return sourced.location_ids[sourced.plan.locations[0]]
+    return store.id
 
 
 def _as_json(value: Any) -> Any:

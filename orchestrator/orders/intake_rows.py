@@ -37,6 +37,8 @@ class OrderRow(msgspec.Struct, kw_only=True):
     discount_total: int
     status: str
     attention_reason: str | None
+    action_options: list | None
+    action_deadline: datetime | None
     fulfillment_method: str
     pickup_location_id: int | None
     ship_address: dict[str, Any] | None

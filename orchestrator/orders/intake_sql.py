@@ -64,7 +64,8 @@ SELECT
   (SELECT coalesce(jsonb_object_agg(sku, id), '{{}}') FROM products WHERE sku = ANY(:skus::text[]) AND active),
   (SELECT to_jsonb(l) FROM (SELECT id, code, lat, lon, capabilities, daily_capacity, active, pickup_hold_days,
                                    prep_minutes FROM locations WHERE code = :pickup_location) l),
-  (SELECT to_jsonb(p) FROM (SELECT version, pickup_policy, min_split_line_value, suggestion_limit, transfer_hours
+  (SELECT to_jsonb(p) FROM (SELECT version, on_pickup_shortfall, ask_customer_fallback, ask_customer_timeout_hours,
+                                   min_split_line_value, suggestion_limit, transfer_hours
                             FROM sourcing_profiles WHERE channel = :channel ORDER BY version DESC LIMIT 1) p),
   (SELECT row(id, email, phone, name) FROM customer LIMIT 1)
 """

@@ -115,7 +115,7 @@ async def _open(uow: UnitOfWork, flow: Intake, order_id: uuid.UUID, payment: New
     if order.status == OrderStatus.CANCELLED.value:
         raise Conflict("a cancelled order is not paid again", status=order.status)
     total = order.totals.total
-    due = still_due(total, await _paid_so_far(uow, order_id))
+    due = still_due(total, await paid_so_far(uow, order_id))
     currency = order.currency.upper()
     if claim is not None:
         # Provisional, until the last transaction replaces it with what the client is told.
@@ -151,7 +151,7 @@ def _reaches(actor: Actor, order: Order) -> bool:
     return actor.kind != Role.CHANNEL or actor.channel == order.channel
 
 
-async def _paid_so_far(uow: UnitOfWork, order_id: uuid.UUID) -> list[PaidSoFar]:
+async def paid_so_far(uow: UnitOfWork, order_id: uuid.UUID) -> list[PaidSoFar]:
     tendered = (
         select(
             PaymentOperation.payment_id,
@@ -216,13 +216,13 @@ async def _one_live(uow: UnitOfWork, flow: Intake, payment: Payment) -> DomainEr
         released = [p for p in others if p.status == "pending" and p.external_id]
         refusal = None
     now = flow.clock.now()
-    drafts = [await _queue_void(uow, p, now) for p in released]
+    drafts = [await queue_void(uow, p, now) for p in released]
     if drafts:
         await record_payment_events(session, order, drafts, flow.actor, now)
     return refusal
 
 
-async def _queue_void(uow: UnitOfWork, payment: Payment, now: datetime) -> OrderEventDraft:
+async def queue_void(uow: UnitOfWork, payment: Payment, now: datetime) -> OrderEventDraft:
     """A void for the worker to run (``payments/captures.py``), as a cancel queues one."""
     void = PaymentOperation(
         payment_id=payment.id,

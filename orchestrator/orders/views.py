@@ -45,6 +45,16 @@ class FulfillmentChoice(msgspec.Struct, kw_only=True):
     address: dict[str, Any] | None = None
 
 
+class ActionRequiredView(msgspec.Struct, kw_only=True):
+    """What the customer (or an agent) can choose while the pickup store cannot serve it all: each
+    option's ``change`` is a ``POST /v1/orders/{id}/changes`` body; at ``deadline`` the profile's
+    fallback applies (null: nothing applies by itself, the order needs attention)."""
+
+    reason: str | None
+    options: list[dict[str, Any]]
+    deadline: datetime | None
+
+
 class OrderView(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     number: str
@@ -63,6 +73,7 @@ class OrderView(msgspec.Struct, kw_only=True):
     lines: list[OrderLineView]
     fulfillment_orders: list[FulfillmentView]
     attention_reason: str | None = None
+    action_required: ActionRequiredView | None = None
     # When what the customer waits for is expected ready: the latest of the open pickups and
     # shipments (transfers only feed them); null when none is open.
     expected_ready_at: datetime | None = None
@@ -131,11 +142,18 @@ def order_view(
             fulfillment_view(f, fulfillment_lines.get(f.id, []), codes, o.number) for f in fulfillments
         ],
         attention_reason=o.attention_reason,
+        action_required=_action_required(o),
         expected_ready_at=expected_ready_at(fulfillments),
         sourcing_profile_version=o.sourcing_profile_version,
         created_at=o.created_at,
         updated_at=o.updated_at,
     )
+
+
+def _action_required(o: Order) -> ActionRequiredView | None:
+    if o.action_options is None:
+        return None
+    return ActionRequiredView(reason=o.attention_reason, options=o.action_options, deadline=o.action_deadline)
 
 
 def expected_ready_at(fulfillments: Sequence[FulfillmentOrder]) -> datetime | None:

@@ -19,6 +19,11 @@ class NotFound(DomainError):
     """A thing the caller named does not exist (or the caller may not see it)."""
 
 
+class Forbidden(DomainError):
+    """The key's role may not do this to a resource it can see (a staff key changing more than
+    the pickup's store, say)."""
+
+
 class InvalidRequest(DomainError):
     """Input that is well-formed but breaks a rule; ``field`` names the culprit."""
 
@@ -101,6 +106,10 @@ class IdempotencyKeyInFlight(Conflict):
 
 class PreconditionRequired(DomainError):
     """A change that must name the version it is based on (``If-Match``) did not."""
+
+
+class NothingToSource(Conflict):
+    """``POST /v1/orders/{id}/re-source`` on an order no unit of which waits for a location."""
 
 
 class ChangeRefused(Conflict):
@@ -245,3 +254,11 @@ class TenderExceedsDue(TenderRefused):
 
 class TenderNotNeeded(TenderRefused):
     pass
+
+
+class AdditionalPaymentRequired(DomainError):
+    """A change raises what a card order costs and no authorisation covers the difference: the
+    channel sends a ``payment`` with the change (the order keeps no card to use off-session)."""
+
+    def __init__(self, detail: str, *, amount: int, currency: str) -> None:
+        super().__init__(detail, amount=amount, currency=currency)

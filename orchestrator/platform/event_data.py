@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -70,6 +71,15 @@ class FulfillmentClosed(FulfillmentData):
     reason: str
 
 
+class FulfillmentMoved(FulfillmentData):
+    """A pickup moved to another store: the store it left (``from_location``) is told."""
+
+    from_location: str
+    to_location: str
+    reason: str
+    units_restocked: int  # picked units put back on the shelf of the store it left
+
+
 class Expired(FulfillmentData):
     reason: str
     pickup_deadline: datetime | None
@@ -112,6 +122,26 @@ class OrderNeedsAttention(Exact):
     lines: list[SkuQuantity]
     excluded: list[str]
     suggestions: list[str]
+
+
+class ActionOption(Exact):
+    """A ready-made change the customer (or an agent) can choose: ``change`` is the body of
+    ``POST /v1/orders/{id}/changes``, to apply or dry-run as it is."""
+
+    id: str
+    description: str
+    change: dict[str, Any]
+    expected_ready_at: datetime | None
+
+
+class OrderActionRequired(Exact):
+    reason: str
+    trigger: str
+    decision_id: uuid.UUID
+    lines: list[SkuQuantity]
+    options: list[ActionOption]
+    fallback: str  # what is applied at ``deadline`` if nobody chooses: transfer | cancel
+    deadline: datetime
 
 
 class CustomerArrived(Exact):

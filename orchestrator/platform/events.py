@@ -19,7 +19,9 @@ from orchestrator.platform.event_data import (
     Expired,
     FulfillmentClosed,
     FulfillmentData,
+    FulfillmentMoved,
     HandedOver,
+    OrderActionRequired,
     OrderCancelled,
     OrderChanged,
     OrderNeedsAttention,
@@ -65,10 +67,12 @@ class EventType(StrEnum):
     FULFILLMENT_REJECTED = "fulfillment.rejected"
     FULFILLMENT_CANCELLED = "fulfillment.cancelled"
     FULFILLMENT_EXPIRED = "fulfillment.expired"
+    FULFILLMENT_MOVED = "fulfillment.moved"
     ORDER_PLACED = "order.placed"
     ORDER_SOURCED = "order.sourced"
     ORDER_RESOURCED = "order.resourced"
     ORDER_NEEDS_ATTENTION = "order.needs_attention"
+    ORDER_ACTION_REQUIRED = "order.action_required"
     ORDER_CUSTOMER_ARRIVED = "order.customer_arrived"
     ORDER_STATUS_CHANGED = "order.status_changed"
     ORDER_CANCELLED = "order.cancelled"
@@ -144,6 +148,11 @@ CATALOGUE: dict[EventType, EventSpec] = {
         "The location cannot fulfil it; its open units are sourced again.", FulfillmentClosed
     ),
     E.FULFILLMENT_CANCELLED: EventSpec("The fulfillment was cancelled; its stock goes back.", FulfillmentClosed),
+    E.FULFILLMENT_MOVED: EventSpec(
+        "The pickup moved to `to_location` (a counter lookup, a change, or the shortfall policy); its "
+        "pickup code stays valid there and `from_location` lets go of its stock.",
+        FulfillmentMoved,
+    ),
     E.FULFILLMENT_EXPIRED: EventSpec("Not collected by the pickup deadline: the goods go back on the shelf.", Expired),
     E.ORDER_PLACED: EventSpec("A channel placed the order.", OrderPlaced),
     E.ORDER_SOURCED: EventSpec("Sourcing decided where the order is fulfilled.", OrderSourced),
@@ -152,6 +161,11 @@ CATALOGUE: dict[EventType, EventSpec] = {
     ),
     E.ORDER_NEEDS_ATTENTION: EventSpec(
         "No location can take some units; an operator has to decide.", OrderNeedsAttention
+    ),
+    E.ORDER_ACTION_REQUIRED: EventSpec(
+        "The pickup store cannot serve it all: the order waits for the customer to choose one of "
+        "`options` (each a ready-made change); at `deadline` the profile's `fallback` applies.",
+        OrderActionRequired,
     ),
     E.ORDER_CUSTOMER_ARRIVED: EventSpec("The customer is waiting outside for these pickups.", CustomerArrived),
     E.ORDER_STATUS_CHANGED: EventSpec("The order's derived status changed.", StatusChanged),

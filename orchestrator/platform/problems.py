@@ -60,6 +60,8 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
 # error class → (status, problem type slug, title). Most specific classes first.
 PROBLEM_TABLE: list[tuple[type[e.DomainError], int, str, str]] = [
     (e.PaymentDeclined, 402, "payment-declined", "Payment declined"),
+    (e.AdditionalPaymentRequired, 402, "additional-payment-required", "The change needs a payment for the difference"),
+    (e.Forbidden, 403, "forbidden", "Not allowed for this API key"),
     (e.PaymentIntentMismatch, 422, "payment-intent-mismatch", "Payment does not match the order"),
     (e.PaymentsNotConfigured, 422, "payments-not-configured", "Payments not configured"),
     (e.WebhookSignatureInvalid, 400, "webhook-signature-invalid", "Webhook signature invalid"),
@@ -82,6 +84,7 @@ PROBLEM_TABLE: list[tuple[type[e.DomainError], int, str, str]] = [
     (e.OrderNotCancellable, 409, "order-not-cancellable", "Order cannot be cancelled"),
     (e.IdempotencyKeyInFlight, 409, "idempotency-key-in-flight", "Request with this key in flight"),
     (e.ChangeRefused, 409, "change-refused", "Order change refused"),
+    (e.NothingToSource, 409, "nothing-to-source", "Nothing on the order waits for a location"),
     (e.AlreadyExists, 409, "already-exists", "Already exists"),
     (e.PickupLocked, 423, "pickup-locked", "Pickup locked"),
     (e.RateLimited, 429, "too-many-requests", "Too many requests"),

@@ -1,8 +1,14 @@
 """Sourcing: which location fulfils which line, and the rule that decided. Pure; no I/O.
 
-Pickup: the chosen store when it can serve everything. Otherwise, per the channel's profile,
-``suggest`` the nearest stores that can (the caller answers 409) or ``transfer`` the short
-quantities from other stores to the pickup store.
+Pickup: the chosen store when it can serve everything. Otherwise the channel profile's
+``on_pickup_shortfall`` decides:
+- ``transfer``: the short quantities travel from other stores to the pickup store;
+- ``move``: the pickup goes to the nearest store that can serve all of it (``PICKUP_MOVED``);
+- ``ask_customer``: nothing is placed; the plan suggests the nearest stores that can serve it all.
+  At checkout the customer is present, so intake answers 409 with the suggestions and the channel
+  asks them there: no order waits. Only an order already placed (a rejection or short pick later)
+  waits in ``action_required`` with ready-made changes (``sourcing/shortfall_options.py``).
+A policy that cannot act (no store holds it all, no transfer covers it) ends as ``PICKUP_SHORT``.
 Ship: fewest locations first, then distance to the customer, then capacity headroom; never
 split a line into a part worth less than ``min_split_line_value``; skip locations that are
 excluded, at capacity, or lack the capability; availability is already net of safety stock.
@@ -16,7 +22,7 @@ from orchestrator.order_record.states import Method
 from orchestrator.sourcing.model import (
     Allocation,
     Candidate,
-    PickupPolicy,
+    PickupShortfall,
     Rule,
     ScoredCandidate,
     SourcingPlan,
@@ -59,7 +65,7 @@ def _plan_pickup(
         if not remaining:
             scored = _score(pool, scorer, capability, demand, chosen={store.code})
             return SourcingPlan(Rule.PICKUP_AT_STORE, tuple(local), scored)
-        if profile.pickup_policy is PickupPolicy.TRANSFER:
+        if profile.on_pickup_shortfall is PickupShortfall.TRANSFER:
             sources = [c for c in pool if c.code != store.code and scorer.ineligible_reason(c, "ship") is None]
             moved, still_short = _cover(sources, remaining, scorer, profile)
             if not still_short:
@@ -70,7 +76,15 @@ def _plan_pickup(
                 scored = _score(pool, scorer, capability, demand, chosen=chosen)
                 return SourcingPlan(Rule.PICKUP_WITH_TRANSFER, tuple(local + transfers), scored)
 
-    suggestions = _whole_order_locations(pool, scorer, capability, demand, profile)
+    serving = _serving_all(pool, scorer, capability, demand)
+    suggestions = tuple(c.code for c in serving[: profile.suggestion_limit])
+    if profile.on_pickup_shortfall is PickupShortfall.MOVE and serving:
+        # The nearest store holding all of it takes the whole pickup, nothing from the chosen one.
+        nearest = serving[0]
+        moved, rest = _allocate_splitting_lines([nearest], demand, scorer, profile)
+        if not rest:
+            scored = _score(pool, scorer, capability, demand, chosen={nearest.code})
+            return SourcingPlan(Rule.PICKUP_MOVED, tuple(moved), scored, suggestions=suggestions)
     scored = _score(pool, scorer, capability, demand, chosen=set())
     return SourcingPlan(Rule.PICKUP_SHORT, (), scored, unfilled=remaining, suggestions=suggestions)
 
@@ -250,6 +264,11 @@ def _whole_order_locations(
     demand: Demand,
     profile: SourcingProfile,
 ) -> tuple[str, ...]:
+    return tuple(c.code for c in _serving_all(pool, scorer, capability, demand)[: profile.suggestion_limit])
+
+
+def _serving_all(pool: Sequence[Candidate], scorer: Scorer, capability: str, demand: Demand) -> list[Candidate]:
+    """The locations (not excluded, with the capability) holding every unit, nearest first."""
     total = sum(demand.values())
     serving = [
         c
@@ -259,7 +278,7 @@ def _whole_order_locations(
         and scorer.coverage(c, demand) == total
     ]
     serving.sort(key=scorer.preference)
-    return tuple(c.code for c in serving[: profile.suggestion_limit])
+    return serving
 
 
 def _score(

@@ -17,14 +17,25 @@ DEFAULT_PREP_MINUTES = 120
 DEFAULT_TRANSFER_HOURS = 24
 
 
-class PickupPolicy(StrEnum):
-    SUGGEST = "suggest"
+class PickupShortfall(StrEnum):
+    """What happens when the pickup store cannot serve it all (``engine.py`` says when)."""
+
+    TRANSFER = "transfer"  # the short units travel to the pickup store from other stores
+    MOVE = "move"  # the pickup goes to the nearest store that can serve it all
+    ASK_CUSTOMER = "ask_customer"  # the customer chooses among ready-made changes
+
+
+class ShortfallFallback(StrEnum):
+    """What an order waiting for the customer gets when nobody chose by its deadline."""
+
     TRANSFER = "transfer"
+    CANCEL = "cancel"
 
 
 class Rule(StrEnum):
     PICKUP_AT_STORE = "pickup_at_store"
     PICKUP_WITH_TRANSFER = "pickup_with_transfer"
+    PICKUP_MOVED = "pickup_moved_to_nearest_store"
     PICKUP_SHORT = "pickup_short_suggest_stores"
     SHIP_SINGLE = "ship_single_location"
     SHIP_SPLIT = "ship_split_fewest_locations"
@@ -34,7 +45,9 @@ class Rule(StrEnum):
 @dataclass(frozen=True, slots=True)
 class SourcingProfile:
     version: int = 0
-    pickup_policy: PickupPolicy = PickupPolicy.SUGGEST
+    on_pickup_shortfall: PickupShortfall = PickupShortfall.ASK_CUSTOMER
+    ask_customer_fallback: ShortfallFallback = ShortfallFallback.TRANSFER
+    ask_customer_timeout_hours: int = 24
     min_split_line_value: int = 0
     suggestion_limit: int = 5
     # How long units take to travel to a pickup store (expected ready times, ``ready_time.py``).
@@ -124,7 +137,10 @@ def profile_from_row(row: Mapping[str, Any] | None) -> SourcingProfile:
         return SourcingProfile()
     return SourcingProfile(
         version=row["version"],
-        pickup_policy=PickupPolicy(row["pickup_policy"]),
+        on_pickup_shortfall=PickupShortfall(row["on_pickup_shortfall"]),
+        # A row read by an older query (or stored before the fallback existed) takes the defaults.
+        ask_customer_fallback=ShortfallFallback(row.get("ask_customer_fallback", ShortfallFallback.TRANSFER)),
+        ask_customer_timeout_hours=row.get("ask_customer_timeout_hours", 24),
         min_split_line_value=row["min_split_line_value"],
         suggestion_limit=row["suggestion_limit"],
         # A row stored before profiles carried a transfer time takes the default.

@@ -29,7 +29,11 @@ class ProfileVersionTaken(RetryOnFreshRead):
 class ProfileView(msgspec.Struct, kw_only=True):
     channel: str
     version: int
-    pickup_policy: str
+    # When the pickup store cannot serve it all: transfer | move | ask_customer; an order waiting
+    # for the customer gets ``ask_customer_fallback`` after ``ask_customer_timeout_hours``.
+    on_pickup_shortfall: str
+    ask_customer_fallback: str
+    ask_customer_timeout_hours: int
     min_split_line_value: int
     suggestion_limit: int
     # How long units take to travel to a pickup store, in hours (expected ready times).
@@ -72,7 +76,9 @@ def _view(channel: str, profile: SourcingProfile, row: SourcingProfileVersion | 
     return ProfileView(
         channel=channel,
         version=profile.version,
-        pickup_policy=profile.pickup_policy.value,
+        on_pickup_shortfall=profile.on_pickup_shortfall.value,
+        ask_customer_fallback=profile.ask_customer_fallback.value,
+        ask_customer_timeout_hours=profile.ask_customer_timeout_hours,
         min_split_line_value=profile.min_split_line_value,
         suggestion_limit=profile.suggestion_limit,
         transfer_hours=profile.transfer_hours,

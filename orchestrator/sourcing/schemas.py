@@ -13,7 +13,9 @@ Channel = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 
 
 class ProfileIn(RequestBody, kw_only=True):
-    pickup_policy: Literal["suggest", "transfer"] = "suggest"
+    on_pickup_shortfall: Literal["transfer", "move", "ask_customer"] = "ask_customer"
+    ask_customer_fallback: Literal["transfer", "cancel"] = "transfer"
+    ask_customer_timeout_hours: Annotated[int, msgspec.Meta(ge=1, le=720)] = 24
     min_split_line_value: Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)] = 0
     suggestion_limit: Annotated[int, msgspec.Meta(ge=0, le=50)] = 5
     transfer_hours: Annotated[int, msgspec.Meta(ge=0, le=720)] = 24

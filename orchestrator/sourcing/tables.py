@@ -13,11 +13,21 @@ from orchestrator.platform.columns import created_at, jsonb
 
 class SourcingProfileVersion(SQLModel, table=True):
     __tablename__ = "sourcing_profiles"
-    __table_args__ = (CheckConstraint("transfer_hours >= 0", name="transfer_hours_not_negative"),)
+    __table_args__ = (
+        CheckConstraint("transfer_hours >= 0", name="transfer_hours_not_negative"),
+        CheckConstraint("ask_customer_timeout_hours > 0", name="ask_customer_timeout_positive"),
+    )
 
     channel: str = Field(primary_key=True, max_length=80)
     version: int = Field(primary_key=True)
-    pickup_policy: str = Field(max_length=20)
+    # What happens when the pickup store cannot serve it all: transfer | move | ask_customer.
+    on_pickup_shortfall: str = Field(
+        default="ask_customer", max_length=20, sa_column_kwargs={"server_default": "ask_customer"}
+    )
+    ask_customer_fallback: str = Field(
+        default="transfer", max_length=20, sa_column_kwargs={"server_default": "transfer"}
+    )
+    ask_customer_timeout_hours: int = Field(default=24, sa_column_kwargs={"server_default": text("24")})
     min_split_line_value: int = Field(default=0, sa_type=BigInteger)
     suggestion_limit: int = 5
     # How long units take to travel between stores (expected ready time of a transfer-fed pickup).

@@ -92,8 +92,8 @@ async def test_channel_key_may_not_use_admin_or_stock_changing_endpoints(shop):
         ("POST", "/v1/products", {"sku": "B", "name": "Bee"}),
         ("PATCH", "/v1/products/A", {"name": "Renamed"}),
         ("DELETE", "/v1/products/A", None),
-        ("PUT", "/v1/sourcing-profiles/x", {"pickup_policy": "transfer"}),
-        ("PUT", "/v1/sourcing-profiles/web", {"pickup_policy": "transfer"}),
+        ("PUT", "/v1/sourcing-profiles/x", {"on_pickup_shortfall": "transfer"}),
+        ("PUT", "/v1/sourcing-profiles/web", {"on_pickup_shortfall": "transfer"}),
         ("PUT", "/v1/locations/S1/stock/A", {"on_hand": 99, "reason": "x"}),
         ("POST", "/v1/locations/S1/stock/A/adjustments", {"delta": 1, "reason": "x"}),
     ]

@@ -60,7 +60,7 @@ async def test_a_location_starts_with_two_hours_of_preparation(shop, clock):
 
 
 async def test_a_pickup_fed_by_a_transfer_waits_for_the_transfer_hours_and_the_store_prep(shop, clock):
-    r = await shop.client.put("/v1/sourcing-profiles/web", json={"pickup_policy": "transfer"}, headers=shop.admin)
+    r = await shop.client.put("/v1/sourcing-profiles/web", json={"on_pickup_shortfall": "transfer"}, headers=shop.admin)
     assert r.status_code == 200, r.text
     assert r.json()["transfer_hours"] == TRANSFER_HOURS
     profile = (await shop.client.get("/v1/sourcing-profiles/web", headers=shop.admin)).json()
@@ -172,7 +172,7 @@ async def test_bad_prep_times_are_422_problems(shop):
 
 
 async def test_the_simulation_answers_each_planned_fulfillment_expected_ready_time(shop, clock):
-    await shop.client.put("/v1/sourcing-profiles/sim", json={"pickup_policy": "transfer"}, headers=shop.admin)
+    await shop.client.put("/v1/sourcing-profiles/sim", json={"on_pickup_shortfall": "transfer"}, headers=shop.admin)
     await shop.location("S1", lat=NEAR[0], lon=NEAR[1], prep_minutes=30)
     await shop.location("S2", lat=MID[0], lon=MID[1], prep_minutes=45)
     await shop.product("A")
@@ -209,7 +209,7 @@ async def test_the_simulation_answers_each_planned_fulfillment_expected_ready_ti
 
 
 async def test_a_profile_sets_its_own_transfer_hours_for_new_orders(shop, clock):
-    body = {"pickup_policy": "transfer", "transfer_hours": 6}
+    body = {"on_pickup_shortfall": "transfer", "transfer_hours": 6}
     r = await shop.client.put("/v1/sourcing-profiles/web", json=body, headers=shop.admin)
     assert r.status_code == 200, r.text
     assert r.json()["transfer_hours"] == 6

@@ -221,7 +221,7 @@ async def test_short_pick_with_nowhere_else_flags_needs_attention_but_keeps_what
 
 
 async def test_transfer_policy_moves_short_units_to_the_pickup_store_which_is_ready_only_after_arrival(shop, db):
-    r = await shop.client.put("/v1/sourcing-profiles/web", json={"pickup_policy": "transfer"}, headers=shop.admin)
+    r = await shop.client.put("/v1/sourcing-profiles/web", json={"on_pickup_shortfall": "transfer"}, headers=shop.admin)
     assert r.status_code == 200, r.text
     s1, s2 = await setup_two_stores(shop, near_stock=1, mid_stock=5)
     await shop.location("S3")
@@ -294,7 +294,7 @@ async def test_suggest_policy_refuses_a_short_pickup_with_stores_that_could_serv
 
 
 async def test_transfer_source_rejecting_resources_the_transfer_from_another_store(shop):
-    r = await shop.client.put("/v1/sourcing-profiles/web", json={"pickup_policy": "transfer"}, headers=shop.admin)
+    r = await shop.client.put("/v1/sourcing-profiles/web", json={"on_pickup_shortfall": "transfer"}, headers=shop.admin)
     assert r.status_code == 200, r.text
     s1, s2 = await setup_two_stores(shop, near_stock=1, mid_stock=5)
     await shop.location("S3", lat=FAR[0], lon=FAR[1])
@@ -316,7 +316,7 @@ async def test_transfer_source_rejecting_resources_the_transfer_from_another_sto
 
 
 async def test_short_pick_at_the_pickup_store_under_transfer_policy_brings_the_units_from_another_store(shop):
-    r = await shop.client.put("/v1/sourcing-profiles/web", json={"pickup_policy": "transfer"}, headers=shop.admin)
+    r = await shop.client.put("/v1/sourcing-profiles/web", json={"on_pickup_shortfall": "transfer"}, headers=shop.admin)
     assert r.status_code == 200, r.text
     s1, _ = await setup_two_stores(shop, near_stock=3, mid_stock=5)
     order = (await shop.place(shop.order_body([("A", 3)], location="S1"))).json()
@@ -337,7 +337,7 @@ async def test_short_pick_at_the_pickup_store_under_transfer_policy_brings_the_u
 
 
 async def test_transfer_to_a_pickup_store_that_never_stocked_the_sku_books_it_in_and_hands_over(shop, db):
-    r = await shop.client.put("/v1/sourcing-profiles/web", json={"pickup_policy": "transfer"}, headers=shop.admin)
+    r = await shop.client.put("/v1/sourcing-profiles/web", json={"on_pickup_shortfall": "transfer"}, headers=shop.admin)
     assert r.status_code == 200, r.text
     s1, s2 = await setup_two_stores(shop, near_stock=0, mid_stock=5)
     order = (await shop.place(shop.order_body([("A", 2)], location="S1"))).json()

@@ -179,14 +179,16 @@ async def test_if_match_is_required_and_a_stale_version_is_412_with_the_current_
     assert stale["current_version"] == (await get_order(shop, order["id"]))["version"]
 
 
-async def test_unknown_actions_and_raised_quantities_are_422(paid):
+async def test_malformed_actions_and_unknown_lines_are_422(paid):
     shop = await with_b(paid)
     order = await paid_order(shop)
     assert_problem(
         await change(shop, order, [{"type": "add_line", "sku": "A", "quantity": 1}]), 422, "validation-error"
     )
-    raised = await change(shop, order, [{"type": "set_quantity", "line_id": line(order, "A"), "quantity": 4}])
-    assert_problem(raised, 422, "invalid-request")
+    unknown = await change(shop, order, [{"type": "set_quantity", "line_id": order["id"], "quantity": 4}])
+    assert_problem(unknown, 422, "invalid-request")
+    nowhere = await change(shop, order, [{"type": "move_pickup", "location": "NOPE"}])
+    assert_problem(nowhere, 422, "invalid-request")
 
 
 async def test_a_replay_with_the_same_key_is_the_first_answer_before_if_match_is_checked(paid):

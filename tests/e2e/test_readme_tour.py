@@ -66,6 +66,7 @@ def test_the_readme_tour_runs_against_the_dev_stack_as_written(stack: DevStack, 
     for step in ("/accept → 200", "/pick → 200", "/ready → 200", "/resend-code → 200", "/handover → 200"):
         assert step in out, f"no {step!r} in the tour's output:\n{out}"
     assert "Idempotent-Replayed: true" in out
+    assert re.search(r"/changes\?dry_run=true → 200.*/changes → 200", out, re.S), "a dry run, then the change"
     assert re.search(r"/cancel → 200.*/cancel → 412", out, re.S), "cancel, then a stale If-Match"
     # the last step, `orchestrator events NUMBER`: the whole pickup on the timeline
     assert "status completed" in out and "fulfillment.picked_up" in out

@@ -158,7 +158,7 @@ def world(live_url: str) -> dict[str, list[str]]:
             _ok(c.post("/v1/locations", json={"code": code, "name": f"Spare {code}", "capabilities": ["ship"]}), 201)
         for sku in ("XA", "XB"):
             _ok(c.post("/v1/products", json={"sku": sku, "name": f"Spare {sku}"}), 201)
-        _ok(c.put("/v1/sourcing-profiles/web", json={"pickup_policy": "transfer"}))
+        _ok(c.put("/v1/sourcing-profiles/web", json={"on_pickup_shortfall": "transfer"}))
         orders = [
             _ok(
                 c.post(

@@ -39,42 +39,71 @@ async def test_unset_profile_reads_as_version_0_defaults(shop):
     r = await get_profile(shop, "web")
     assert r.status_code == 200, r.text
     p = r.json()
-    assert (p["channel"], p["version"], p["pickup_policy"], p["min_split_line_value"]) == ("web", 0, "suggest", 0)
+    assert (p["channel"], p["version"], p["on_pickup_shortfall"], p["min_split_line_value"]) == (
+        "web",
+        0,
+        "ask_customer",
+        0,
+    )
 
 
 async def test_each_put_makes_a_new_profile_version(shop, clock):
-    r1 = await put_profile(shop, "web", {"pickup_policy": "transfer", "min_split_line_value": 500})
+    r1 = await put_profile(shop, "web", {"on_pickup_shortfall": "transfer", "min_split_line_value": 500})
     assert r1.status_code == 200, r1.text
-    assert (r1.json()["version"], r1.json()["pickup_policy"], r1.json()["min_split_line_value"]) == (1, "transfer", 500)
+    assert (r1.json()["version"], r1.json()["on_pickup_shortfall"], r1.json()["min_split_line_value"]) == (
+        1,
+        "transfer",
+        500,
+    )
     clock.advance(timedelta(minutes=1))
-    r2 = await put_profile(shop, "web", {"pickup_policy": "suggest"})
+    r2 = await put_profile(shop, "web", {"on_pickup_shortfall": "ask_customer"})
     assert r2.status_code == 200, r2.text
-    assert (r2.json()["version"], r2.json()["pickup_policy"], r2.json()["min_split_line_value"]) == (2, "suggest", 0)
+    assert (r2.json()["version"], r2.json()["on_pickup_shortfall"], r2.json()["min_split_line_value"]) == (
+        2,
+        "ask_customer",
+        0,
+    )
     current = (await get_profile(shop, "web")).json()
-    assert (current["version"], current["pickup_policy"]) == (2, "suggest")
+    assert (current["version"], current["on_pickup_shortfall"]) == (2, "ask_customer")
     assert current["created_by"] and current["created_by"].startswith("admin")
     # Another channel's versions are its own.
-    r3 = await put_profile(shop, "app", {"pickup_policy": "transfer"})
+    r3 = await put_profile(shop, "app", {"on_pickup_shortfall": "transfer"})
     assert r3.json()["version"] == 1
     assert (await get_profile(shop, "web")).json()["version"] == 2
 
 
 async def test_profile_put_validates_its_body(shop):
-    r = await put_profile(shop, "web", {"pickup_policy": "teleport"})
+    r = await put_profile(shop, "web", {"on_pickup_shortfall": "teleport"})
     assert r.status_code in (400, 422), r.text
     r = await put_profile(shop, "web", {"min_split_line_value": -1})
     assert r.status_code in (400, 422), r.text
+    # The old field is gone: unknown, like any other unknown field.
+    r = await put_profile(shop, "web", {"pickup_policy": "transfer"})
+    assert r.status_code in (400, 422), r.text
+    for bad in ({"ask_customer_timeout_hours": 0}, {"ask_customer_fallback": "move"}):
+        r = await put_profile(shop, "web", bad)
+        assert r.status_code in (400, 422), r.text
     assert (await get_profile(shop, "web")).json()["version"] == 0
+    r = await put_profile(
+        shop, "web", {"on_pickup_shortfall": "move", "ask_customer_fallback": "cancel", "ask_customer_timeout_hours": 6}
+    )
+    assert r.status_code == 200, r.text
+    got = (await get_profile(shop, "web")).json()
+    assert (got["on_pickup_shortfall"], got["ask_customer_fallback"], got["ask_customer_timeout_hours"]) == (
+        "move",
+        "cancel",
+        6,
+    )
 
 
 async def test_channel_key_reads_only_its_own_profile_and_changes_none(shop):
-    await put_profile(shop, "web", {"pickup_policy": "transfer"})
-    await put_profile(shop, "app", {"pickup_policy": "suggest"})
+    await put_profile(shop, "web", {"on_pickup_shortfall": "transfer"})
+    await put_profile(shop, "app", {"on_pickup_shortfall": "ask_customer"})
     web = await shop.channel("web")
     r = await get_profile(shop, "web", web)
-    assert r.status_code == 200 and r.json()["pickup_policy"] == "transfer"
+    assert r.status_code == 200 and r.json()["on_pickup_shortfall"] == "transfer"
     assert (await get_profile(shop, "app", web)).status_code in (403, 404)
-    assert (await put_profile(shop, "web", {"pickup_policy": "suggest"}, web)).status_code == 403
+    assert (await put_profile(shop, "web", {"on_pickup_shortfall": "ask_customer"}, web)).status_code == 403
     await shop.location("NEAR")
     staff = await shop.staff("NEAR")
     assert (await get_profile(shop, "web", staff)).status_code == 403
@@ -111,7 +140,7 @@ async def test_the_profile_of_the_orders_channel_decides_the_pickup_policy(shop)
     await stores(shop)
     await shop.stock("NEAR", "A", 1)
     await shop.stock("MID", "A", 5)
-    await put_profile(shop, "app", {"pickup_policy": "transfer"})
+    await put_profile(shop, "app", {"on_pickup_shortfall": "transfer"})
     web = await shop.place(shop.order_body([("A", 2)], location="NEAR"))
     assert web.status_code == 409, web.text
     app = await shop.place(shop.order_body([("A", 2)], location="NEAR"), headers=await shop.channel("app"))
@@ -247,7 +276,7 @@ async def test_simulate_uses_the_channels_current_profile_and_exclusions(shop):
     await stores(shop)
     await shop.stock("NEAR", "A", 1)
     await shop.stock("MID", "A", 5)
-    await put_profile(shop, "web", {"pickup_policy": "transfer"})
+    await put_profile(shop, "web", {"on_pickup_shortfall": "transfer"})
     body = {
         "channel": "web",
         "method": "pickup",

@@ -231,7 +231,7 @@ async def test_pickups_at_two_stores_each_needing_transfers_from_the_other_never
     retried = record_retries(monkeypatch)
     # A pickup locks its own store's rows first; one that falls short then also locks the other
     # store's rows for a transfer. Two such pickups at the two stores lock in opposite orders.
-    r = await shop.client.put("/v1/sourcing-profiles/web", json={"pickup_policy": "transfer"}, headers=shop.admin)
+    r = await shop.client.put("/v1/sourcing-profiles/web", json={"on_pickup_shortfall": "transfer"}, headers=shop.admin)
     assert r.status_code == 200, r.text
     await shop.location("S1", lat=52.52, lon=13.40)
     await shop.location("S2", lat=52.50, lon=13.35)

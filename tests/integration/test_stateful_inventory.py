@@ -91,7 +91,7 @@ class InventoryMachine(RuleBasedStateMachine):
             for sku in SKUS:
                 await add_product(self.db, sku)
             await self.db.run(
-                committing(lambda uow: put_profile(uow, "app", {"pickup_policy": "transfer"}, ADMIN, NOW))
+                committing(lambda uow: put_profile(uow, "app", {"on_pickup_shortfall": "transfer"}, ADMIN, NOW))
             )
             for (code, sku), qty in sorted(stock.items()):
                 await stock_changed(self.db, code, sku, StockUpdate(reason="opening count", on_hand=qty))

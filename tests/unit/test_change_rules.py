@@ -16,6 +16,7 @@ from orchestrator.orders.change_rules import (
     ChangeAddress,
     OrderState,
     SetQuantity,
+    Site,
     check_actions,
     plan_change,
 )
@@ -24,6 +25,11 @@ from orchestrator.platform.errors import InvalidRequest
 from orchestrator.platform.money import OrderTotals
 
 A, B = uuid.uuid4(), uuid.uuid4()
+SITES = {
+    "S1": Site(1, "S1", frozenset({"pickup", "ship"})),
+    "S2": Site(2, "S2", frozenset({"pickup", "ship"})),
+    "WH": Site(3, "WH", frozenset({"ship"})),
+}
 CTX = Context(Actor("channel", "app", channel="app"), datetime(2026, 12, 1, tzinfo=UTC), "secret")
 
 
@@ -38,7 +44,14 @@ def fulfillment(status: Status = Status.PENDING, *, a: int = 3, b: int = 2, pick
 def state(*fulfillments: Fulfillment, unsourced_a: int = 0, method: Method = Method.PICKUP) -> OrderState:
     lines = (OrderLine(A, "A", 3 + unsourced_a, unsourced=unsourced_a), OrderLine(B, "B", 2))
     subtotal = (3 + unsourced_a) * 1000 + 2 * 500
-    return OrderState(Order("placed", fulfillments, lines), method, {A: 1000, B: 500}, OrderTotals(subtotal, 500, 0, 0))
+    return OrderState(
+        Order("placed", fulfillments, lines),
+        method,
+        {A: 1000, B: 500},
+        OrderTotals(subtotal, 500, 0, 0),
+        pickup_location="S1" if method.is_pickup else None,
+        sites=SITES,
+    )
 
 
 def test_a_lower_quantity_cancels_the_units_and_releases_their_reservation():
@@ -103,7 +116,7 @@ def test_the_address_changes_only_for_a_parcel_not_yet_packed():
     parcel = fulfillment(method=Method.SHIP)
     address = {"line1": "2 Other St", "country": "DE"}
     plan = plan_change(state(parcel, method=Method.SHIP), [ChangeAddress(address)], CTX)
-    assert plan.accepted and plan.address == address
+    assert plan.accepted and plan.fields.address == address
     assert [o.fields["ship_address"] for o in plan.outcomes] == [address]
     packed = plan_change(
         state(fulfillment(Status.PACKED, method=Method.SHIP), method=Method.SHIP), [ChangeAddress(address)], CTX
@@ -129,10 +142,16 @@ def test_cancel_order_stands_alone_and_cancels_what_is_open():
     assert [d.reason for d in mixed.decisions] == [None, "cancel_order_stands_alone"]
 
 
-def test_a_raised_quantity_or_an_unknown_line_is_no_change_at_all():
-    with pytest.raises(InvalidRequest) as raised:
-        check_actions(state(fulfillment()), [CancelLine(B, 1), SetQuantity(A, 4)])
-    assert raised.value.field == "actions[1].quantity"
+def test_a_raised_quantity_joins_the_pickup_nobody_picks_yet():
+    fo = fulfillment()
+    plan = plan_change(state(fo), [CancelLine(B, 1), SetQuantity(A, 5)], CTX)
+    assert plan.accepted and plan.raised == {A: 2} and plan.taken == {B: 1}
+    [ask] = plan.asks
+    assert (ask.pickup, ask.units, ask.joining, ask.index) == (fo.id, {A: 2}, {A: 2}, 1)
+    assert plan.totals_after.subtotal == plan.totals_before.subtotal - 500 + 2000
+
+
+def test_an_unknown_line_is_no_change_at_all():
     with pytest.raises(InvalidRequest) as unknown:
         check_actions(state(fulfillment()), [CancelLine(uuid.uuid4())])
     assert unknown.value.field == "actions[0].line_id"

@@ -92,6 +92,6 @@ def test_never_before_now_and_a_transfer_never_makes_it_sooner(prep, hours, wait
 def test_the_defaults_and_a_stored_profile_without_a_transfer_time():
     assert (DEFAULT_PREP_MINUTES, DEFAULT_TRANSFER_HOURS) == (120, 24)
     assert SourcingProfile().transfer_hours == DEFAULT_TRANSFER_HOURS
-    row = {"version": 3, "pickup_policy": "suggest", "min_split_line_value": 0, "suggestion_limit": 5}
+    row = {"version": 3, "on_pickup_shortfall": "ask_customer", "min_split_line_value": 0, "suggestion_limit": 5}
     assert profile_from_row(row).transfer_hours == DEFAULT_TRANSFER_HOURS
     assert profile_from_row({**row, "transfer_hours": 6}).transfer_hours == 6

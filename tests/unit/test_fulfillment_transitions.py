@@ -220,8 +220,11 @@ def test_ready_waits_for_every_feeding_transfer_to_arrive() -> None:
     assert arrived.state is Status.READY_FOR_PICKUP
 
 
-def test_ready_issues_a_new_code_and_a_deadline_from_the_hold_days() -> None:
-    fo = fulfillment(Status.PICKING, line(picked=3), pickup_hold_days=3, pickup_code_issue=1, pickup_failed_attempts=4)
+def test_ready_issues_the_code_once_and_a_deadline_from_the_hold_days() -> None:
+    first = decide(fulfillment(Status.PICKING, line(picked=3), pickup_hold_days=3), MarkReady())
+    assert first.fields["pickup_code_issue"] == 1
+    # Ready again after the pickup moved to another store: the customer's code stays valid there.
+    fo = fulfillment(Status.PICKING, line(picked=3), pickup_hold_days=3, pickup_code_issue=2, pickup_failed_attempts=4)
     outcome = decide(fo, MarkReady())
     assert outcome.state is Status.READY_FOR_PICKUP
     assert outcome.fields == {

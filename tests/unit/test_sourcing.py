@@ -18,7 +18,7 @@ from orchestrator.sourcing.model import (
     Allocation,
     Candidate,
     LineDemand,
-    PickupPolicy,
+    PickupShortfall,
     Rule,
     SourcingPlan,
     SourcingProfile,
@@ -76,8 +76,8 @@ def placed(plan: SourcingPlan) -> dict[tuple[str, str], int]:
 
 
 DEFAULT = SourcingProfile()
-SUGGEST = SourcingProfile(pickup_policy=PickupPolicy.SUGGEST)
-TRANSFER = SourcingProfile(pickup_policy=PickupPolicy.TRANSFER)
+SUGGEST = SourcingProfile(on_pickup_shortfall=PickupShortfall.ASK_CUSTOMER)
+TRANSFER = SourcingProfile(on_pickup_shortfall=PickupShortfall.TRANSFER)
 STORE_CAPS = ("pickup", "curbside", "ship")
 
 
@@ -479,8 +479,8 @@ def test_pickup_at_an_unknown_store_places_nothing_and_suggests_others() -> None
     assert plan.suggestions == ("S-1",)
 
 
-@pytest.mark.parametrize("policy", list(PickupPolicy))
-def test_an_excluded_pickup_store_gets_nothing_placed(policy: PickupPolicy) -> None:
+@pytest.mark.parametrize("policy", [PickupShortfall.ASK_CUSTOMER, PickupShortfall.TRANSFER])
+def test_an_excluded_pickup_store_gets_nothing_placed(policy: PickupShortfall) -> None:
     pool = [
         loc("STORE", {"A": 5}, km=0, caps=STORE_CAPS),
         loc("OTHER", {"A": 5}, km=3, caps=STORE_CAPS),
@@ -488,7 +488,7 @@ def test_an_excluded_pickup_store_gets_nothing_placed(policy: PickupPolicy) -> N
     plan = plan_sourcing(
         pickup("STORE", line("1", "A", 2), excluded=["STORE"]),
         pool,
-        SourcingProfile(pickup_policy=policy),
+        SourcingProfile(on_pickup_shortfall=policy),
     )
     assert plan.allocations == ()
     assert plan.unfilled == {"1": 2}
@@ -568,7 +568,7 @@ def test_pickup_with_transfer_never_splits_below_the_minimum_at_the_store() -> N
         loc("STORE", {"A": 1}, km=0, caps=STORE_CAPS),
         loc("SRC", {"A": 5}, km=5, caps=("ship",)),
     ]
-    profile = SourcingProfile(pickup_policy=PickupPolicy.TRANSFER, min_split_line_value=300)
+    profile = SourcingProfile(on_pickup_shortfall=PickupShortfall.TRANSFER, min_split_line_value=300)
     plan = plan_sourcing(pickup("STORE", line("1", "A", 5, price=100)), pool, profile)
     assert plan.complete
     assert placed(plan) == {("SRC", "1"): 5}
@@ -758,7 +758,7 @@ def scenarios(draw, methods: Iterable[Method] = tuple(Method), floors: Iterable[
     destination = draw(st.one_of(st.none(), st.just(HOME), st.just(Coordinates(0.5, -0.5))))
     request = SourcingRequest(lines, method, pickup_location=store, destination=destination, excluded=excluded)
     profile = SourcingProfile(
-        pickup_policy=draw(st.sampled_from(list(PickupPolicy))),
+        on_pickup_shortfall=draw(st.sampled_from(list(PickupShortfall))),
         min_split_line_value=draw(st.sampled_from(list(floors))),
         suggestion_limit=draw(st.integers(min_value=0, max_value=4)),
     )
@@ -789,7 +789,7 @@ def split_scenarios(draw):
     return (
         request,
         pool,
-        SourcingProfile(pickup_policy=PickupPolicy.TRANSFER, min_split_line_value=floor),
+        SourcingProfile(on_pickup_shortfall=PickupShortfall.TRANSFER, min_split_line_value=floor),
     )
 
 
@@ -860,8 +860,13 @@ def test_property_a_plan_never_uses_an_excluded_incapable_or_full_location(scena
         c = by_code[a.location]
         assert a.location not in request.excluded
         if a.transfer_to is None and request.method.is_pickup:
-            # Collected at the chosen store: capability needed, capacity is not.
-            assert a.location == request.pickup_location
+            # Collected at the chosen store (or, moved, at the one holding all of it): capability
+            # needed, capacity is not.
+            if plan.rule is Rule.PICKUP_MOVED:
+                assert profile.on_pickup_shortfall is PickupShortfall.MOVE
+                assert a.location != request.pickup_location
+            else:
+                assert a.location == request.pickup_location
             assert request.method.capability in c.capabilities
         else:
             assert ship_eligible(c, request)
