@@ -20,30 +20,21 @@ private event loop where the app runs (as ``test_money_state_machine``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from datetime import timedelta
+from typing import Any
 
-from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
-from redis.asyncio import Redis
-from sqlalchemy import text
 
-from orchestrator.app import create_app
-from orchestrator.platform.clock import ManualClock
-from orchestrator.platform.db import Database
-from tests.conftest import TABLES
-from tests.e2e.conftest import Shop, serving, settings_for
+from tests.e2e.conftest import settings_for
+from tests.e2e.http_machines import HttpMachine, run_machine
 from tests.e2e.support import BASE, CUSTOMER, pickup_code
 from tests.e2e.test_change_dry_run_equivalence import ACTIONS, materialised
 from tests.integration.event_schemas import event_violations
@@ -89,34 +80,17 @@ def subtotal_after(order: dict, actions: list[dict]) -> int:
     return order["subtotal"] + moved
 
 
-class ChangeMachine(RuleBasedStateMachine):
-    loop: ClassVar[asyncio.AbstractEventLoop]
-    db: ClassVar[Database]
-    redis: ClassVar[Redis]
-    database_url: ClassVar[str]
-    redis_url: ClassVar[str]
-
+class ChangeMachine(HttpMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.clock = ManualClock(datetime.now(UTC))
-        self.stack = AsyncExitStack()
         self.orders: list[Tracked] = []
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return self.loop.run_until_complete(coro)
 
     @initialize()
     def world(self) -> None:
         self.run(self._world())
 
     async def _world(self) -> None:
-        async with self.db.engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        app = create_app(
-            settings_for(self.database_url, self.redis_url), db=self.db, redis=self.redis, clock=self.clock
-        )
-        client = await self.stack.enter_async_context(serving(app))
-        self.shop = Shop(client, self.db, self.clock)
+        self.shop = await self.serve(settings_for(self.database_url, self.redis_url))
         await self.shop.location("S1", 52.52, 13.40, capabilities=("pickup", "ship"))
         await self.shop.location("S2", 52.50, 13.30, capabilities=("pickup", "ship"))
         await self.shop.location("S3", 52.40, 13.05, capabilities=("ship",))
@@ -127,9 +101,6 @@ class ChangeMachine(RuleBasedStateMachine):
         self.web, self.app = await self.shop.channel("web"), await self.shop.channel("app")
         self.store_staff = await self.shop.staff("S1", "S2", "S3")  # works every store's queue
         self.counter = {code: await self.shop.staff(code) for code in ("S1", "S2")}  # at one counter each
-
-    def teardown(self) -> None:
-        self.run(self.stack.aclose())
 
     # --- rules ------------------------------------------------------------------------------------
 
@@ -396,31 +367,4 @@ class ChangeMachine(RuleBasedStateMachine):
 
 
 def test_random_orders_store_steps_and_changes_keep_every_unit_and_price(database_url, redis_url):
-    loop = asyncio.new_event_loop()
-    db = Database(database_url, pool_size=8, max_overflow=4)
-    redis = Redis.from_url(redis_url)
-    ChangeMachine.loop, ChangeMachine.db, ChangeMachine.redis = loop, db, redis
-    ChangeMachine.database_url, ChangeMachine.redis_url = database_url, redis_url
-    try:
-        run_state_machine_as_test(
-            ChangeMachine,
-            # No shrink phase: each example rebuilds the world through the API; the failing
-            # sequence is printed as found.
-            settings=settings(
-                max_examples=15,
-                stateful_step_count=30,
-                deadline=None,
-                database=None,
-                phases=[Phase.explicit, Phase.generate],
-                print_blob=True,
-                suppress_health_check=[
-                    HealthCheck.function_scoped_fixture,
-                    HealthCheck.too_slow,
-                    HealthCheck.data_too_large,
-                ],
-            ),
-        )
-    finally:
-        loop.run_until_complete(redis.aclose())
-        loop.run_until_complete(db.dispose())
-        loop.close()
+    run_machine(ChangeMachine, database_url, redis_url, examples=15, steps=30)

@@ -15,36 +15,26 @@ private event loop where the app runs with its own ``Database`` (as ``test_state
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
-from collections.abc import Coroutine
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from datetime import timedelta
+from typing import ClassVar
 
-from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
-from redis.asyncio import Redis
-from sqlalchemy import text
 
-from orchestrator.app import create_app
 from orchestrator.orders import authorisation_timers
 from orchestrator.payments import captures
 from orchestrator.payments.stripe_gateway import StripeGateway, stripe_gateway
-from orchestrator.platform.clock import ManualClock
-from orchestrator.platform.db import Database
-from tests.conftest import TABLES
-from tests.e2e.conftest import Shop, serving, settings_for
+from tests.e2e.conftest import settings_for
+from tests.e2e.http_machines import HttpMachine, run_machine
 from tests.e2e.support import act, pickup_code
 from tests.integration.event_schemas import event_violations
 from tests.integration.invariants import lifecycle_violations
@@ -76,23 +66,13 @@ def chosen(items: list, pick: int):  # noqa: ANN201 - one of ``items``, by a dra
     return items[pick % len(items)]
 
 
-class MoneyMachine(RuleBasedStateMachine):
-    loop: ClassVar[asyncio.AbstractEventLoop]
-    db: ClassVar[Database]
-    redis: ClassVar[Redis]
+class MoneyMachine(HttpMachine):
     stripe: ClassVar[RunningServer]
-    database_url: ClassVar[str]
-    redis_url: ClassVar[str]
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = ManualClock(datetime.now(UTC))
-        self.stack = AsyncExitStack()
         self.orders: list[Tracked] = []
         self.gateway: StripeGateway | None = None
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return self.loop.run_until_complete(coro)
 
     @initialize()
     def world(self) -> None:
@@ -103,8 +83,6 @@ class MoneyMachine(RuleBasedStateMachine):
         self.run(self._world())
 
     async def _world(self) -> None:
-        async with self.db.engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
         config = settings_for(
             self.database_url,
             self.redis_url,
@@ -112,11 +90,9 @@ class MoneyMachine(RuleBasedStateMachine):
             stripe_api_base=self.stripe.url,
             stripe_webhook_secret=WEBHOOK_SECRET,
         )
-        app = create_app(config, db=self.db, redis=self.redis, clock=self.clock)
-        client = await self.stack.enter_async_context(serving(app))
+        self.shop = await self.serve(config)
         self.gateway = stripe_gateway(API_KEY, api_base=self.stripe.url)
         self.stack.push_async_callback(self.gateway.aclose)
-        self.shop = Shop(client, self.db, self.clock)
         await self.shop.location("S1", 52.52, 13.40)
         await self.shop.location("S2", 52.50, 13.30, capabilities=("ship",))
         for sku in ("A", "B", "C"):
@@ -124,9 +100,6 @@ class MoneyMachine(RuleBasedStateMachine):
         for code, sku in (("S1", "A"), ("S1", "B"), ("S2", "C")):
             await self.shop.stock(code, sku, 60)
         self.staff = await self.shop.staff("S1", "S2")
-
-    def teardown(self) -> None:
-        self.run(self.stack.aclose())
 
     # --- rules ------------------------------------------------------------------------------------
 
@@ -379,27 +352,4 @@ class MoneyMachine(RuleBasedStateMachine):
 def test_random_paid_orders_handovers_cancels_and_captures_keep_every_money_invariant(
     database_url, redis_url, stripe_server
 ):
-    loop = asyncio.new_event_loop()
-    db = Database(database_url, pool_size=8, max_overflow=4)
-    redis = Redis.from_url(redis_url)
-    MoneyMachine.loop, MoneyMachine.db, MoneyMachine.redis = loop, db, redis
-    MoneyMachine.stripe, MoneyMachine.database_url, MoneyMachine.redis_url = stripe_server, database_url, redis_url
-    try:
-        run_state_machine_as_test(
-            MoneyMachine,
-            # No shrink phase: each example rebuilds the world through the API; the failing
-            # sequence (at most 20 steps) is printed as found.
-            settings=settings(
-                max_examples=20,
-                stateful_step_count=20,
-                deadline=None,
-                database=None,
-                phases=[Phase.explicit, Phase.generate],
-                print_blob=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-            ),
-        )
-    finally:
-        loop.run_until_complete(redis.aclose())
-        loop.run_until_complete(db.dispose())
-        loop.close()
+    run_machine(MoneyMachine, database_url, redis_url, examples=20, steps=20, stripe=stripe_server)

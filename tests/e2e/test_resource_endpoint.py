@@ -17,6 +17,7 @@ from tests.e2e.support import (
     on_hand_reserved,
     place_ship,
 )
+from tests.e2e.test_pickup_shortfall import short_pick
 from tests.integration.invariants import lifecycle_violations
 
 
@@ -86,9 +87,7 @@ async def test_re_source_after_a_short_pick_transfers_into_the_pickup_that_is_al
     s1 = await stores(shop, s1=3)
     order = (await shop.place(shop.order_body([("A", 3)], location="S1"))).json()
     fo = order["fulfillment_orders"][0]
-    await act(shop, s1, fo["id"], "accept")
-    await act(shop, s1, fo["id"], "start-picking")
-    await act(shop, s1, fo["id"], "pick", {"lines": [{"line_id": fo["lines"][0]["id"], "quantity": 1}]})
+    await short_pick(shop, s1, fo, 1)
     waiting = await get_order(shop, order["id"])
     assert waiting["status"] == "needs_attention"  # nobody else holds any
     await shop.stock("S2", "A", 4)
@@ -153,9 +152,7 @@ async def test_re_source_of_an_order_waiting_for_the_customer_takes_what_arrived
     await shop.stock("S4", "A", 5)
     order = (await shop.place(shop.order_body([("A", 3)], location="S1"))).json()
     fo = order["fulfillment_orders"][0]
-    await act(shop, s1, fo["id"], "accept")
-    await act(shop, s1, fo["id"], "start-picking")
-    await act(shop, s1, fo["id"], "pick", {"lines": [{"line_id": fo["lines"][0]["id"], "quantity": 1}]})
+    await short_pick(shop, s1, fo, 1)
     waiting = await get_order(shop, order["id"])
     assert waiting["status"] == "action_required" and waiting["action_required"]["deadline"]
     # A delivery reaches S1's shelf: the pickup that is being picked takes the two from there.
