@@ -70,9 +70,7 @@ async def preview(uow: UnitOfWork, request: ChangeRequest) -> dict[str, Any]:
     """The dry run: the change written exactly as ``apply`` writes it, described, and left for the
     caller to roll back (it never commits): what it answers is what the applied change does when
     nothing changed in between, reservations and all. A refused change is described, not raised."""
-    loaded = await _load(uow, request)
-    now = request.clock.now()
-    plan = change_rules.plan_change(loaded.state, request.actions, request.lifecycle.context(request.actor, now))
+    loaded, plan = await _planned(uow, request)
     if not plan.accepted:
         return change_views.describe(loaded.aggregate, loaded.state, plan, [])
     try:
@@ -86,9 +84,13 @@ async def preview(uow: UnitOfWork, request: ChangeRequest) -> dict[str, Any]:
 
 async def plan(uow: UnitOfWork, request: ChangeRequest) -> change_rules.ChangePlan:
     """The change's plan on the order as it is, nothing written (what its payment depends on)."""
+    return (await _planned(uow, request))[1]
+
+
+async def _planned(uow: UnitOfWork, request: ChangeRequest) -> tuple[_Loaded, change_rules.ChangePlan]:
     loaded = await _load(uow, request)
     ctx = request.lifecycle.context(request.actor, request.clock.now())
-    return change_rules.plan_change(loaded.state, request.actions, ctx)
+    return loaded, change_rules.plan_change(loaded.state, request.actions, ctx)
 
 
 async def apply(
@@ -100,9 +102,8 @@ async def apply(
     if request.claim is not None and (stored := await idempotency.claim(session, request.claim)) is not None:
         version = msgspec.json.decode(stored.body, type=_Versioned).order.version
         return Answer(stored.status_code, stored.body, version, replayed=True)
-    loaded = await _load(uow, request)
+    loaded, plan = await _planned(uow, request)
     now = request.clock.now()
-    plan = change_rules.plan_change(loaded.state, request.actions, request.lifecycle.context(request.actor, now))
     if not plan.accepted:
         raise ChangeRefused(
             "the change cannot be applied as a whole; nothing was changed",
