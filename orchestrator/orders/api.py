@@ -133,16 +133,14 @@ class OrderController(Controller):
         body = {k: v for k, v in body.items() if not (k in _TOTALS and v == 0) and not (k == "payment" and v is None)}
         claim = post_claim(actor, idempotency_key, "/v1/orders", body)
         cmd = to_command(data, channel)
-        intake = paid_intake.Intake(
+        intake = paid_intake.Intake.configured(
+            settings,
             db=db,
             gateway=gateway,
             actor=actor,
             clock=clock,
             lifecycle=lifecycle,
             claim=claim,
-            phone_region=settings.default_phone_region,
-            required_channels=settings.payment_required_channels,
-            save_method_channels=settings.payment_save_method_channels,
             instance=request.url.path,
         )
         payment = data.payment
@@ -270,14 +268,14 @@ class OrderController(Controller):
         idempotency_key: IdempotencyKey,
     ) -> Response[OrderView]:
         claim = post_claim(actor, idempotency_key, f"/v1/orders/{order_id}/payments", msgspec.to_builtins(data))
-        flow = paid_intake.Intake(
+        flow = paid_intake.Intake.configured(
+            settings,
             db=db,
             gateway=gateway,
             actor=actor,
             clock=clock,
             lifecycle=lifecycle,
             claim=claim,
-            save_method_channels=settings.payment_save_method_channels,
             instance=request.url.path,
         )
         paid = await repayment.repay(flow, order_id, NewPayment(**msgspec.to_builtins(data)))

@@ -29,6 +29,7 @@ import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -78,6 +79,7 @@ from orchestrator.platform.errors import (
 from orchestrator.platform.idempotency import IdempotencyClaim
 from orchestrator.platform.money import UnchargeableAmount, check_subtotal, check_totals, to_stripe_amount
 from orchestrator.platform.problems import domain_problem
+from orchestrator.settings import Settings
 
 PAYMENT_FAILED = "payment_failed"
 
@@ -97,6 +99,16 @@ class Intake:
     # Channels whose customer's card is kept for off-session charges (``setup_future_usage``).
     save_method_channels: Collection[str] = ()
     instance: str = "/v1/orders"
+
+    @classmethod
+    def configured(cls, settings: Settings, **flow: Any) -> Intake:
+        """The flow with the settings' phone region and payment channels."""
+        return cls(
+            phone_region=settings.default_phone_region,
+            required_channels=settings.payment_required_channels,
+            save_method_channels=settings.payment_save_method_channels,
+            **flow,
+        )
 
 
 @dataclass(frozen=True)
