@@ -124,16 +124,10 @@ async def reauthorise(db: Database, gateway: PaymentGateway, clock: Clock, due: 
     except UnchargeableAmount:
         return False  # a remainder Stripe cannot charge (BHD not ending in 0): the counter or a new payment
     current = await gateway.retrieve(due.intent_id)
-    if not (current.payment_method and current.customer):
+    metadata = {"order_id": str(due.order_id), "reauthorises": str(due.payment_id)}
+    request = AuthoriseRequest.with_saved_card(current, amount, due.currency, metadata)
+    if request is None:
         return False  # nothing to charge without the customer: the counter or a new payment
-    request = AuthoriseRequest(
-        amount=amount,
-        currency=due.currency,
-        payment_method=current.payment_method,
-        customer=current.customer,
-        off_session=True,
-        metadata={"order_id": str(due.order_id), "reauthorises": str(due.payment_id)},
-    )
     try:
         state = await gateway.authorise(request, idempotency_key=reauthorise_key(due))
     except GatewayUnavailable:

@@ -176,20 +176,15 @@ async def _authorise(
         )
     else:
         current = await gateway.retrieve(top_up.intent_id) if top_up.intent_id else None
-        if current is None or not (current.payment_method and current.customer):
+        metadata = {"order_id": str(request.order_id), "change": "higher_total"}
+        saved = AuthoriseRequest.with_saved_card(current, amount, top_up.currency, metadata) if current else None
+        if saved is None:
             raise AdditionalPaymentRequired(
                 "the change raises the total and no saved card can pay the difference: send a payment with it",
                 amount=top_up.difference,
                 currency=top_up.currency,
             )
-        authorise = AuthoriseRequest(
-            amount=amount,
-            currency=top_up.currency,
-            payment_method=current.payment_method,
-            customer=current.customer,
-            off_session=True,
-            metadata={"order_id": str(request.order_id), "change": "higher_total"},
-        )
+        authorise = saved
     state = await gateway.authorise(authorise, idempotency_key=key)
     if state.status is not IntentStatus.REQUIRES_CAPTURE:
         # The change cannot wait for the customer to authenticate: nothing stays held.

@@ -107,6 +107,22 @@ class AuthoriseRequest:
     off_session: bool = False
     metadata: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def with_saved_card(
+        cls, saved: PaymentState, amount: int, currency: str, metadata: Mapping[str, str]
+    ) -> AuthoriseRequest | None:
+        """Off-session, with the card a PaymentIntent saved on its customer (None: it saved none)."""
+        if not (saved.payment_method and saved.customer):
+            return None
+        return cls(
+            amount=amount,
+            currency=currency,
+            payment_method=saved.payment_method,
+            customer=saved.customer,
+            off_session=True,
+            metadata=metadata,
+        )
+
 
 def capture_deadline(capture_before: datetime | None, authorised_at: datetime | None) -> datetime | None:
     """When the authorisation lapses: the processor's word if it gave one, else a week on."""
