@@ -22,6 +22,8 @@ class Location(SQLModel, table=True):
     lat: float | None = None
     lon: float | None = None
     timezone: str = Field(default="UTC", max_length=64)
+    # {"mon": [["09:00", "20:00"]], ..., "sun": []} in the store's timezone; null: not known.
+    opening_hours: dict | None = jsonb(default_factory=lambda: None, nullable=True)
     capabilities: list[str] = text_array()
     daily_capacity: int | None = None
     pickup_hold_days: int = 7
