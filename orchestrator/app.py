@@ -27,6 +27,8 @@ from orchestrator.inventory.availability_api import AvailabilityController
 from orchestrator.orders.api import OrderController
 from orchestrator.orders.counter_api import PickupLookupController
 from orchestrator.orders.order_changes_api import OrderChangeController
+from orchestrator.orders.order_stream_api import OrderStreamController, order_stream_state
+from orchestrator.orders.public_api import PublicOrderController
 from orchestrator.orders.resource_api import ReSourceController
 from orchestrator.orders.stripe_webhooks_api import PUBLIC_PATTERN as STRIPE_WEBHOOKS
 from orchestrator.orders.stripe_webhooks_api import StripeWebhookController
@@ -95,12 +97,15 @@ def create_app(
         app.state.db = database
         app.state.redis = client
         app.state.key_resolver = KeyResolver(database, settings.admin_token_value, ttl=settings.key_cache_seconds)
+        for name, value in order_stream_state(settings, client).items():
+            setattr(app.state, name, value)
         # Everything built so far lives as long as the process: keep it out of every future
         # garbage collection (fewer, shorter pauses on the request path).
         gc.freeze()
         try:
             yield
         finally:
+            await app.state.order_feed.aclose()
             if owned_db:
                 await database.dispose()
             if owned_redis:
@@ -114,8 +119,10 @@ def create_app(
         route_handlers=[
             OrderController,
             OrderChangeController,
+            OrderStreamController,
             ReSourceController,
             PickupLookupController,
+            PublicOrderController,
             RefundController,
             LocationController,
             StockController,

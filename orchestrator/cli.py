@@ -324,7 +324,7 @@ async def _order_history(settings: Settings, order: str, limit: int):  # type: i
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
-def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="intake | sourcing | changes")]) -> None:
+def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="intake|sourcing|changes|stream")]) -> None:
     """Run a benchmark from bench/ (extra options are passed through)."""
     script = PROJECT_ROOT / "bench" / f"{name}.py"
     if not script.exists():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -20,6 +22,15 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(
         default=SecretStr("dev-only-secret-change-me"),
         description="server secret; keys pickup codes (HMAC) so a database dump cannot reveal them",
+    )
+    # Guest tracking (``orders/public_lookup.py``): a token found by order number and email or phone.
+    tracking_token_ttl_days: int = Field(
+        default=30, gt=0, description="how long a guest tracking token is valid (a link lives as long as the order)"
+    )
+    tracking_secrets: SecretStr | None = Field(
+        default=None,
+        description="comma-separated: the first signs tracking tokens, every one verifies (rotation); "
+        "unset: derived from secret_key",
     )
     host: str = "127.0.0.1"
     port: int = 8000
@@ -48,6 +59,12 @@ class Settings(BaseSettings):
     events_stream_retention_hours: float = Field(
         default=72.0, gt=0, description="stream entries older than this are trimmed (they may carry pickup codes)"
     )
+    # Live order streams (``GET /v1/orders/{id}/stream``); the bounds hold per server process.
+    order_stream_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="an idle order stream sends a comment line this often (proxies keep it open)"
+    )
+    order_stream_max_per_key: int = Field(default=20, gt=0, description="open order streams per API key")
+    order_stream_max_connections: int = Field(default=1000, gt=0, description="open order streams in all")
     outbox_batch_size: int = 200
     outbox_claim_seconds: int = 30
     outbox_poll_seconds: float = Field(
@@ -82,6 +99,17 @@ class Settings(BaseSettings):
         description="channels whose card is kept for off-session charges (setup_future_usage), as JSON; "
         "marketplaces and store POS collect themselves or have the customer there, so never by default",
     )
+
+    @property
+    def tracking_secret_values(self) -> list[str]:
+        """The tracking secrets, signing one first; derived from ``secret_key`` when none is set, so
+        development and tests need no setting and a token never verifies under the bare server secret."""
+        listed = self.tracking_secrets.get_secret_value() if self.tracking_secrets else ""
+        named = [s.strip() for s in listed.split(",") if s.strip()]
+        if named:
+            return named
+        server = self.secret_key.get_secret_value().encode()
+        return [hmac.new(server, b"tracking-token", hashlib.sha256).hexdigest()]
 
     # A plain property, never cached: a cached value would be copied by ``model_copy`` and keep
     # answering for the token before the copy (``orchestrator dev`` sets it that way).

@@ -37,6 +37,8 @@ class LocationView(msgspec.Struct, kw_only=True):
     daily_capacity: int | None
     pickup_hold_days: int
     prep_minutes: int
+    # {"mon": [["09:00", "20:00"]], ..., "sun": []} in ``timezone``; null: not known.
+    opening_hours: dict[str, list[list[str]]] | None = None
     active: bool
     created_at: datetime
     updated_at: datetime | None
@@ -72,6 +74,7 @@ def location_view(loc: Location) -> LocationView:
         daily_capacity=loc.daily_capacity,
         pickup_hold_days=loc.pickup_hold_days,
         prep_minutes=loc.prep_minutes,
+        opening_hours=loc.opening_hours,
         active=loc.active,
         created_at=loc.created_at,
         updated_at=loc.updated_at,

@@ -12,6 +12,12 @@ from orchestrator.platform.schemas import AddressIn, Code, Lat, Lon, RequestBody
 # How long the location takes to have an order ready, in minutes (up to 30 days).
 PrepMinutes = Annotated[int, Meta(ge=0, le=43_200)]
 
+# A time of day on the store's clock; "24:00" closes at midnight.
+TimeOfDay = Annotated[str, Meta(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", examples=["09:00"])]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+# Per weekday, the [open, close] intervals in the store's timezone; an empty list: closed that day.
+OpeningHours = dict[Weekday, list[tuple[TimeOfDay, TimeOfDay]]]
+
 
 class LocationIn(RequestBody, kw_only=True):
     code: Code
@@ -25,6 +31,7 @@ class LocationIn(RequestBody, kw_only=True):
     daily_capacity: Annotated[int, Meta(ge=0, le=1_000_000)] | None = None
     pickup_hold_days: Annotated[int, Meta(ge=1, le=90)] = 7
     prep_minutes: PrepMinutes = 120
+    opening_hours: OpeningHours | None = None
     active: bool = True
 
 
@@ -39,6 +46,7 @@ class LocationPatch(RequestBody, kw_only=True, omit_defaults=True):
     daily_capacity: Annotated[int, Meta(ge=0, le=1_000_000)] | None | msgspec.UnsetType = msgspec.UNSET
     pickup_hold_days: Annotated[int, Meta(ge=1, le=90)] | msgspec.UnsetType = msgspec.UNSET
     prep_minutes: PrepMinutes | msgspec.UnsetType = msgspec.UNSET
+    opening_hours: OpeningHours | None | msgspec.UnsetType = msgspec.UNSET
     active: bool | msgspec.UnsetType = msgspec.UNSET
 
 

@@ -16,6 +16,7 @@ from orchestrator.platform.errors import AlreadyExists, InvalidRequest, NotFound
 from orchestrator.platform.pagination import Key, Keyset, Page
 
 CAPABILITIES = frozenset({"pickup", "curbside", "ship"})
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Codes and skus are unique: each alone orders its list totally.
 LOCATIONS = Keyset(Key(Location.code, str))
@@ -29,6 +30,27 @@ def check_capabilities(capabilities: list[str]) -> list[str]:
             f"unknown capabilities: {', '.join(unknown)}; use {sorted(CAPABILITIES)}", field="capabilities"
         )
     return sorted(set(capabilities))
+
+
+def check_opening_hours(hours: dict[str, Any] | None) -> dict[str, list[list[str]]] | None:
+    """Each day's intervals open before they close and do not overlap; stored sorted, by weekday."""
+    if hours is None:
+        return None
+    checked: dict[str, list[list[str]]] = {}
+    for day in WEEKDAYS:
+        if day not in hours:
+            continue
+        intervals = sorted([str(opens), str(closes)] for opens, closes in hours[day])
+        for opens, closes in intervals:
+            if opens >= closes:
+                raise InvalidRequest(
+                    f"opening hours on {day}: {opens} must be before {closes}", field=f"opening_hours.{day}"
+                )
+        for (_, closes), (opens, _) in zip(intervals, intervals[1:], strict=False):
+            if opens < closes:
+                raise InvalidRequest(f"opening hours on {day} overlap at {opens}", field=f"opening_hours.{day}")
+        checked[day] = intervals
+    return checked
 
 
 async def get_location(uow: UnitOfWork, code: str, actor: Actor) -> Location:
@@ -54,6 +76,7 @@ async def list_locations(
 
 async def create_location(uow: UnitOfWork, fields: dict[str, Any], now: datetime) -> Location:
     fields["capabilities"] = check_capabilities(fields.get("capabilities", []))
+    fields["opening_hours"] = check_opening_hours(fields.get("opening_hours"))
     loc = Location(**fields, created_at=now, updated_at=now)
     uow.session.add(loc)
     try:
@@ -67,6 +90,8 @@ async def update_location(uow: UnitOfWork, code: str, changes: dict[str, Any], a
     loc = await get_location(uow, code, actor)
     if "capabilities" in changes:
         changes["capabilities"] = check_capabilities(changes["capabilities"])
+    if "opening_hours" in changes:
+        changes["opening_hours"] = check_opening_hours(changes["opening_hours"])
     for name, value in changes.items():
         setattr(loc, name, value)
     loc.updated_at = now

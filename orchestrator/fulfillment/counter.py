@@ -177,6 +177,8 @@ async def look_up(
 @dataclass(frozen=True, slots=True)
 class LookupLimit:
     """At most ``attempts`` lookups per key in each fixed window of ``window`` (failures count).
+    The counter's limit is per API key; other lookups count under their own ``scope`` per what
+    ``per`` names (the guest lookup: per client address and per order number).
 
     The window is computed from the injected clock and named in the Redis key, so a test's manual
     clock decides it; the key's TTL only cleans up, long after its window has passed."""
@@ -184,6 +186,8 @@ class LookupLimit:
     attempts: int = 10
     window: timedelta = timedelta(minutes=1)
     cleanup_after: timedelta = timedelta(hours=1)
+    scope: str = "pickup-lookup"
+    per: str = "key"
 
     def slot(self, now: datetime) -> tuple[int, int]:
         """(the window's number, seconds until the next window opens; at least 1)."""
@@ -195,14 +199,14 @@ class LookupLimit:
     async def count(self, redis: Redis, key_id: str, now: datetime) -> None:
         """One more attempt by ``key_id``; ``RateLimited`` past the window's allowance."""
         number, retry_after = self.slot(now)
-        name = f"pickup-lookup:{key_id}:{number}"
+        name = f"{self.scope}:{key_id}:{number}"
         async with redis.pipeline(transaction=True) as pipe:
             pipe.incr(name)
             pipe.expire(name, int(self.cleanup_after.total_seconds()))
             attempts, _ = await pipe.execute()
         if attempts > self.attempts:
             raise RateLimited(
-                f"at most {self.attempts} lookups per {int(self.window.total_seconds())} s per key; "
+                f"at most {self.attempts} lookups per {int(self.window.total_seconds())} s per {self.per}; "
                 f"try again in {retry_after} s",
                 retry_after=retry_after,
             )

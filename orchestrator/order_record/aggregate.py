@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import DateTime, String, Uuid, column, select, table
@@ -42,6 +42,19 @@ async def location_codes(session: AsyncSession, ids: set[int]) -> dict[int, str]
     return dict(rows.all())
 
 
+async def locations_by_id(session: AsyncSession, ids: set[int]) -> dict[int, Location]:
+    if not ids:
+        return {}
+    rows = (await session.execute(select(Location).where(Location.id.in_(ids)))).scalars()
+    return {loc.id: loc for loc in rows if loc.id is not None}
+
+
+async def load_missing_sites(session: AsyncSession, aggregate: OrderAggregate) -> None:
+    """The locations a change added to ``codes`` after loading, whole: its answer shows the
+    customer the new store as a later read does."""
+    aggregate.sites.update(await locations_by_id(session, set(aggregate.codes) - set(aggregate.sites)))
+
+
 @dataclass
 class OrderAggregate:
     """An order with everything it owns, as loaded (optionally locked) from the database."""
@@ -52,6 +65,8 @@ class OrderAggregate:
     fulfillments: list[FulfillmentOrder]
     fulfillment_lines: dict[uuid.UUID, list[FulfillmentOrderLine]]
     codes: dict[int, str]
+    # The locations ``codes`` names, whole: what the customer-facing status shows of a store.
+    sites: dict[int, Location] = field(default_factory=dict)
 
     def visible_to(self, actor: Actor) -> bool:
         if not actor.is_staff:
@@ -94,7 +109,8 @@ async def load_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> 
             if f.destination_location_id:
                 ids.add(f.destination_location_id)
     ids |= {o.pickup_location_id for o in orders.values() if o.pickup_location_id}
-    codes = await location_codes(session, ids)
+    sites = await locations_by_id(session, ids)
+    codes = {i: loc.code for i, loc in sites.items()}
     return [
         OrderAggregate(
             orders[i],
@@ -103,6 +119,7 @@ async def load_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> 
             fulfillments.get(i, []),
             {f.id: fo_lines.get(f.id, []) for f in fulfillments.get(i, [])},
             codes,
+            sites,
         )
         for i in order_ids
         if i in orders

@@ -169,6 +169,7 @@ class OrderController(Controller):
         actor: ActorDep,
         db: DB,
         settings: SettingsDep,
+        clock: ClockDep,
         customer_email: FromQuery[str | None] = None,
         customer_phone: Annotated[
             str | None, QueryParameter(max_length=40, description="any spelling; matched in E.164")
@@ -194,7 +195,7 @@ class OrderController(Controller):
             customer_phone=phone,
             customer_id=customer_id,
         )
-        page = await order_queries.list_orders(db, flt, actor)
+        page = await order_queries.list_orders(db, flt, actor, clock.now())
         return OrderPage(items=page.items, next_cursor=page.next_cursor)
 
     @get(
@@ -216,8 +217,10 @@ class OrderController(Controller):
         guards=[ANY_KEY],
         responses=problems(401, 403, 404),
     )
-    async def get_by_number(self, number: FromPath[str], actor: ActorDep, db: DB) -> Response[OrderView]:
-        return order_response(await order_queries.get_order_by_number(db, number, actor))
+    async def get_by_number(
+        self, number: FromPath[str], actor: ActorDep, db: DB, clock: ClockDep
+    ) -> Response[OrderView]:
+        return order_response(await order_queries.get_order_by_number(db, number, actor, clock.now()))
 
     @get(
         "/{order_id:uuid}/events",
@@ -318,7 +321,7 @@ class OrderController(Controller):
                 )
             )
         )
-        return order_response(view_of(aggregate))
+        return order_response(view_of(aggregate, clock.now()))
 
     @post(
         "/{order_id:uuid}/arrival",

@@ -50,7 +50,7 @@ async def _look_up(
     order_id = await counter.look_up(uow, actor, lookup, secret=secret, phone_region=phone_region, now=now)
     # Read through the grant just recorded: what the key may now see is what it is shown.
     aggregate = await load_order(uow.session, order_id, actor, granted_at=now)
-    return (await paid_views(uow.session, [aggregate]))[0]
+    return (await paid_views(uow.session, [aggregate], now))[0]
 
 
 class PickupLookupController(Controller):

@@ -164,7 +164,7 @@ async def _place(
             return Placed(answered.id, answered.version, replay.body, created, True, replay.status_code)
 
     if existing is not None:
-        view = view_of(await load_order(session, existing, actor))
+        view = view_of(await load_order(session, existing, actor), now)
         body = msgspec.json.encode(view)
         if claim is not None:
             await idempotency.complete(session, claim, 200, body, now)
@@ -281,7 +281,7 @@ async def _create(
     lines = intake_rows.order_line_rows(order_id, line_ids, cmd.lines, products)
     events, messages = event_rows(OrderRef(order_id, number, cmd.channel), 1, drafts, actor, now)
     rows = intake_rows.new_order_rows(order, lines, decision, planned, events, messages)
-    body = msgspec.json.encode(rows.view(who, sourced.location_ids))
+    body = msgspec.json.encode(rows.view(who, sourced.location_ids, now))
     write = sql.write_order_args(rows, planned.changes, claim, body, actor.label, now)
     await fetch(session, sql.WRITE_ORDER.text, *write)
     return Placed(order_id, order.version, body, created=True)

@@ -200,14 +200,14 @@ class NewOrderRows:
     events: list[OrderEventRow]
     outbox: list[OutboxRow]
 
-    def view(self, customer: CustomerRecord, location_ids: dict[str, int]) -> OrderView:
+    def view(self, customer: CustomerRecord, location_ids: dict[str, int], now: datetime) -> OrderView:
         """The new order as it will read back, from the rows about to be written (no read-back:
         the rows carry every column, so the read model reads them as it reads the ORM's)."""
         by_fulfillment: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for line in sorted(self.fulfillment_lines, key=lambda x: x.id):
             by_fulfillment[line.fulfillment_order_id].append(line)
         codes = {i: code for code, i in location_ids.items()}
-        return order_view(self.order, customer, self.lines, self.fulfillments, by_fulfillment, codes)  # type: ignore[arg-type]
+        return order_view(self.order, customer, self.lines, self.fulfillments, by_fulfillment, codes, now=now)  # type: ignore[arg-type]
 
 
 def order_line_rows(

@@ -23,7 +23,7 @@ from orchestrator.fulfillment.persistence import order_snapshot, persist
 from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.fulfillment.stock_moves import StockLedger
 from orchestrator.inventory.stock_sql import lock_stock
-from orchestrator.order_record.aggregate import OrderAggregate, load_order
+from orchestrator.order_record.aggregate import OrderAggregate, load_missing_sites, load_order
 from orchestrator.order_record.states import OPEN_STATES, Method, Status
 from orchestrator.order_record.tables import OrderChange, OrderLine
 from orchestrator.orders import change_rules, change_views
@@ -132,7 +132,8 @@ async def apply(
             created_at=now,
         )
     )
-    body = msgspec.json.encode(ChangeApplied(change_id=change_id, order=view_of(loaded.aggregate)))
+    await load_missing_sites(session, loaded.aggregate)
+    body = msgspec.json.encode(ChangeApplied(change_id=change_id, order=view_of(loaded.aggregate, now)))
     if request.claim is not None:
         await idempotency.complete(session, request.claim, 200, body, now)
     await session.flush()

@@ -337,7 +337,7 @@ async def answer(
     session.expire_all()  # the timeline's statements changed the order behind the ORM's back
     every = [payment_view(p) for p in (await all_order_payments(session, [order_id])).get(order_id, [])]
     view = msgspec.structs.replace(
-        view_of(await load_order(session, order_id, intake.actor)), payment=paid, payments=every
+        view_of(await load_order(session, order_id, intake.actor), intake.clock.now()), payment=paid, payments=every
     )
     stored = msgspec.json.encode(view)
     if intake.claim is not None:

@@ -77,33 +77,33 @@ async def list_order_ids(session: AsyncSession, flt: OrderFilter, actor: Actor) 
     return NEWEST_ORDERS.page((await session.execute(query)).all(), flt.limit)
 
 
-async def paid_views(session: AsyncSession, aggregates: Sequence[OrderAggregate]) -> list[OrderView]:
-    """The orders' views with their payments."""
+async def paid_views(session: AsyncSession, aggregates: Sequence[OrderAggregate], now: datetime) -> list[OrderView]:
+    """The orders' views with their payments, their customer status worded at ``now``."""
     payments = await all_order_payments(session, [a.order.id for a in aggregates])
     views = []
     for a in aggregates:
         paid = [payment_view(p) for p in payments.get(a.order.id, [])]
-        views.append(msgspec.structs.replace(view_of(a), payment=paid[-1] if paid else None, payments=paid))
+        views.append(msgspec.structs.replace(view_of(a, now), payment=paid[-1] if paid else None, payments=paid))
     return views
 
 
-async def get_order(db: Database, order_id: uuid.UUID, actor: Actor, now: datetime | None = None) -> OrderView:
+async def get_order(db: Database, order_id: uuid.UUID, actor: Actor, now: datetime) -> OrderView:
     """``now``: a staff key's live counter-lookup grant opens the order too (``lookup_grant``)."""
     async with db.unit_of_work() as uow:
         aggregate = await load_order(uow.session, order_id, actor, granted_at=now)
-        return (await paid_views(uow.session, [aggregate]))[0]
+        return (await paid_views(uow.session, [aggregate], now))[0]
 
 
-async def get_order_by_number(db: Database, number: str, actor: Actor) -> OrderView:
+async def get_order_by_number(db: Database, number: str, actor: Actor, now: datetime) -> OrderView:
     async with db.unit_of_work() as uow:
         order_id = await order_id_by_number(uow.session, normalise_order_number(number))
-        return (await paid_views(uow.session, [await load_order(uow.session, order_id, actor)]))[0]
+        return (await paid_views(uow.session, [await load_order(uow.session, order_id, actor)], now))[0]
 
 
-async def list_orders(db: Database, flt: OrderFilter, actor: Actor) -> Page[OrderView]:
+async def list_orders(db: Database, flt: OrderFilter, actor: Actor, now: datetime) -> Page[OrderView]:
     async with db.unit_of_work() as uow:
         ids = await list_order_ids(uow.session, flt, actor)
-        views = await paid_views(uow.session, await load_orders(uow.session, ids.items))
+        views = await paid_views(uow.session, await load_orders(uow.session, ids.items), now)
         return Page(views, ids.next_cursor)
 
 

@@ -41,4 +41,4 @@ class ReSourceController(Controller):
     ) -> Response[OrderView]:
         # Another order taking the units between plan and lock (``StockMoved``) is retried.
         aggregate = await db.run(committing(lambda uow: re_source(uow, order_id, actor, clock)))
-        return order_response(view_of(aggregate))
+        return order_response(view_of(aggregate, clock.now()))

@@ -4,15 +4,23 @@ serves them, and the one place each is built from its rows."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from orchestrator.catalogue.tables import Location
 from orchestrator.customers.tables import Customer
 from orchestrator.fulfillment.views import FulfillmentView, fulfillment_view
 from orchestrator.order_record.aggregate import OrderAggregate
+from orchestrator.order_record.customer_status import (
+    CustomerStatus,
+    FulfillmentFacts,
+    OrderFacts,
+    StatusLocation,
+    customer_status,
+)
 from orchestrator.order_record.states import OPEN_STATES, Method
 from orchestrator.order_record.tables import FulfillmentOrder, FulfillmentOrderLine, Order, OrderEvent, OrderLine
 from orchestrator.payments.views import PaymentView
@@ -85,6 +93,8 @@ class OrderView(msgspec.Struct, kw_only=True):
     sourcing_profile_version: int
     created_at: datetime
     updated_at: datetime | None = None
+    # The one sentence the customer sees on every channel, with its structured fields.
+    customer_status: CustomerStatus
 
 
 class OrderEventView(msgspec.Struct, kw_only=True):
@@ -103,7 +113,14 @@ def order_view(
     fulfillments: Sequence[FulfillmentOrder],
     fulfillment_lines: dict[uuid.UUID, list[FulfillmentOrderLine]],
     codes: dict[int, str],
+    *,
+    now: datetime,
+    sites: Mapping[int, Location] | None = None,
 ) -> OrderView:
+    """``now``: what the customer status is worded at (late is past ``expected_ready_at``);
+    ``sites``: the locations ``codes`` names, whole, for the store the status shows."""
+    fulfillment_views = [fulfillment_view(f, fulfillment_lines.get(f.id, []), codes, o.number) for f in fulfillments]
+    pickup_location = codes.get(o.pickup_location_id) if o.pickup_location_id else None
     return OrderView(
         id=o.id,
         number=o.number,
@@ -120,7 +137,7 @@ def order_view(
         customer=CustomerView(id=c.id, email=c.email, phone=c.phone, name=c.name),
         fulfillment=FulfillmentChoice(
             method=o.fulfillment_method,
-            location=codes.get(o.pickup_location_id) if o.pickup_location_id else None,
+            location=pickup_location,
             address=o.ship_address,
         ),
         lines=[
@@ -138,16 +155,52 @@ def order_view(
             )
             for line in lines
         ],
-        fulfillment_orders=[
-            fulfillment_view(f, fulfillment_lines.get(f.id, []), codes, o.number) for f in fulfillments
-        ],
+        fulfillment_orders=fulfillment_views,
         attention_reason=o.attention_reason,
         action_required=_action_required(o),
         expected_ready_at=expected_ready_at(fulfillments),
         sourcing_profile_version=o.sourcing_profile_version,
         created_at=o.created_at,
         updated_at=o.updated_at,
+        customer_status=customer_status(
+            OrderFacts(
+                status=o.status,
+                fulfillments=[_facts(f) for f in fulfillment_views],
+                pickup_location=pickup_location,
+                attention_reason=o.attention_reason,
+                action_options=o.action_options,
+            ),
+            _stores(sites or {}),
+            now,
+        ),
     )
+
+
+def _facts(f: FulfillmentView) -> FulfillmentFacts:
+    return FulfillmentFacts(
+        method=f.method,
+        status=f.status,
+        location=f.location,
+        expected_ready_at=f.expected_ready_at,
+        pickup_deadline=f.pickup_deadline,
+        carrier=f.carrier,
+        tracking_number=f.tracking_number,
+        close_reason=f.close_reason,
+        handed_over=sum(line.quantity_handed_over for line in f.lines),
+    )
+
+
+def _stores(sites: Mapping[int, Location]) -> dict[str, StatusLocation]:
+    return {
+        loc.code: StatusLocation(
+            code=loc.code,
+            name=loc.name,
+            address=loc.address or {},
+            timezone=loc.timezone,
+            opening_hours=loc.opening_hours,
+        )
+        for loc in sites.values()
+    }
 
 
 def _action_required(o: Order) -> ActionRequiredView | None:
@@ -176,6 +229,8 @@ def event_view(e: OrderEvent) -> OrderEventView:
     )
 
 
-def view_of(aggregate: OrderAggregate) -> OrderView:
+def view_of(aggregate: OrderAggregate, now: datetime) -> OrderView:
     a = aggregate
-    return order_view(a.order, a.customer, a.lines, a.fulfillments, a.fulfillment_lines, a.codes)
+    return order_view(
+        a.order, a.customer, a.lines, a.fulfillments, a.fulfillment_lines, a.codes, now=now, sites=a.sites
+    )

@@ -16,8 +16,9 @@ from orchestrator.platform.api_keys import KeyResolver
 from orchestrator.platform.db import database_unavailable
 from orchestrator.platform.problems import on_database_unavailable, on_http_error
 
-# Paths served without a key: health probes, metrics scrapes, the API's own documentation.
-PUBLIC_PATHS = ("/health", "/metrics", "/schema")
+# Paths served without a key: health probes, metrics scrapes, the API's own documentation, and
+# guest tracking (its lookup is rate-limited; its token is the credential).
+PUBLIC_PATHS = ("/health", "/metrics", "/schema", "/v1/public")
 PUBLIC_PATTERNS = [f"^{p}(/|$)" for p in PUBLIC_PATHS]
 
 
