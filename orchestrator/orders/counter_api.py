@@ -10,11 +10,10 @@ from typing import Annotated
 from litestar import Controller, Response, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.exceptions import PermissionDeniedException
 from litestar.params import JSONBody
 from msgspec import Meta
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from orchestrator.fulfillment import counter
 from orchestrator.fulfillment.dependencies import LifecycleDep
@@ -25,7 +24,8 @@ from orchestrator.platform.actors import Actor
 from orchestrator.platform.auth import STAFF
 from orchestrator.platform.db import UnitOfWork, committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, SettingsDep, etag
-from orchestrator.platform.problems import RETRY_AFTER_SECONDS, problems
+from orchestrator.platform.http.lookup_limits import counted
+from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import Code, RequestBody
 
 LIMIT = counter.LookupLimit()
@@ -88,15 +88,8 @@ class PickupLookupController(Controller):
         if not actor.is_staff or actor.key_id is None:
             raise PermissionDeniedException("a counter lookup is made with a store's staff key")
         now = clock.now()
-        try:
-            await LIMIT.count(redis, actor.key_id, now)
-        except RedisError:
-            # Without the counter guessing would be unbounded: refuse rather than let it through.
-            raise HTTPException(
-                status_code=503,
-                detail="lookups are unavailable for a moment; try again shortly",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            ) from None
+        key_id = actor.key_id
+        await counted(lambda: LIMIT.count(redis, key_id, now))
         lookup = counter.Lookup(data.number, data.verify, data.location)
         secret, region = lifecycle.secret, settings.default_phone_region
         view = await db.run(committing(lambda uow: _look_up(uow, actor, lookup, secret, region, now)))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
 
 from litestar import Controller, get
 from litestar.background_tasks import BackgroundTask
@@ -99,18 +100,34 @@ class OrderStreamController(Controller):
     ) -> ServerSentEvent:
         resume = parse_last_event_id(last_event_id)
         await check_visible(db, order_id, actor, clock.now())
-        feed: OrderEventFeed = state.order_feed
-        slot = state.order_stream_slots.take(slot_key(actor))
-        try:
-            start = None if resume else await feed.latest_entry_id()
-        except BaseException:
-            slot.release()
-            raise
-        messages = order_events_stream(
-            feed, str(order_id), resume, heartbeat_seconds=settings.order_stream_heartbeat_seconds, start=start
-        )
-        return ServerSentEvent(
-            holding(slot, messages),
-            headers={"X-Accel-Buffering": "no"},  # nginx would hold the events back otherwise
-            background=BackgroundTask(slot.release_after_response),
-        )
+        return await open_stream(state, settings, order_id, slot_key(actor), resume)
+
+
+async def open_stream(
+    state: State,
+    settings: Settings,
+    order_id: uuid.UUID,
+    key: str,
+    resume: str | None,
+    *,
+    shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> ServerSentEvent:
+    """The order's event stream, in one of ``key``'s slots (429 when they are taken), from
+    ``resume`` or from the newest event now; ``shape`` redacts each event further."""
+    feed: OrderEventFeed = state.order_feed
+    slot = state.order_stream_slots.take(key)
+    try:
+        start = None if resume else await feed.latest_entry_id()
+    except BaseException:
+        slot.release()
+        raise
+    messages = order_events_stream(
+        feed, str(order_id), resume, heartbeat_seconds=settings.order_stream_heartbeat_seconds, shape=shape, start=start
+    )
+    return ServerSentEvent(
+        holding(slot, messages),
+        # nginx would hold the events back otherwise
+        headers={"X-Accel-Buffering": "no", **(headers or {})},
+        background=BackgroundTask(slot.release_after_response),
+    )

@@ -10,16 +10,13 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent
 from msgspec import Meta
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from orchestrator.fulfillment.counter import LookupLimit
 from orchestrator.fulfillment.dependencies import LifecycleDep
@@ -27,13 +24,14 @@ from orchestrator.order_record.numbers import normalise_order_number
 from orchestrator.orders import change_payment, order_changes, public_lookup
 from orchestrator.orders.api import ArrivalIn
 from orchestrator.orders.order_changes_api import ChangeIn, to_action
-from orchestrator.orders.order_stream import OrderEventFeed, holding, order_events_stream, parse_last_event_id
-from orchestrator.orders.order_stream_api import LastEventId
+from orchestrator.orders.order_stream import parse_last_event_id
+from orchestrator.orders.order_stream_api import LastEventId, open_stream
 from orchestrator.orders.public_view import PublicOrderView
 from orchestrator.payments.dependencies import GatewayDep
 from orchestrator.platform.db import committing
 from orchestrator.platform.http.dependencies import DB, ClockDep, SettingsDep
-from orchestrator.platform.problems import RETRY_AFTER_SECONDS, problems
+from orchestrator.platform.http.lookup_limits import counted
+from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import RequestBody
 
 PATH = "/v1/public"
@@ -69,16 +67,10 @@ def _tokens(state: State) -> public_lookup.TrackingTokens:
 
 
 async def _count(redis: Redis, address: str, number: str, now: datetime) -> None:
-    try:
-        await PER_ADDRESS.count(redis, address, now)
-        await PER_NUMBER.count(redis, normalise_order_number(number), now)
-    except RedisError:
-        # Without the counters guessing would be unbounded: refuse rather than let it through.
-        raise HTTPException(
-            status_code=503,
-            detail="lookups are unavailable for a moment; try again shortly",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
+    await counted(
+        lambda: PER_ADDRESS.count(redis, address, now),
+        lambda: PER_NUMBER.count(redis, normalise_order_number(number), now),
+    )
 
 
 def _public_event(payload: dict) -> dict:
@@ -234,23 +226,7 @@ class PublicOrderController(Controller):
         resume = parse_last_event_id(last_event_id)
         now = clock.now()
         order_id = await db.run(lambda uow: public_lookup.tracked_id(uow, tokens, token, now))
-        feed: OrderEventFeed = state.order_feed
-        slot = state.order_stream_slots.take(f"tracking:{order_id}")
-        try:
-            start = None if resume else await feed.latest_entry_id()
-        except BaseException:
-            slot.release()
-            raise
-        messages = order_events_stream(
-            feed,
-            str(order_id),
-            resume,
-            heartbeat_seconds=settings.order_stream_heartbeat_seconds,
-            shape=_public_event,
-            start=start,
-        )
-        return ServerSentEvent(
-            holding(slot, messages),
-            headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"},
-            background=BackgroundTask(slot.release_after_response),
+        no_store = {"Cache-Control": "no-store"}
+        return await open_stream(
+            state, settings, order_id, f"tracking:{order_id}", resume, shape=_public_event, headers=no_store
         )
