@@ -44,7 +44,7 @@ from orchestrator.sourcing.model import (
     SourcingRequest,
 )
 from orchestrator.sourcing.profiles import current_profile
-from orchestrator.sourcing.reservation import insert_rows, materialise, reserve
+from orchestrator.sourcing.reservation import materialise, reserve_onto, wait_longer
 
 if TYPE_CHECKING:
     from orchestrator.order_record.aggregate import OrderAggregate
@@ -244,15 +244,9 @@ async def _place(
     )
     # The rows this step releases or restocks are locked in the same canonical pass as the new
     # reservations: two separate passes could lock out of order and deadlock.
-    await reserve(session, rows, actor.label, held)
-    await insert_rows(session, rows)
-    for row in rows.fulfillments:
-        aggregate.fulfillments.append(FulfillmentOrder(**row))
-    aggregate.codes.update({i: c for c, i in sourced.location_ids.items()})
-    if pickup_fo is not None and rows.pickup_ready_at is not None:
-        # The pickup now waits for the units to travel: never earlier than it already waited.
-        known = pickup_fo.expected_ready_at
-        pickup_fo.expected_ready_at = max(known, rows.pickup_ready_at) if known else rows.pickup_ready_at
+    await reserve_onto(session, aggregate, sourced, rows, actor.label, held)
+    if pickup_fo is not None:
+        wait_longer(pickup_fo, rows)
     if pickup_fo is fo:
         # The pickup line waits for the units again; they come on the transfer.
         for s in shortages:

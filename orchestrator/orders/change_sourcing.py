@@ -25,7 +25,7 @@ from orchestrator.sourcing.candidates import load_location, shortfalls_of, sourc
 from orchestrator.sourcing.decisions import candidate_dicts, decision_row, insert_decision
 from orchestrator.sourcing.model import LineDemand, PickupShortfall, SourcingRequest
 from orchestrator.sourcing.profiles import current_profile
-from orchestrator.sourcing.reservation import insert_rows, materialise, reserve
+from orchestrator.sourcing.reservation import materialise, reserve_onto
 
 TRIGGER = "order_change"
 AVAILABILITY_SHOWN = 5
@@ -100,13 +100,7 @@ async def place_asks(
             pickup_line_ids=_pickup_lines(aggregate, pickup) if pickup is not None else None,
             reason="order changed",
         )
-        await reserve(session, rows, actor.label)
-        aggregate.codes.update({site_id: code for code, site_id in sourced.location_ids.items()})
-        await insert_rows(session, rows)
-        for row in rows.fulfillments:
-            aggregate.fulfillments.append(FulfillmentOrder(**row))
-        for row in rows.lines:
-            aggregate.fulfillment_lines.setdefault(row["fulfillment_order_id"], []).append(FulfillmentOrderLine(**row))
+        await reserve_onto(session, aggregate, sourced, rows, actor.label)
         if pickup is not None and rows.pickup_ready_at is not None:
             pickup.expected_ready_at = rows.pickup_ready_at
         touched = [*rows.fulfillment_ids(), *([pickup.id] if pickup is not None else [])]

@@ -25,7 +25,7 @@ from orchestrator.sourcing.candidates import load_location, shortfalls_of, sourc
 from orchestrator.sourcing.decisions import decision_row, insert_decision
 from orchestrator.sourcing.model import LineDemand, PickupShortfall, SourcingRequest
 from orchestrator.sourcing.profiles import current_profile
-from orchestrator.sourcing.reservation import insert_rows, materialise, reserve
+from orchestrator.sourcing.reservation import materialise, reserve_onto, wait_longer
 
 TRIGGER = "re_source"
 # A pickup nobody has started to hand over can take units back on its lines.
@@ -92,20 +92,16 @@ async def re_source(uow: UnitOfWork, order_id: uuid.UUID, actor: Actor, clock: C
         pickup_line_ids=pickup_lines,
         reason="re-sourced on request",
     )
-    await reserve(session, rows, actor.label)
-    await insert_rows(session, rows)
     if pickup_fo is not None:
-        # The pickup's lines wait for the units again.
+        # The pickup's lines wait for the units again (read before the new rows join the order).
         by_order_line = {ln.order_line_id: ln for ln in aggregate.fulfillment_lines[pickup_fo.id]}
         for line_id, qty in units.items():
             by_order_line[line_id].quantity_cancelled -= qty
-        if rows.pickup_ready_at is not None:
-            known = pickup_fo.expected_ready_at
-            pickup_fo.expected_ready_at = max(known, rows.pickup_ready_at) if known else rows.pickup_ready_at
+    await reserve_onto(session, aggregate, sourced, rows, actor.label)
+    if pickup_fo is not None:
+        wait_longer(pickup_fo, rows)
     for line_id in units:
         lines[line_id].quantity_unsourced = 0
-    for row in rows.fulfillments:
-        aggregate.fulfillments.append(FulfillmentOrder(**row))
     event = OrderEventDraft(
         EventType.ORDER_RESOURCED,
         {

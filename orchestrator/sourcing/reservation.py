@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,9 @@ from orchestrator.order_record.tables import FulfillmentOrder, FulfillmentOrderL
 from orchestrator.platform.db import RetryOnFreshRead
 from orchestrator.platform.errors import InsufficientStock, Shortfall
 from orchestrator.sourcing.candidates import Sourced
+
+if TYPE_CHECKING:
+    from orchestrator.order_record.aggregate import OrderAggregate
 
 
 class StockMoved(RetryOnFreshRead):
@@ -206,3 +209,29 @@ async def insert_rows(session: AsyncSession, rows: Materialised) -> None:
         await session.execute(insert(FulfillmentOrderLine), rows.lines)
     if rows.reservations:
         await session.execute(insert(Reservation), rows.reservations)
+
+
+async def reserve_onto(
+    session: AsyncSession,
+    aggregate: OrderAggregate,
+    sourced: Sourced,
+    rows: Materialised,
+    actor: str,
+    also_lock: Iterable[StockKey] = (),
+) -> None:
+    """Reserve ``rows`` (``reserve``), insert them, and add them to the loaded ``aggregate``: its
+    fulfillments, their lines and the codes of the stores they name, so that what the same
+    transaction derives from the order next (its status, its payment, its view) sees them."""
+    await reserve(session, rows, actor, also_lock)
+    await insert_rows(session, rows)
+    aggregate.fulfillments.extend(FulfillmentOrder(**row) for row in rows.fulfillments)
+    for row in rows.lines:
+        aggregate.fulfillment_lines.setdefault(row["fulfillment_order_id"], []).append(FulfillmentOrderLine(**row))
+    aggregate.codes.update({location_id: code for code, location_id in sourced.location_ids.items()})
+
+
+def wait_longer(pickup: FulfillmentOrder, rows: Materialised) -> None:
+    """A pickup that now waits for units to travel to it is expected ready no earlier than it was."""
+    if rows.pickup_ready_at is not None:
+        known = pickup.expected_ready_at
+        pickup.expected_ready_at = max(known, rows.pickup_ready_at) if known else rows.pickup_ready_at
