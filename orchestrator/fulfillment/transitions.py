@@ -259,7 +259,7 @@ def _close_and_resource(fx: Effects, order: Order, reason: str) -> None:
         fx.change(line, cancelled=moving, picked=-line.waiting)
         if moving:
             fx.shortages.append(Shortage(line.id, moving))
-    _cancel_feeders(fx, order, f"pickup {fx.fo.id} closed")
+    cancel_feeders(fx, order, f"pickup {fx.fo.id} closed")
 
 
 def _cancel(fx: Effects, order: Order, reason: str) -> None:
@@ -270,11 +270,12 @@ def _cancel(fx: Effects, order: Order, reason: str) -> None:
         left = line.quantity - line.cancelled - line.handed_over
         fx.change(line, cancelled=left, picked=-line.waiting)
         fx.change_order_line(line.order_line_id, cancelled=left)
-    _cancel_feeders(fx, order, reason)
+    cancel_feeders(fx, order, reason)
 
 
-def _cancel_feeders(fx: Effects, order: Order, reason: str) -> None:
-    """Transfers still carrying stock to a pickup that closes are cancelled with it."""
+def cancel_feeders(fx: Effects, order: Order, reason: str) -> None:
+    """Transfers still carrying stock to a pickup that closes (or moves) are cancelled with it:
+    reservations released, picked units back on their shelves, their events with the pickup's."""
     for feeder in order.transfers_feeding(fx.fo):
         if feeder.status not in OPEN_STATES | {Status.SHIPPED}:
             continue

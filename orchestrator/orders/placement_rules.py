@@ -23,10 +23,10 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import replace
 
 from orchestrator.fulfillment.effects import Effects
 from orchestrator.fulfillment.model import Fulfillment, MoveKind, Order
+from orchestrator.fulfillment.transitions import cancel_feeders
 from orchestrator.order_record.states import OPEN_STATES, Method, Status
 from orchestrator.orders.change_actions import (
     MovePickup,
@@ -163,7 +163,7 @@ def _move(
                 fx.move(MoveKind.RESTOCK, line, line.waiting, f"pickup moved to {code}")
                 restocked += line.waiting
                 fx.change(line, picked=-line.waiting)
-            _cancel_feeders(state.order, fo, fx, f"pickup moved to {code}")
+            cancel_feeders(fx, state.order, f"pickup moved to {code}")
             fx.fields.update(
                 location_id=site.id,
                 ready_at=None,
@@ -214,28 +214,11 @@ def _give_up(
             left = line.quantity - line.cancelled - line.handed_over
             fx.change(line, cancelled=left)
             units[line.order_line_id] += left
-        _cancel_feeders(state.order, fo, fx, reason)
+        cancel_feeders(fx, state.order, reason)
         fx.fields["close_reason"] = reason
         states[fo.id] = Status.CANCELLED
         fx.event(EventType.FULFILLMENT_CANCELLED, {"reason": reason})
     return {k: v for k, v in units.items() if v}
-
-
-def _cancel_feeders(order: Order, pickup: Fulfillment, fx: Effects, reason: str) -> None:
-    """Transfers not yet on the road to a pickup that moves or closes are cancelled; picked units
-    go back on their shelves. The pickup's own lines still count the units (sourced again)."""
-    for feeder in order.transfers_feeding(pickup):
-        if feeder.status not in OPEN_STATES:
-            continue
-        closing = Effects(feeder, fields={"close_reason": reason})
-        for line in feeder.lines:
-            closing.move(MoveKind.RELEASE, line, line.reserved, reason)
-            closing.move(MoveKind.RESTOCK, line, line.waiting, reason)
-            closing.change(line, cancelled=line.quantity - line.handed_over - line.cancelled, picked=-line.waiting)
-        closing.event(EventType.FULFILLMENT_CANCELLED, {"reason": reason})
-        # The timeline takes events from the top outcome only: the feeder's go with the pickup's.
-        fx.events.extend(closing.events)
-        fx.closed.append(replace(closing.outcome(Status.CANCELLED), events=()))
 
 
 def _effects(effects: dict[uuid.UUID, Effects], fo: Fulfillment) -> Effects:
