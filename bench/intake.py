@@ -56,9 +56,9 @@ async def seed(url: str, hot_units: int = 50) -> None:
             hot_units,
         )
         await conn.execute(
-            "INSERT INTO api_keys (id, name, secret_digest, prefix, role, channel, location_codes, created_at)"
+            "INSERT INTO api_keys (id, name, secret_digest, prefix, role, channel, location_codes, scopes, created_at)"
             " VALUES ($1, 'bench', encode(sha256('bench-channel-key'::bytea), 'hex'), 'bench', 'channel', 'web',"
-            " '{}', now())",
+            " '{}', '{orders:read,orders:write,orders:read:all-channels,customers:read,customers:write}', now())",
             uuid.uuid4(),
         )
     finally:

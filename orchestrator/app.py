@@ -26,6 +26,7 @@ from orchestrator.inventory.api import StockController
 from orchestrator.inventory.availability_api import AvailabilityController
 from orchestrator.orders.api import OrderController
 from orchestrator.orders.counter_api import PickupLookupController
+from orchestrator.orders.customers_api import CustomerController
 from orchestrator.orders.order_changes_api import OrderChangeController
 from orchestrator.orders.order_stream_api import OrderStreamController, order_stream_state
 from orchestrator.orders.public_api import PublicOrderController
@@ -40,6 +41,7 @@ from orchestrator.platform.api_keys import KeyResolver
 from orchestrator.platform.auth import PUBLIC_PATTERNS, ApiKeyMiddleware
 from orchestrator.platform.clock import Clock, SystemClock
 from orchestrator.platform.db import Database
+from orchestrator.platform.http.api_keys_api import ApiKeyController
 from orchestrator.platform.http.boundary import HttpBoundary
 from orchestrator.platform.http.dependencies import DEPENDENCIES
 from orchestrator.platform.http.docs import asset_routers, render_plugins
@@ -50,6 +52,8 @@ from orchestrator.platform.observability import RequestContextMiddleware, config
 from orchestrator.platform.problems import EXCEPTION_HANDLERS
 from orchestrator.settings import Settings
 from orchestrator.sourcing.api import SourcingController, SourcingProfileController
+from orchestrator.webhooks.api import WebhookDeliveryController, WebhookSubscriptionController
+from orchestrator.webhooks.notifications_api import OrderNotificationController
 
 API_DESCRIPTION = """
 One order, one inventory, one customer for every channel: web, app, marketplaces and store POS
@@ -75,6 +79,7 @@ def create_app(
     gateway: PaymentGateway | None = None,
 ) -> Litestar:
     settings = settings or Settings()
+    now = clock or SystemClock()
     configure_logging(settings.log_level)
     # One gateway (one HTTP client to Stripe) for the app's life; without a key it refuses.
     payments = gateway or payment_gateway(settings)
@@ -96,7 +101,7 @@ def create_app(
         client = redis or Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
         app.state.db = database
         app.state.redis = client
-        app.state.key_resolver = KeyResolver(database, settings.admin_token_value, ttl=settings.key_cache_seconds)
+        app.state.key_resolver = KeyResolver(database, settings.admin_token_value, now, ttl=settings.key_cache_seconds)
         for name, value in order_stream_state(settings, client).items():
             setattr(app.state, name, value)
         # Everything built so far lives as long as the process: keep it out of every future
@@ -122,6 +127,7 @@ def create_app(
             OrderStreamController,
             ReSourceController,
             PickupLookupController,
+            CustomerController,
             PublicOrderController,
             RefundController,
             LocationController,
@@ -134,6 +140,10 @@ def create_app(
             SourcingProfileController,
             SourcingController,
             StripeWebhookController,
+            ApiKeyController,
+            WebhookSubscriptionController,
+            WebhookDeliveryController,
+            OrderNotificationController,
             HealthController,
             MetricsController,
             *asset_routers(),
@@ -148,9 +158,7 @@ def create_app(
             DefineMiddleware(ApiKeyMiddleware, exclude=[*PUBLIC_PATTERNS, STRIPE_WEBHOOKS]),
         ],
         lifespan=[lifespan],
-        state=State(
-            {"settings": settings, "clock": clock or SystemClock(), "lifecycle": lifecycle, "gateway": payments}
-        ),
+        state=State({"settings": settings, "clock": now, "lifecycle": lifecycle, "gateway": payments}),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Omnichannel Order Orchestrator",

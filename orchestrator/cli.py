@@ -219,6 +219,9 @@ def keys_create(
     name: Annotated[str, typer.Option(help="who the key is for")] = "cli",
     channel: Annotated[str | None, typer.Option(help="channel name (channel keys)")] = None,
     location: Annotated[list[str] | None, typer.Option(help="location code (staff keys; repeat)")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option(help="a scope (repeat); default: the role's (see README, Scopes)")
+    ] = None,
 ) -> None:
     """Create an API key and print it once (only its digest is stored)."""
     from orchestrator.platform.actors import Role
@@ -231,20 +234,24 @@ def keys_create(
         console.print(f"[red]unknown role {role}[/red]; use admin, channel or staff")
         raise typer.Exit(2) from None
     try:
-        token = asyncio.run(_create_key(settings, parsed, name, channel, location or []))
+        token = asyncio.run(_create_key(settings, parsed, name, channel, location or [], scope))
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from None
     console.print(token)
 
 
-async def _create_key(settings: Settings, role, name: str, channel: str | None, locations: list[str]) -> str:  # type: ignore[no-untyped-def]
+async def _create_key(  # type: ignore[no-untyped-def]
+    settings: Settings, role, name: str, channel: str | None, locations: list[str], scopes: list[str] | None
+) -> str:
     from orchestrator.platform.api_keys import create_key
     from orchestrator.platform.clock import SystemClock
     from orchestrator.platform.db import Database, committing
 
     db = Database(settings.database_url or "", pool_size=1, max_overflow=0)
-    creating = partial(create_key, role=role, name=name, channel=channel, locations=locations, now=SystemClock().now())
+    creating = partial(
+        create_key, role=role, name=name, channel=channel, locations=locations, scopes=scopes, now=SystemClock().now()
+    )
     try:
         token, _ = await db.run(committing(creating))
         return token
@@ -324,7 +331,9 @@ async def _order_history(settings: Settings, order: str, limit: int):  # type: i
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
-def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="intake|sourcing|changes|stream")]) -> None:
+def bench(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="intake|sourcing|changes|stream|webhooks")]
+) -> None:
     """Run a benchmark from bench/ (extra options are passed through)."""
     script = PROJECT_ROOT / "bench" / f"{name}.py"
     if not script.exists():

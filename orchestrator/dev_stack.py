@@ -45,6 +45,11 @@ def dev_stack(settings: Settings, *, reset: bool = False) -> Iterator[tuple[Sett
                 "redis_url": settings.redis_url or embedded.redis_url,
                 # model_copy does not validate: give the field the type it has when read from the env
                 "admin_token": SecretStr(admin),
+                # A developer's webhook receiver runs on this machine: loopback and http allowed,
+                # unless the environment says otherwise.
+                "webhook_allow_private_urls": settings.webhook_allow_private_urls
+                if "webhook_allow_private_urls" in settings.model_fields_set
+                else True,
             }
         )
         from orchestrator.migrate import upgrade_database

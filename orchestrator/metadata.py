@@ -10,5 +10,6 @@ from orchestrator.order_record import tables as order_tables  # noqa: F401
 from orchestrator.payments import tables as payment_tables  # noqa: F401
 from orchestrator.platform import api_keys, idempotency_tables, outbox  # noqa: F401
 from orchestrator.sourcing import tables as sourcing_tables  # noqa: F401
+from orchestrator.webhooks import tables as webhook_tables  # noqa: F401
 
 metadata = SQLModel.metadata

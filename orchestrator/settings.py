@@ -32,6 +32,21 @@ class Settings(BaseSettings):
         description="comma-separated: the first signs tracking tokens, every one verifies (rotation); "
         "unset: derived from secret_key",
     )
+    customer_auto_merge: bool = Field(
+        default=False,
+        description="an order carrying identities of two customers merges them at once; false: it "
+        "attaches to one and records a merge suggestion for an admin",
+    )
+    # Outbound webhooks (``orchestrator/webhooks``), sent by the worker.
+    webhook_allow_private_urls: bool = Field(
+        default=False,
+        description="let subscriptions use http and reach loopback and private addresses (tests, dev)",
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="one delivery attempt, connect to answer")
+    webhook_max_in_flight_per_subscription: int = Field(
+        default=4, gt=0, description="open requests to one subscriber (a hanging one holds only these)"
+    )
+    webhook_max_in_flight: int = Field(default=64, gt=0, description="open webhook requests in all, per worker")
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

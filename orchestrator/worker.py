@@ -24,7 +24,7 @@ from tenacity.wait import wait_base
 from orchestrator.fulfillment import timers as pickup_timers
 from orchestrator.fulfillment.pickup import reminder_at
 from orchestrator.fulfillment.service import LifecycleSettings
-from orchestrator.orders import action_deadlines, authorisation_timers, payment_timers
+from orchestrator.orders import action_deadlines, authorisation_timers, delays, payment_timers
 from orchestrator.payments import captures as payment_captures
 from orchestrator.payments.stripe_gateway import payment_gateway
 from orchestrator.platform import metrics
@@ -33,6 +33,8 @@ from orchestrator.platform.db import Database, committing
 from orchestrator.platform.events import EventType
 from orchestrator.platform.outbox_relay import PUBLISH_TIMEOUT_SECONDS, OutboxMessageOut, relay_outbox, trim_stream
 from orchestrator.settings import Settings
+from orchestrator.webhooks.dispatch import DeliveryLimits, Dispatcher, expire_stale
+from orchestrator.webhooks.outbound import fan_out_at
 
 log = structlog.get_logger("orchestrator.worker")
 OUTBOX_CHANNEL = "orchestrator_outbox"  # NOTIFYed by the outbox trigger at commit
@@ -116,6 +118,8 @@ async def drain_outbox(ctx: dict[str, Any]) -> int:
         metrics.OUTBOX_PUBLISHED.inc(len(messages))
         await schedule_pickup_timers(ctx, messages)
         await schedule_payment_operations(ctx, messages)
+        if "webhooks" in ctx:  # new deliveries: send them now, not at the next poll
+            ctx["webhooks"].wake()
 
     async with ctx["relay_lock"]:
         return await relay_outbox(
@@ -127,6 +131,7 @@ async def drain_outbox(ctx: dict[str, Any]) -> int:
             batch=settings.outbox_batch_size,
             claim_seconds=settings.outbox_claim_seconds,
             after_publish=after,
+            fan_out=fan_out_at(ctx["clock"].now),
         )
 
 
@@ -186,6 +191,15 @@ async def sweep_authorisations(ctx: dict[str, Any]) -> authorisation_timers.Swep
     return await authorisation_timers.sweep(ctx["db"], ctx["gateway"], ctx["clock"], warning)
 
 
+async def announce_delays(ctx: dict[str, Any]) -> int:
+    return await delays.sweep(ctx["db"], ctx["clock"])
+
+
+async def expire_webhook_deliveries(ctx: dict[str, Any]) -> int:
+    now = ctx["clock"].now()
+    return await ctx["db"].run(committing(lambda uow: expire_stale(uow, now)))
+
+
 async def sweep_action_deadlines(ctx: dict[str, Any]) -> action_deadlines.Swept:
     """Orders that waited for the customer past their deadline get the profile's fallback
     (a transfer into the pickup store, else the short units cancelled)."""
@@ -242,6 +256,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     if ctx["owns_gateway"]:
         ctx["gateway"] = payment_gateway(settings)
     ctx["relay_lock"] = asyncio.Lock()
+    ctx["webhooks"] = Dispatcher.started(ctx["db"], ctx["clock"], DeliveryLimits.from_settings(settings))
     ctx["listener"] = asyncio.create_task(_listen_for_outbox(ctx))
 
 
@@ -252,6 +267,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
+    if "webhooks" in ctx:
+        await ctx.pop("webhooks").aclose()
     if ctx.pop("owns_db", False):
         await ctx["db"].dispose()
     if ctx.pop("owns_gateway", False):
@@ -272,6 +289,8 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
             cron(sweep_payment_operations, second={15}, run_at_startup=True, unique=True),
             cron(sweep_authorisations, second={50}, run_at_startup=True, unique=True),
             cron(sweep_action_deadlines, second={35}, run_at_startup=True, unique=True),
+            cron(expire_webhook_deliveries, second={40}, run_at_startup=True, unique=True),
+            cron(announce_delays, second={25}, run_at_startup=True, unique=True),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

@@ -19,6 +19,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from orchestrator.metadata import metadata
 from orchestrator.migrate import upgrade_database
 from orchestrator.platform.db import Database
 from orchestrator.platform.embedded import create_database, drop_database, local_servers
@@ -26,27 +27,8 @@ from orchestrator.platform.embedded import create_database, drop_database, local
 ROOT = Path(__file__).resolve().parent.parent
 # The Stripe-shaped server and a gateway pointed at it (fixtures: stripe_server, stripe_api, stripe_test_gateway).
 pytest_plugins = ["tests.stripe_server.fixtures"]
-TABLES = [
-    "inventory_movements",
-    "reservations",
-    "fulfillment_order_lines",
-    "fulfillment_orders",
-    "order_events",
-    "sourcing_decisions",
-    "order_lines",
-    "orders",
-    "customers",
-    "stock_levels",
-    "products",
-    "locations",
-    "outbox",
-    "idempotency_keys",
-    "api_keys",
-    "sourcing_profiles",
-    "pickup_lookup_grants",
-    "order_changes",
-    "stripe_events",  # no foreign key to orders: the cascade from orders does not reach it
-]
+# Every table the service has (a table added later is emptied too, without touching this list).
+TABLES = [t.name for t in metadata.sorted_tables]
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from orchestrator.fulfillment.requests import (
 from orchestrator.fulfillment.service import LifecycleSettings, resend_pickup_code, transition
 from orchestrator.fulfillment.views import FulfillmentView
 from orchestrator.platform.actors import Actor
-from orchestrator.platform.auth import ANY_KEY, CHANNELS, STAFF
+from orchestrator.platform.auth import CHANNEL_WRITES, FULFIL, READ_ORDERS
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, parse_if_match
@@ -114,7 +114,7 @@ class FulfillmentReadController(Controller):
         "/{fulfillment_id:uuid}",
         operation_id="getFulfillment",
         summary="One fulfillment order",
-        guards=[ANY_KEY],
+        guards=[READ_ORDERS],
         responses=problems(401, 403, 404),
     )
     async def get(self, fulfillment_id: FulfillmentId, actor: ActorDep, db: DB) -> FulfillmentView:
@@ -125,7 +125,7 @@ class FulfillmentReadController(Controller):
         operation_id="resendPickupCode",
         summary="The pickup code again, for the channel that placed the order to pass on",
         description="Only while ready for pickup. The order's timeline records that it was re-sent.",
-        guards=[CHANNELS],
+        guards=[CHANNEL_WRITES],
         status_code=200,
         responses=problems(401, 403, 404, 409),
     )
@@ -189,7 +189,7 @@ def transition_route(path: str, operation_id: str, summary: str, *, extra: tuple
 class FulfillmentController(Controller):
     path = "/v1/fulfillments"
     tags = ["fulfillment"]
-    guards = [STAFF]
+    guards = [FULFIL]
     dependencies = {"run": Provide(_transitions, sync_to_thread=False)}
 
     @transition_route("accept", "acceptFulfillment", "Accept")
@@ -286,7 +286,7 @@ class LocationQueueController(Controller):
         "/",
         operation_id="fulfillmentQueue",
         summary="A location's fulfillments by urgency: arrived customers, then pickup deadlines, oldest first",
-        guards=[STAFF],
+        guards=[FULFIL],
         responses=problems(400, 401, 403, 404, 422),
     )
     async def queue(

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from redis.asyncio import Redis
 from sqlalchemy import select
 
+from orchestrator.customers.identities import offered_or_primary
 from orchestrator.customers.model import normalise_email, normalise_phone
 from orchestrator.customers.tables import Customer
 from orchestrator.fulfillment.counter_tables import PickupLookupGrant
@@ -125,11 +126,14 @@ def counter_location(actor: Actor, named: str | None) -> str:
     return next(iter(actor.locations))
 
 
-async def _candidate(uow: UnitOfWork, number: str) -> tuple[uuid.UUID | None, Candidate | None]:
+async def _candidate(uow: UnitOfWork, number: str, offer: Offered) -> tuple[uuid.UUID | None, Candidate | None]:
     session = uow.session
+    # Any of the customer's emails (phones) verifies: one an order used before a merge too.
+    email = offered_or_primary(Customer.id, "email", offer.email, Customer.email).label("email")
+    phone = offered_or_primary(Customer.id, "phone", offer.phone, Customer.phone).label("phone")
     row = (
         await session.execute(
-            select(Order.id, Customer.email, Customer.phone)
+            select(Order.id, email, phone)
             .join(Customer, Customer.id == Order.customer_id)
             .where(Order.number == number)
         )
@@ -157,8 +161,9 @@ async def look_up(
     """The order the number and verifier name, with a grant recorded for this key at its counter's
     store until ``now + GRANT_LIFETIME``; else ``NotFound``, the same for every failure."""
     location = counter_location(actor, lookup.location)
-    order_id, candidate = await _candidate(uow, normalise_order_number(lookup.number))
-    if not verified(candidate, offered(lookup.verify, phone_region), secret, now) or order_id is None:
+    offer = offered(lookup.verify, phone_region)
+    order_id, candidate = await _candidate(uow, normalise_order_number(lookup.number), offer)
+    if not verified(candidate, offer, secret, now) or order_id is None:
         raise NotFound(LOOKUP_NOT_FOUND)
     uow.session.add(
         PickupLookupGrant(

@@ -12,7 +12,7 @@ from orchestrator.inventory import service as inventory
 from orchestrator.inventory.model import MovementKind
 from orchestrator.inventory.schemas import StockAdjust, StockSet
 from orchestrator.inventory.service import MovementView, StockUpdate, StockView
-from orchestrator.platform.auth import ANY_KEY, STAFF
+from orchestrator.platform.auth import ANY_KEY, WRITE_INVENTORY
 from orchestrator.platform.db import committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep
 from orchestrator.platform.pagination import PageResponse
@@ -63,7 +63,7 @@ class StockController(Controller):
         "/{code:str}/stock/{sku:str}",
         operation_id="setStock",
         summary="Set the absolute on-hand level (a count); ledger row `count`",
-        guards=[STAFF],
+        guards=[WRITE_INVENTORY],
         responses=problems(400, 401, 403, 404, 409, 422),
     )
     async def set_stock(
@@ -79,7 +79,7 @@ class StockController(Controller):
         "/{code:str}/stock/{sku:str}/adjustments",
         operation_id="adjustStock",
         summary="Adjust on-hand by a delta with a reason",
-        guards=[STAFF],
+        guards=[WRITE_INVENTORY],
         status_code=200,
         responses=problems(400, 401, 403, 404, 409, 422),
     )

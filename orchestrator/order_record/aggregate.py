@@ -69,6 +69,8 @@ class OrderAggregate:
     sites: dict[int, Location] = field(default_factory=dict)
 
     def visible_to(self, actor: Actor) -> bool:
+        if not actor.reaches_channel(self.order.channel):
+            return False
         if not actor.is_staff:
             return True
         sites = {self.codes[f.location_id] for f in self.fulfillments}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from orchestrator.platform.columns import created_at, jsonb, timestamp
@@ -212,3 +212,14 @@ class OrderChange(SQLModel, table=True):
     version_before: int
     version_after: int
     created_at: datetime = created_at()
+
+
+class FulfillmentDelay(SQLModel, table=True):
+    """A fulfillment announced late (``fulfillment.delayed``): once per expected ready time, so a
+    later promise that is missed again is announced again, and nothing twice."""
+
+    __tablename__ = "fulfillment_delays"
+
+    fulfillment_id: uuid.UUID = Field(foreign_key="fulfillment_orders.id", primary_key=True)
+    expected_ready_at: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)
+    announced_at: datetime = created_at()

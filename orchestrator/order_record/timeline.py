@@ -31,9 +31,10 @@ class OrderRef:
 
 
 def event_rows(
-    order: OrderRef, first_seq: int, drafts: Sequence[OrderEventDraft], actor: Actor, now: datetime
+    order: OrderRef, first_seq: int, drafts: Sequence[OrderEventDraft], actor: Actor, now: datetime, *, version: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(timeline rows, outbox rows) for ``drafts``, numbered from ``first_seq``."""
+    """(timeline rows, outbox rows) for ``drafts``, numbered from ``first_seq``; ``version`` is the
+    order's version once they happened (a webhook receiver drops what is older than it has)."""
     events: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     for offset, draft in enumerate(drafts):
@@ -63,6 +64,7 @@ def event_rows(
                     "order_number": order.number,
                     "channel": order.channel,
                     "seq": seq,
+                    "order_version": version,
                     "actor": actor.label,
                     "occurred_at": now.isoformat(),
                     "data": {**draft.data, **draft.private},
@@ -81,8 +83,10 @@ async def write_events(
     drafts: Sequence[OrderEventDraft],
     actor: Actor,
     now: datetime,
+    *,
+    version: int,
 ) -> None:
-    events, messages = event_rows(order, first_seq, drafts, actor, now)
+    events, messages = event_rows(order, first_seq, drafts, actor, now, version=version)
     if events:
         await session.execute(insert(OrderEvent), events)
         await session.execute(insert(OutboxMessage), messages)
@@ -121,7 +125,7 @@ async def record_change(
         )
     ).one()
     last_seq, version = row
-    await write_events(session, order, last_seq - len(drafts) + 1, drafts, actor, now)
+    await write_events(session, order, last_seq - len(drafts) + 1, drafts, actor, now, version=version)
     return version
 
 

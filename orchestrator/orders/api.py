@@ -26,7 +26,7 @@ from orchestrator.payments.dependencies import GatewayDep
 from orchestrator.payments.views import PaymentOperationView
 from orchestrator.platform import metrics
 from orchestrator.platform.actors import Actor
-from orchestrator.platform.auth import ANY_KEY, CHANNELS
+from orchestrator.platform.auth import CHANNEL_WRITES, READ_ORDERS
 from orchestrator.platform.db import committing
 from orchestrator.platform.errors import InsufficientStock, InvalidRequest
 from orchestrator.platform.geo import Coordinates
@@ -66,7 +66,13 @@ def to_command(data: CreateOrder, channel: str) -> PlaceOrder:
     return PlaceOrder(
         channel=channel,
         channel_order_ref=data.channel_order_ref,
-        customer=CustomerDetails(data.customer.email, data.customer.phone, data.customer.name),
+        customer=CustomerDetails(
+            data.customer.email,
+            data.customer.phone,
+            data.customer.name,
+            data.customer.loyalty_id,
+            data.customer.account,
+        ),
         lines=tuple(NewLine(line.sku, line.quantity, line.unit_price) for line in data.lines),
         currency=data.currency,
         method=Method(f.method),
@@ -106,7 +112,7 @@ class OrderController(Controller):
             "replays the first answer; the same channel and `channel_order_ref` returns the "
             "existing order with 200."
         ),
-        guards=[CHANNELS],
+        guards=[CHANNEL_WRITES],
         status_code=201,
         responses={
             200: ResponseSpec(OrderView, description="The order already existed for this channel reference"),
@@ -161,7 +167,7 @@ class OrderController(Controller):
         "/",
         operation_id="listOrders",
         summary="Orders from every channel, newest first",
-        guards=[ANY_KEY],
+        guards=[READ_ORDERS],
         responses=problems(400, 401, 403, 422),
     )
     async def list_orders(
@@ -202,7 +208,7 @@ class OrderController(Controller):
         "/{order_id:uuid}",
         operation_id="getOrder",
         summary="One order, as every channel sees it",
-        guards=[ANY_KEY],
+        guards=[READ_ORDERS],
         responses=problems(401, 403, 404),
     )
     async def get_order(
@@ -214,7 +220,7 @@ class OrderController(Controller):
         "/by-number/{number:str}",
         operation_id="getOrderByNumber",
         summary="An order by its short number (as read out by a customer)",
-        guards=[ANY_KEY],
+        guards=[READ_ORDERS],
         responses=problems(401, 403, 404),
     )
     async def get_by_number(
@@ -226,7 +232,7 @@ class OrderController(Controller):
         "/{order_id:uuid}/events",
         operation_id="getOrderTimeline",
         summary="The order's timeline, oldest first",
-        guards=[ANY_KEY],
+        guards=[READ_ORDERS],
         responses=problems(401, 403, 404),
     )
     async def events(
@@ -238,7 +244,7 @@ class OrderController(Controller):
         "/{order_id:uuid}/payments",
         operation_id="listOrderPayments",
         summary="Every operation on the order's payment, oldest first",
-        guards=[ANY_KEY],
+        guards=[READ_ORDERS],
         responses=problems(401, 403, 404),
     )
     async def payments(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> list[PaymentOperationView]:
@@ -253,7 +259,7 @@ class OrderController(Controller):
             "voided or failed, or 3-D Secure was never finished), a new card or the counter pays the "
             "total less what was captured or tendered. A decline is 402 and leaves the order waiting."
         ),
-        guards=[CHANNELS],
+        guards=[CHANNEL_WRITES],
         status_code=201,
         responses=problems(400, 401, 402, 403, 404, 409, 413, 422, 503),
     )
@@ -298,7 +304,7 @@ class OrderController(Controller):
             "customer). Always the whole open rest: a body naming `lines` is 422 (cancel single "
             "lines with a `cancel_line` change). 409 `order-not-cancellable` when nothing is open."
         ),
-        guards=[CHANNELS],
+        guards=[CHANNEL_WRITES],
         status_code=200,
         responses=problems(400, 401, 403, 404, 409, 412, 422),
     )
@@ -327,7 +333,7 @@ class OrderController(Controller):
         "/{order_id:uuid}/arrival",
         operation_id="recordArrival",
         summary="The customer has arrived (curbside or at the counter)",
-        guards=[CHANNELS],
+        guards=[CHANNEL_WRITES],
         status_code=200,
         responses=problems(400, 401, 403, 404, 409, 422),
     )

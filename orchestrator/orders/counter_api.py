@@ -21,7 +21,7 @@ from orchestrator.order_record.aggregate import load_order
 from orchestrator.orders.queries import paid_views
 from orchestrator.orders.views import OrderView
 from orchestrator.platform.actors import Actor
-from orchestrator.platform.auth import STAFF
+from orchestrator.platform.auth import FULFIL
 from orchestrator.platform.db import UnitOfWork, committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, SettingsDep, etag
 from orchestrator.platform.http.lookup_limits import counted
@@ -69,7 +69,7 @@ class PickupLookupController(Controller):
             "to the counter's store. An unknown number and a missing or wrong verifier are the same "
             "404. At most 10 lookups per minute per key (failures count): 429 with `Retry-After`."
         ),
-        guards=[STAFF],
+        guards=[FULFIL],
         status_code=200,
         responses=problems(400, 401, 403, 404, 413, 415, 422, 429, 503),
     )

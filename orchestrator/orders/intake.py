@@ -18,8 +18,9 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.customers.model import CustomerDetails, CustomerRecord, identify
-from orchestrator.customers.service import find_customer
+from orchestrator.customers import sql as customers_sql
+from orchestrator.customers.merges import merged_or_suggested
+from orchestrator.customers.model import AS_SET_UP_BY_DEFAULT, CustomerDetails, CustomerRecord, Matching, identify
 from orchestrator.inventory.stock_sql import lock_stock
 from orchestrator.order_record.aggregate import load_order
 from orchestrator.order_record.numbers import new_order_number
@@ -58,10 +59,8 @@ from orchestrator.sourcing.model import (
 from orchestrator.sourcing.reservation import materialise, reserve_check
 
 # Unique constraints two concurrent placements can both pass the checks for; the loser retries
-# and then finds the winner's order (or, for a phone intake fills in, the winner's customer).
-RACED_CONSTRAINTS = frozenset(
-    {"uq_orders_channel_ref", "orders_number_key", "idempotency_keys_pkey", "uq_customers_phone"}
-)
+# and then finds the winner's order (or customer: ``customers_sql.RACED``).
+RACED_CONSTRAINTS = customers_sql.RACED | {"uq_orders_channel_ref", "orders_number_key", "idempotency_keys_pkey"}
 
 
 class DuplicateOrder(RetryOnFreshRead):
@@ -83,17 +82,18 @@ async def place_order(
     clock: Clock,
     *,
     claim: IdempotencyClaim | None,
-    phone_region: str = "US",
+    matching: Matching = AS_SET_UP_BY_DEFAULT,
 ) -> Placed:
     """Create the order, or answer with the existing one for the same channel reference, or
     replay the stored answer for the same idempotency key.
 
     The entry point runs it through ``db.run(committing(...))``, which retries it when the stock
     moved (``StockMoved``) or another request took the same reference (``DuplicateOrder``); the
-    entry point answers stock still moving once the attempts are spent as ``InsufficientStock``."""
+    entry point answers stock still moving once the attempts are spent as ``InsufficientStock``.
+    Customers the order shows to be one person merge or are suggested to (``matching``)."""
     subtotal = check_subtotal((line.quantity, line.unit_price) for line in cmd.lines)
     totals = check_totals(subtotal, cmd.shipping_total, cmd.tax_total, cmd.discount_total)
-    customer = identify(cmd.customer, phone_region)
+    customer = identify(cmd.customer, matching.phone_region)
     currency = check_currency(cmd.currency)
     if not cmd.lines:
         raise InvalidRequest("an order needs at least one line", field="lines")
@@ -101,7 +101,7 @@ async def place_order(
         raise InvalidRequest("a shipment needs an address", field="fulfillment.address")
     if cmd.method.is_pickup and not cmd.location:
         raise InvalidRequest(f"{cmd.method.value} needs a location", field="fulfillment.location")
-    checked = _Checked(cmd, customer, currency, totals)
+    checked = _Checked(cmd, customer, currency, totals, matching.auto_merge)
     try:
         return await _place(uow, checked, actor, clock, claim)
     except DATABASE_ERRORS as exc:
@@ -119,6 +119,7 @@ class _Checked:
     customer: CustomerDetails
     currency: str
     totals: OrderTotals
+    auto_merge: bool = False
 
 
 @dataclass
@@ -129,6 +130,7 @@ class IntakeContext:
     store: dict[str, Any] | None
     profile: SourcingProfile
     customer: CustomerRecord | None
+    others: list[tuple[uuid.UUID, str, str]]  # (customer id, kind, value): identities others own
 
 
 async def _place(
@@ -147,11 +149,13 @@ async def _place(
         pickup_location=cmd.location if cmd.method.is_pickup else None,
         email=customer.email,
         phone=customer.phone,
+        loyalty_id=customer.loyalty_id,
+        account=customer.account,
         name=customer.name,
         new_customer_id=uuid.uuid4(),
         now=now,
     )
-    held, stored, existing, products_json, store_json, profile_json, who = (
+    held, stored, existing, products_json, store_json, profile_json, who, others = (
         await fetch(session, sql.INTAKE.text, *read)
     )[0]
     if claim is not None:
@@ -175,6 +179,7 @@ async def _place(
         store=_as_json(store_json),
         profile=profile_from_row(_as_json(profile_json)),
         customer=CustomerRecord(*who) if who else None,
+        others=[(uuid.UUID(o[0]), o[1], o[2]) for o in _as_json(others) or ()],
     )
     return await _create(session, checked, context, actor, now, claim)
 
@@ -227,7 +232,9 @@ async def _create(
     )
     if not locked:
         await reserve_check(session, planned)
-    who = context.customer or await _raced_customer(session, checked.customer)
+    if context.customer is None:  # a first order of the same person created them first: find them
+        raise DuplicateOrder()
+    who, suggestions = await merged_or_suggested(session, context.customer, context.others, checked.auto_merge, now)
 
     number = new_order_number()
     drafts = [
@@ -279,10 +286,10 @@ async def _create(
         updated_at=now,
     )
     lines = intake_rows.order_line_rows(order_id, line_ids, cmd.lines, products)
-    events, messages = event_rows(OrderRef(order_id, number, cmd.channel), 1, drafts, actor, now)
+    events, messages = event_rows(OrderRef(order_id, number, cmd.channel), 1, drafts, actor, now, version=1)
     rows = intake_rows.new_order_rows(order, lines, decision, planned, events, messages)
     body = msgspec.json.encode(rows.view(who, sourced.location_ids, now))
-    write = sql.write_order_args(rows, planned.changes, claim, body, actor.label, now)
+    write = sql.write_order_args(rows, planned.changes, claim, body, actor.label, now, suggestions)
     await fetch(session, sql.WRITE_ORDER.text, *write)
     return Placed(order_id, order.version, body, created=True)
 
@@ -340,11 +347,3 @@ def _pickup_store(cmd: PlaceOrder, row: dict[str, Any] | None) -> LocationRecord
             capabilities=sorted(store.capabilities),
         )
     return store
-
-
-async def _raced_customer(session: AsyncSession, identity: CustomerDetails) -> CustomerRecord:
-    """The customer another transaction created a moment ago (intake's own insert lost the race)."""
-    found = await find_customer(session, identity)
-    if found is None:
-        raise AssertionError("customer neither found nor created")  # pragma: no cover
-    return found

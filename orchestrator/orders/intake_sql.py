@@ -52,11 +52,21 @@ class Statement:
 
 # Everything intake reads before it plans, in one round trip: the idempotency key (held for the
 # transaction; a stored answer), an existing order for the channel reference, the products, the
-# pickup store, the channel's sourcing profile — and the customer, found or created by identity
-# (the rule is the customers capability's, ``customers/sql.py``).
+# pickup store, the channel's sourcing profile — and the customer, found or created by identity,
+# with the other customers the order's identities belong to (the rule is the customers
+# capability's, ``customers/sql.py``).
+_CUSTOMER = customers_sql.find_or_create(
+    email=":email",
+    phone=":phone",
+    loyalty_id=":loyalty_id",
+    account=":account",
+    name=":name",
+    new_id=":new_customer_id",
+    now=":now",
+)
 INTAKE = Statement(
     f"""
-WITH {customers_sql.find_or_create(email=":email", phone=":phone", name=":name", new_id=":new_customer_id", now=":now")}
+WITH {_CUSTOMER}
 SELECT
   {idempotency.claim_columns(lock=":idem_lock", principal=":idem_principal", key=":idem_key")},
   (SELECT id FROM orders WHERE channel = :channel AND channel_order_ref = :channel_order_ref
@@ -67,12 +77,14 @@ SELECT
   (SELECT to_jsonb(p) FROM (SELECT version, on_pickup_shortfall, ask_customer_fallback, ask_customer_timeout_hours,
                                    min_split_line_value, suggestion_limit, transfer_hours
                             FROM sourcing_profiles WHERE channel = :channel ORDER BY version DESC LIMIT 1) p),
-  (SELECT row(id, email, phone, name) FROM customer LIMIT 1)
+  (SELECT row(id, email, phone, name) FROM customer LIMIT 1),
+  {customers_sql.OTHERS}
 """
 )
 
 # The whole order in one statement: reservations and their ledger, the order, its lines, the
-# sourcing decision, the fulfillments, the timeline and outbox, and the idempotency answer.
+# sourcing decision, the fulfillments, the timeline and outbox, the idempotency answer, and the merge
+# suggestions the order's identities made.
 _IDEMPOTENCY_RECORD = idempotency.record(
     principal=":idem_principal",
     key=":idem_key",
@@ -121,6 +133,8 @@ WITH levels AS (
     RETURNING 1
 ), i AS (
     {_IDEMPOTENCY_RECORD}
+), ms AS (
+    {customers_sql.record_suggestions(suggestions=":merge_suggestions", order_id=":order_id", now=":now")}
 )
 SELECT (SELECT count(*) FROM levels), (SELECT count(*) FROM o)
 """
@@ -134,6 +148,7 @@ def write_order_args(
     body: bytes,
     actor: str,
     now: datetime,
+    merge_suggestions: Sequence[dict[str, Any]] = (),
 ) -> list[Any]:
     locations, products, quantities = reservation_totals(changes)
     return WRITE_ORDER.args(
@@ -155,6 +170,8 @@ def write_order_args(
         stock_quantities=quantities,
         actor=actor,
         movements=movements_json(changes),
+        order_id=rows.order.id,
+        merge_suggestions=encode(list(merge_suggestions)),
     )
 
 

@@ -15,7 +15,7 @@ from orchestrator.orders import change_payment, change_rules, order_changes
 from orchestrator.orders.commands import NewPayment
 from orchestrator.orders.schemas import PaymentIn
 from orchestrator.payments.dependencies import GatewayDep
-from orchestrator.platform.auth import ANY_KEY
+from orchestrator.platform.auth import WRITE_ORDERS
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, etag, parse_if_match
 from orchestrator.platform.http.idempotent_posts import idempotency_key_header, keyed_answer, post_claim
 from orchestrator.platform.problems import problems
@@ -145,7 +145,7 @@ class OrderChangeController(Controller):
             "to their own store (another store's order after a counter lookup). `If-Match` is required "
             "(428 without it, 412 when stale); a replayed `Idempotency-Key` is answered first."
         ),
-        guards=[ANY_KEY],
+        guards=[WRITE_ORDERS],
         status_code=200,
         responses=problems(400, 401, 402, 403, 404, 409, 412, 422, 428, 503),
     )

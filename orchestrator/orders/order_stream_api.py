@@ -22,7 +22,7 @@ from orchestrator.orders.order_stream import (
     parse_last_event_id,
 )
 from orchestrator.platform.actors import Actor
-from orchestrator.platform.auth import ANY_KEY
+from orchestrator.platform.auth import READ_ORDERS
 from orchestrator.platform.db import Database
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep, SettingsDep
 from orchestrator.platform.problems import problems
@@ -76,7 +76,7 @@ class OrderStreamController(Controller):
             "retention, 72 h by default). Open streams are bounded per key and per server: "
             "beyond, 429 with `Retry-After`."
         ),
-        guards=[ANY_KEY],
+        guards=[READ_ORDERS],
         responses={
             200: ResponseSpec(
                 data_container=str,

@@ -33,6 +33,7 @@ from typing import Any
 
 import msgspec
 
+from orchestrator.customers.model import Matching
 from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.order_record.aggregate import load_order
 from orchestrator.orders.changes import cancel_order
@@ -94,7 +95,7 @@ class Intake:
     clock: Clock
     lifecycle: LifecycleSettings
     claim: IdempotencyClaim | None
-    phone_region: str = "US"
+    matching: Matching = Matching()
     required_channels: Collection[str] = ()
     # Channels whose customer's card is kept for off-session charges (``setup_future_usage``).
     save_method_channels: Collection[str] = ()
@@ -104,7 +105,7 @@ class Intake:
     def configured(cls, settings: Settings, **flow: Any) -> Intake:
         """The flow with the settings' phone region and payment channels."""
         return cls(
-            phone_region=settings.default_phone_region,
+            matching=Matching(settings.default_phone_region, settings.customer_auto_merge),
             required_channels=settings.payment_required_channels,
             save_method_channels=settings.payment_save_method_channels,
             **flow,
@@ -178,7 +179,7 @@ async def charge_card(
 
 
 async def _place(uow: UnitOfWork, intake: Intake, cmd: PlaceOrder) -> Placed:
-    return await place_order(uow, cmd, intake.actor, intake.clock, claim=intake.claim, phone_region=intake.phone_region)
+    return await place_order(uow, cmd, intake.actor, intake.clock, claim=intake.claim, matching=intake.matching)
 
 
 async def _ask(gateway: PaymentGateway, payment: NewPayment, charge: Charge) -> PaymentState:

@@ -24,6 +24,7 @@ from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from orchestrator.catalogue.tables import Location, Product
+from orchestrator.customers.identities import offered_or_primary
 from orchestrator.customers.model import normalise_email, normalise_phone
 from orchestrator.customers.tables import Customer
 from orchestrator.fulfillment import counter
@@ -135,7 +136,10 @@ async def look_up(
     number = normalise_order_number(lookup.number)
     row = (
         await uow.session.execute(
-            select(Customer.email, Customer.phone)
+            select(
+                offered_or_primary(Customer.id, "email", offer.email, Customer.email).label("email"),
+                offered_or_primary(Customer.id, "phone", offer.phone, Customer.phone).label("phone"),
+            )
             .join(Order, Order.customer_id == Customer.id)
             .where(Order.number == number)
         )

@@ -10,7 +10,7 @@ from litestar.params import FromPath
 from orchestrator.orders.api import order_response
 from orchestrator.orders.re_sourcing import re_source
 from orchestrator.orders.views import OrderView, view_of
-from orchestrator.platform.auth import CHANNELS
+from orchestrator.platform.auth import CHANNEL_WRITES
 from orchestrator.platform.db import committing
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep
 from orchestrator.platform.problems import problems
@@ -32,7 +32,7 @@ class ReSourceController(Controller):
             "sourced; the timeline says `order.resourced` with trigger `re_source`. Admin, or a key of "
             "the order's own channel."
         ),
-        guards=[CHANNELS],
+        guards=[CHANNEL_WRITES],
         status_code=200,
         responses=problems(401, 403, 404, 409),
     )

@@ -14,6 +14,9 @@ class CustomerIn(RequestBody, kw_only=True):
     email: Annotated[str, Meta(max_length=320)] | None = None
     phone: Annotated[str, Meta(max_length=40)] | None = None
     name: Text200 | None = None
+    # The store's loyalty card number; a channel account as ``<platform>:<id>`` (``shopify:123``).
+    loyalty_id: Annotated[str, Meta(max_length=64)] | None = None
+    account: Annotated[str, Meta(max_length=200)] | None = None
 
 
 class FulfillmentIn(RequestBody, kw_only=True):

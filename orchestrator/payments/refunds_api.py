@@ -33,7 +33,7 @@ from orchestrator.payments.tables import Payment, PaymentOperation
 from orchestrator.payments.views import RefundView, refund_view
 from orchestrator.platform import idempotency
 from orchestrator.platform.actors import Actor
-from orchestrator.platform.auth import CHANNELS
+from orchestrator.platform.auth import CHANNEL_WRITES
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, UnitOfWork, committing
 from orchestrator.platform.errors import GatewayUnavailable, PaymentError, PaymentsNotConfigured, RefundRefused
@@ -144,7 +144,7 @@ class RefundController(Controller):
             "`refund-refused`; Stripe unreachable is 202 with status `pending` (the worker retries "
             "it under the same key). Pay-in-store money is recorded as handed back at the counter."
         ),
-        guards=[CHANNELS],
+        guards=[CHANNEL_WRITES],
         status_code=201,
         responses={
             202: ResponseSpec(RefundView, description="Stripe could not be reached: pending, retried by the worker"),

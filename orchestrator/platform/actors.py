@@ -22,6 +22,20 @@ class Actor:
     locations: frozenset[str] = field(default_factory=frozenset)
     # The API key's stable id; ``id`` is its display name, which any number of keys may share.
     key_id: str | None = None
+    # ``platform/scopes.Scope`` values; a system actor (timers, the worker) is bound by none.
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    def has(self, scope: str) -> bool:
+        return self.kind == "system" or scope in self.scopes or "admin" in self.scopes
+
+    @property
+    def reads_all_channels(self) -> bool:
+        """Whether orders (and customers) of every channel are within reach, not only its own."""
+        return self.kind != Role.CHANNEL or "orders:read:all-channels" in self.scopes
+
+    def reaches_channel(self, channel: str) -> bool:
+        """Whether an order of ``channel`` is within this key's reach (staff: see ``locations``)."""
+        return self.reads_all_channels or channel == self.channel
 
     @property
     def is_admin(self) -> bool:

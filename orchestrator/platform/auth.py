@@ -9,12 +9,14 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.types import Receive, Scope, Send
+from litestar.types import Receive, Send
+from litestar.types import Scope as AsgiScope
 
 from orchestrator.platform.actors import Actor, Role
 from orchestrator.platform.api_keys import KeyResolver
 from orchestrator.platform.db import database_unavailable
 from orchestrator.platform.problems import on_database_unavailable, on_http_error
+from orchestrator.platform.scopes import Scope
 
 # Paths served without a key: health probes, metrics scrapes, the API's own documentation, and
 # guest tracking (its lookup is rate-limited; its token is the credential).
@@ -32,7 +34,7 @@ class NotAuthenticated(Exception):
 
 
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         except NotAuthenticated as failed:
@@ -69,7 +71,13 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=actor, auth=token)
 
 
-def allow(*roles: Role) -> Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]:
+Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]
+
+
+def allow(*roles: Role, scope: Scope | None = None) -> Guard:
+    """Admits keys of ``roles`` holding ``scope``: a key lacking the scope is 403 naming it, a key of
+    another role 403 naming the roles. What the key may *reach* (its channel's orders, its stores)
+    is the use case's to check, answering 404 as for an unknown resource."""
     names = {r.value for r in roles}
 
     # async: litestar runs a synchronous guard in a worker thread, a thread hop per request.
@@ -79,13 +87,27 @@ def allow(*roles: Role) -> Callable[[ASGIConnection, BaseRouteHandler], Awaitabl
             # generated OPTIONS handler still inherits a controller's guards, and there is no actor.
             return
         actor: Actor = connection.user
+        if scope is not None and not actor.has(scope):
+            raise PermissionDeniedException(f"this {actor.kind} key lacks the scope {scope.value}")
         if actor.kind not in names:
             raise PermissionDeniedException(f"a {actor.kind} key may not do this; allowed: {', '.join(sorted(names))}")
 
     return guard
 
 
-ADMIN = allow(Role.ADMIN)
-ANY_KEY = allow(Role.ADMIN, Role.CHANNEL, Role.STAFF)
+_EVERY_ROLE = (Role.ADMIN, Role.CHANNEL, Role.STAFF)
+
+ADMIN = allow(Role.ADMIN, scope=Scope.ADMIN)
+ANY_KEY = allow(*_EVERY_ROLE)
 CHANNELS = allow(Role.ADMIN, Role.CHANNEL)
-STAFF = allow(Role.ADMIN, Role.STAFF)
+# By scope: what most operations need.
+READ_ORDERS = allow(*_EVERY_ROLE, scope=Scope.ORDERS_READ)
+WRITE_ORDERS = allow(*_EVERY_ROLE, scope=Scope.ORDERS_WRITE)
+# A channel's own writes: placing, cancelling, paying, refunding, check-in, re-sending a code.
+CHANNEL_WRITES = allow(Role.ADMIN, Role.CHANNEL, scope=Scope.ORDERS_WRITE)
+READ_CUSTOMERS = allow(*_EVERY_ROLE, scope=Scope.CUSTOMERS_READ)
+WRITE_CUSTOMERS = allow(*_EVERY_ROLE, scope=Scope.CUSTOMERS_WRITE)
+FULFIL = allow(Role.ADMIN, Role.STAFF, scope=Scope.FULFILLMENT)
+WRITE_INVENTORY = allow(Role.ADMIN, Role.STAFF, scope=Scope.INVENTORY_WRITE)
+# Webhook subscriptions: an admin's, or a channel's own (they carry what the key may read).
+SUBSCRIBERS = allow(Role.ADMIN, Role.CHANNEL, scope=Scope.ORDERS_READ)

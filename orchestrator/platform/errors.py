@@ -52,6 +52,10 @@ class AlreadyExists(Conflict):
     pass
 
 
+class IdentityTaken(Conflict):
+    """A customer identity (email, phone, loyalty id, account) another customer owns."""
+
+
 @dataclass(frozen=True)
 class Shortfall:
     sku: str

@@ -71,6 +71,12 @@ class FulfillmentClosed(FulfillmentData):
     reason: str
 
 
+class FulfillmentDelayed(FulfillmentData):
+    """Past the time it was expected ready (``expected_ready_at``) and still not ready."""
+
+    expected_ready_at: datetime
+
+
 class FulfillmentMoved(FulfillmentData):
     """A pickup moved to another store: the store it left (``from_location``) is told."""
 

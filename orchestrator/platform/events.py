@@ -19,6 +19,7 @@ from orchestrator.platform.event_data import (
     Expired,
     FulfillmentClosed,
     FulfillmentData,
+    FulfillmentDelayed,
     FulfillmentMoved,
     HandedOver,
     OrderActionRequired,
@@ -68,6 +69,7 @@ class EventType(StrEnum):
     FULFILLMENT_CANCELLED = "fulfillment.cancelled"
     FULFILLMENT_EXPIRED = "fulfillment.expired"
     FULFILLMENT_MOVED = "fulfillment.moved"
+    FULFILLMENT_DELAYED = "fulfillment.delayed"
     ORDER_PLACED = "order.placed"
     ORDER_SOURCED = "order.sourced"
     ORDER_RESOURCED = "order.resourced"
@@ -148,6 +150,10 @@ CATALOGUE: dict[EventType, EventSpec] = {
         "The location cannot fulfil it; its open units are sourced again.", FulfillmentClosed
     ),
     E.FULFILLMENT_CANCELLED: EventSpec("The fulfillment was cancelled; its stock goes back.", FulfillmentClosed),
+    E.FULFILLMENT_DELAYED: EventSpec(
+        "Still not ready past `expected_ready_at`: the customer is told it is delayed (once per promised time).",
+        FulfillmentDelayed,
+    ),
     E.FULFILLMENT_MOVED: EventSpec(
         "The pickup moved to `to_location` (a counter lookup, a change, or the shortfall policy); its "
         "pickup code stays valid there and `from_location` lets go of its stock.",
@@ -223,6 +229,7 @@ class OutboxPayload(Exact):
     order_number: str
     channel: str
     seq: int
+    order_version: int  # the order's version once the event happened
     actor: str
     occurred_at: datetime
     data: dict[str, Any]

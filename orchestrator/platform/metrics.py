@@ -7,3 +7,9 @@ RESERVATIONS_FAILED = Counter(
     "orchestrator_reservations_failed_total", "Orders refused for insufficient stock", ["channel"]
 )
 OUTBOX_PUBLISHED = Counter("orchestrator_outbox_published_total", "Outbox events published")
+WEBHOOK_ATTEMPTS = Counter(
+    "orchestrator_webhook_attempts_total", "Webhook delivery attempts, by what became of the delivery", ["outcome"]
+)
+WEBHOOK_SUBSCRIPTIONS_DISABLED = Counter(
+    "orchestrator_webhook_subscriptions_disabled_total", "Subscriptions switched off after days of failures"
+)

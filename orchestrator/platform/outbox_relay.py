@@ -21,6 +21,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.platform.db import Database
 from orchestrator.platform.events import PRIVATE_FIELDS
@@ -71,10 +72,18 @@ async def claim_batch(db: Database, batch: int, claim_seconds: int) -> list[Outb
     return sorted(messages, key=lambda m: m.id)
 
 
-async def mark_published(db: Database, ids: list[int]) -> None:
+# Run in the transaction that marks a batch published, before its private fields are scrubbed:
+# what must follow from a published message (a webhook delivery per subscription) is written
+# with the mark or not at all, and a crash between the two cannot lose it.
+FanOut = Callable[[AsyncSession, list["OutboxMessageOut"]], Awaitable[None]]
+
+
+async def mark_published(db: Database, messages: list[OutboxMessageOut], fan_out: FanOut | None = None) -> None:
     """Published, and scrubbed of what only the notification needed, in one statement."""
     async with db.unit_of_work() as uow:
-        await uow.session.execute(_MARK, {"ids": ids, "private": list(PRIVATE_FIELDS)})
+        if fan_out is not None:
+            await fan_out(uow.session, messages)
+        await uow.session.execute(_MARK, {"ids": [m.id for m in messages], "private": list(PRIVATE_FIELDS)})
         await uow.commit()
 
 
@@ -133,6 +142,7 @@ async def relay_outbox(
     claim_seconds: int = 30,
     publish_timeout: float = PUBLISH_TIMEOUT_SECONDS,
     after_publish: Callable[[list[OutboxMessageOut]], Awaitable[None]] | None = None,
+    fan_out: FanOut | None = None,
 ) -> int:
     """Drain until nothing is left to claim; returns how many messages were published. A publish
     that does not finish within ``publish_timeout`` seconds fails with ``TimeoutError`` and
@@ -150,7 +160,7 @@ async def relay_outbox(
             with contextlib.suppress(Exception):  # the database may be gone too: the claim lapses
                 await release_claim(db, [m.id for m in messages])
             raise
-        await mark_published(db, [m.id for m in messages])
+        await mark_published(db, messages, fan_out)
         if after_publish is not None:
             await after_publish(messages)
         total += len(messages)

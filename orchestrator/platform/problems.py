@@ -86,6 +86,7 @@ PROBLEM_TABLE: list[tuple[type[e.DomainError], int, str, str]] = [
     (e.ChangeRefused, 409, "change-refused", "Order change refused"),
     (e.NothingToSource, 409, "nothing-to-source", "Nothing on the order waits for a location"),
     (e.AlreadyExists, 409, "already-exists", "Already exists"),
+    (e.IdentityTaken, 409, "identity-taken", "The identity belongs to another customer"),
     (e.PickupLocked, 423, "pickup-locked", "Pickup locked"),
     (e.RateLimited, 429, "too-many-requests", "Too many requests"),
     (e.Conflict, 409, "conflict", "Conflict with the current state"),

@@ -11,7 +11,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, JSONBody, PathParameter
 
 from orchestrator.order_record.states import Method
-from orchestrator.platform.auth import ADMIN, ANY_KEY, CHANNELS
+from orchestrator.platform.auth import ADMIN, CHANNELS, READ_ORDERS
 from orchestrator.platform.db import committing
 from orchestrator.platform.geo import Coordinates
 from orchestrator.platform.http.dependencies import DB, ActorDep, ClockDep
@@ -70,7 +70,7 @@ class SourcingController(Controller):
         "/orders/{order_id:uuid}/sourcing",
         operation_id="getOrderSourcing",
         summary="Why these locations: every sourcing decision for the order, newest first",
-        guards=[ANY_KEY],
+        guards=[READ_ORDERS],
         responses=problems(401, 403, 404),
     )
     async def decisions(self, order_id: FromPath[uuid.UUID], actor: ActorDep, db: DB) -> list[DecisionView]:

@@ -15,13 +15,15 @@ from orchestrator.inventory.service import StockUpdate, change_stock
 from orchestrator.order_record.states import Method
 from orchestrator.orders.commands import CustomerDetails, NewLine, PlaceOrder
 from orchestrator.orders.intake import place_order
-from orchestrator.platform.actors import Actor
+from orchestrator.platform import scopes
+from orchestrator.platform.actors import Actor, Role
 from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database, committing
 from orchestrator.platform.geo import Coordinates
 
-ADMIN = Actor(kind="admin", id="integration")
-WEB = Actor(kind="channel", id="web", channel="web")
+ADMIN = Actor(kind="admin", id="integration", scopes=scopes.ALL)
+# As a key of the web shop is resolved: an owned channel's scopes (it reads every channel's orders).
+WEB = Actor(kind="channel", id="web", channel="web", scopes=frozenset(scopes.defaults(Role.CHANNEL, "web")))
 NOW = datetime.now(UTC)  # set-up time: the real one, as the database's now() sees it
 
 

@@ -67,6 +67,7 @@ def _payload(data: dict) -> dict:
         "order_number": "A-1",
         "channel": "web",
         "seq": 3,
+        "order_version": 4,
         "actor": "staff:1",
         "occurred_at": "2026-12-01T12:00:00+00:00",
         "data": data,

@@ -1,0 +1,1 @@
+"""Outbound: webhook subscriptions and their signed, retried, replayable deliveries."""
