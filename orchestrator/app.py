@@ -14,7 +14,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 from redis.asyncio import Redis
 
+from connectors.shopify.receiver import PUBLIC_PATTERN as SHOPIFY_WEBHOOKS
+from connectors.shopify.receiver import ShopifyWebhookController
 from orchestrator.catalogue.api import LocationController, ProductController
+from orchestrator.connections.api import ConnectorController
 from orchestrator.fulfillment.api import (
     FulfillmentController,
     FulfillmentReadController,
@@ -140,6 +143,8 @@ def create_app(
             SourcingProfileController,
             SourcingController,
             StripeWebhookController,
+            ConnectorController,
+            ShopifyWebhookController,
             ApiKeyController,
             WebhookSubscriptionController,
             WebhookDeliveryController,
@@ -155,7 +160,7 @@ def create_app(
         middleware=[
             DefineMiddleware(RequestContextMiddleware, log_requests=settings.access_log),
             prometheus.middleware,
-            DefineMiddleware(ApiKeyMiddleware, exclude=[*PUBLIC_PATTERNS, STRIPE_WEBHOOKS]),
+            DefineMiddleware(ApiKeyMiddleware, exclude=[*PUBLIC_PATTERNS, STRIPE_WEBHOOKS, SHOPIFY_WEBHOOKS]),
         ],
         lifespan=[lifespan],
         state=State({"settings": settings, "clock": now, "lifecycle": lifecycle, "gateway": payments}),

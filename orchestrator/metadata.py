@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from orchestrator.catalogue import tables as catalogue_tables  # noqa: F401
+from orchestrator.connections import tables as connection_tables  # noqa: F401
 from orchestrator.customers import tables as customer_tables  # noqa: F401
 from orchestrator.fulfillment import counter_tables  # noqa: F401
 from orchestrator.inventory import tables as inventory_tables  # noqa: F401

@@ -21,6 +21,8 @@ from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential, wait_random
 from tenacity.wait import wait_base
 
+from orchestrator.connections import receipts as connector_receipts
+from orchestrator.connections.handlers import processing as connector_processing
 from orchestrator.fulfillment import timers as pickup_timers
 from orchestrator.fulfillment.pickup import reminder_at
 from orchestrator.fulfillment.service import LifecycleSettings
@@ -191,6 +193,12 @@ async def sweep_authorisations(ctx: dict[str, Any]) -> authorisation_timers.Swep
     return await authorisation_timers.sweep(ctx["db"], ctx["gateway"], ctx["clock"], warning)
 
 
+async def sweep_connector_receipts(ctx: dict[str, Any]) -> int:
+    """Connector receipts a crash or an outage left pending: processed again."""
+    flow = connector_processing(ctx["db"], ctx["clock"], ctx["lifecycle"], ctx["settings"], ctx["gateway"])
+    return await connector_receipts.sweep(flow)
+
+
 async def announce_delays(ctx: dict[str, Any]) -> int:
     return await delays.sweep(ctx["db"], ctx["clock"])
 
@@ -291,6 +299,7 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
             cron(sweep_action_deadlines, second={35}, run_at_startup=True, unique=True),
             cron(expire_webhook_deliveries, second={40}, run_at_startup=True, unique=True),
             cron(announce_delays, second={25}, run_at_startup=True, unique=True),
+            cron(sweep_connector_receipts, second={5}, run_at_startup=True, unique=True),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

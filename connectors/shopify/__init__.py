@@ -1,0 +1,1 @@
+"""Shopify: orders in through signed webhooks (``receiver.py``), translated by ``mapping.py``."""
