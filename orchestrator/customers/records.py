@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.customers import identities
@@ -44,8 +45,9 @@ class SuggestionRecord:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class InteractionRecord:
+class InteractionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An interaction as recorded; the API answers it as it is."""
+
     id: uuid.UUID
     kind: str
     channel: str
@@ -125,7 +127,14 @@ async def record_interaction(
         if not mine:
             raise InvalidRequest("the order is not this customer's", field="order_id")
     record = InteractionRecord(
-        uuid.uuid4(), new.kind, new.channel, new.summary, new.order_id, new.agent, recorded_by, now
+        id=uuid.uuid4(),
+        kind=new.kind,
+        channel=new.channel,
+        summary=new.summary,
+        order_id=new.order_id,
+        agent=new.agent,
+        recorded_by=recorded_by,
+        created_at=now,
     )
     await fetch(
         session,

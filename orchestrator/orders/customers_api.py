@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
 from orchestrator.customers.model import CustomerMerged, Identity, IdentityKind, normalise_identity
-from orchestrator.customers.records import NewInteraction
+from orchestrator.customers.records import InteractionRecord, NewInteraction
 from orchestrator.orders import customer_cases as cases
 from orchestrator.orders.customer_timeline import TimelinePage
 from orchestrator.orders.customer_views import CustomerFullView
@@ -72,17 +72,6 @@ class SuggestionView(msgspec.Struct, kw_only=True):
 
 class SuggestionPage(msgspec.Struct, kw_only=True):
     items: list[SuggestionView]
-
-
-class InteractionView(msgspec.Struct, kw_only=True):
-    id: uuid.UUID
-    kind: str
-    channel: str
-    summary: str
-    order_id: uuid.UUID | None
-    agent: str | None
-    recorded_by: str
-    created_at: datetime
 
 
 class MovedView(msgspec.Struct, kw_only=True):
@@ -241,20 +230,10 @@ class CustomerController(Controller):
     )
     async def record_interaction(
         self, customer_id: FromPath[uuid.UUID], data: JSONBody[InteractionIn], actor: ActorDep, db: DB, clock: ClockDep
-    ) -> InteractionView:
+    ) -> InteractionRecord:
         new = NewInteraction(data.kind, data.channel, data.summary, data.order_id, data.agent)
         now = clock.now()
-        r = await db.run(committing(lambda uow: cases.record_interaction(uow, customer_id, new, actor, now)))
-        return InteractionView(
-            id=r.id,
-            kind=r.kind,
-            channel=r.channel,
-            summary=r.summary,
-            order_id=r.order_id,
-            agent=r.agent,
-            recorded_by=r.recorded_by,
-            created_at=r.created_at,
-        )
+        return await db.run(committing(lambda uow: cases.record_interaction(uow, customer_id, new, actor, now)))
 
     @get(
         "/{customer_id:uuid}/timeline",
