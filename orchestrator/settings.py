@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         default=4, gt=0, description="open requests to one subscriber (a hanging one holds only these)"
     )
     webhook_max_in_flight: int = Field(default=64, gt=0, description="open webhook requests in all, per worker")
+    webhook_delivery_retention_days: int = Field(
+        default=30, gt=0, description="delivered and dead deliveries are listed and replayable this long"
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

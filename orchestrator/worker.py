@@ -204,8 +204,8 @@ async def announce_delays(ctx: dict[str, Any]) -> int:
 
 
 async def expire_webhook_deliveries(ctx: dict[str, Any]) -> int:
-    now = ctx["clock"].now()
-    return await ctx["db"].run(committing(lambda uow: expire_stale(uow, now)))
+    now, keep = ctx["clock"].now(), timedelta(days=ctx["settings"].webhook_delivery_retention_days)
+    return await ctx["db"].run(committing(lambda uow: expire_stale(uow, now, keep)))
 
 
 async def sweep_action_deadlines(ctx: dict[str, Any]) -> action_deadlines.Swept:

@@ -295,8 +295,19 @@ _STALE = text(
 )
 
 
-async def expire_stale(uow: UnitOfWork, now: datetime) -> int:
+_FORGET = text(
+    """
+    DELETE FROM webhook_deliveries
+    WHERE status IN ('delivered', 'dead') AND created_at < CAST(:before AS timestamptz)
+    """
+)
+
+
+async def expire_stale(uow: UnitOfWork, now: datetime, keep: timedelta) -> int:
     """Deliveries nobody attempted for 72 h (their subscription was switched off) are dead, and a
-    notification among them loses its code, as if it had been tried and failed."""
+    notification among them loses its code, as if it had been tried and failed. Delivered and
+    dead ones older than ``keep`` are forgotten (until then they can be listed and replayed)."""
     cutoff = now - GIVE_UP_AFTER
-    return int((await uow.session.execute(_STALE, {"cutoff": cutoff, "now": now})).scalar() or 0)
+    dead = int((await uow.session.execute(_STALE, {"cutoff": cutoff, "now": now})).scalar() or 0)
+    await uow.session.execute(_FORGET, {"before": now - keep})
+    return dead

@@ -349,3 +349,30 @@ async def test_the_readme_verification_snippet_verifies_a_real_delivery(hooks):
     assert scope["orchestrator_event"](got.body.encode(), got.headers, sub["secret"])["type"] == "webhook.test"
     with pytest.raises(scope["WebhookVerificationError"]):
         scope["orchestrator_event"](got.body.encode(), got.headers, "whsec_" + "A" * 32)
+
+
+async def test_unattempted_deliveries_die_after_72_hours_and_old_ones_are_forgotten(hooks):
+    from orchestrator.platform.db import committing
+    from orchestrator.webhooks.dispatch import expire_stale
+
+    shop = hooks.shop
+    async with receiving() as receiver:
+        sub = await hooks.subscribe(receiver.url, ["webhook.test"])
+        for _ in range(2):
+            await shop.client.post(f"/v1/webhook-subscriptions/{sub['id']}/test", headers=shop.admin)
+        await hooks.send()
+        await shop.client.patch(f"/v1/webhook-subscriptions/{sub['id']}", json={"enabled": False}, headers=shop.admin)
+        await shop.client.post(f"/v1/webhook-subscriptions/{sub['id']}/test", headers=shop.admin)
+    keep = timedelta(days=30)
+
+    async def expire() -> int:
+        now = shop.clock.now()
+        return await shop.db.run(committing(lambda uow: expire_stale(uow, now, keep)))
+
+    assert await expire() == 0
+    shop.clock.advance(timedelta(hours=72, seconds=1))
+    assert await expire() == 1  # the one its switched-off subscription never sent
+    assert sorted(d["status"] for d in await hooks.deliveries(sub["id"])) == ["dead", "delivered", "delivered"]
+    shop.clock.advance(keep)
+    await expire()
+    assert await hooks.deliveries(sub["id"]) == []
