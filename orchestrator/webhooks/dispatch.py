@@ -25,6 +25,7 @@ from orchestrator.platform.db import Database, UnitOfWork, committing
 from orchestrator.settings import Settings
 from orchestrator.webhooks import sender
 from orchestrator.webhooks.model import GIVE_UP_AFTER, AttemptResult, after_attempt, failing_since, should_disable
+from orchestrator.webhooks.subscription_events import announce_disabled
 
 log = structlog.get_logger(__name__)
 _LOG_KEPT = 20  # attempts a delivery remembers
@@ -271,9 +272,10 @@ async def record(uow: UnitOfWork, delivery_id: uuid.UUID, result: AttemptResult,
     if streak != since or disable:  # the subscription's row is written only when its health changes
         health = {"id": subscription_id, "since": streak, "disable": disable, "reason": reason, "now": now}
         await uow.session.execute(_HEALTH, health)
-    if disable:
+    if disable and reason:
         metrics.WEBHOOK_SUBSCRIPTIONS_DISABLED.inc()
         log.warning("webhook.subscription_disabled", subscription=str(subscription_id), reason=reason)
+        await announce_disabled(uow.session, subscription_id, reason, now)
     return after.status
 
 

@@ -22,6 +22,7 @@ LONGEST_WAIT = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(hours=72)
 DISABLE_AFTER = timedelta(days=5)
 TEST_EVENT = "webhook.test"
+SUBSCRIPTION_DISABLED = "webhook.subscription_disabled"
 
 
 def matches(patterns: Iterable[str], event_type: str) -> bool:

@@ -20,7 +20,13 @@ from orchestrator.platform.errors import Conflict, Forbidden, InvalidRequest, No
 from orchestrator.platform.events import EventType
 from orchestrator.platform.pagination import Key, Keyset, Page
 from orchestrator.webhooks.fanout import delivery_row
-from orchestrator.webhooks.model import TEST_EVENT, checked_event_types, checked_url, ping_envelope
+from orchestrator.webhooks.model import (
+    SUBSCRIPTION_DISABLED,
+    TEST_EVENT,
+    checked_event_types,
+    checked_url,
+    ping_envelope,
+)
 from orchestrator.webhooks.tables import WebhookDelivery, WebhookSubscription
 
 NOT_FOUND = "webhook subscription not found"
@@ -32,7 +38,7 @@ NEWEST_SUBSCRIPTIONS = Keyset(
 NEWEST_DELIVERIES = Keyset(
     Key(WebhookDelivery.created_at, datetime, descending=True), Key(WebhookDelivery.id, uuid.UUID, descending=True)
 )
-KNOWN_TYPES = [t.value for t in EventType] + [TEST_EVENT]
+KNOWN_TYPES = [t.value for t in EventType] + [TEST_EVENT, SUBSCRIPTION_DISABLED]
 _UNSENT_NOTIFICATIONS_DEAD = text(
     """
     UPDATE notifications SET status = 'dead', body = coalesce(redacted, body), redacted = NULL
