@@ -25,7 +25,7 @@ from orchestrator.platform.db import Database, UnitOfWork, committing
 from orchestrator.settings import Settings
 from orchestrator.webhooks import sender
 from orchestrator.webhooks.model import GIVE_UP_AFTER, AttemptResult, after_attempt, failing_since, should_disable
-from orchestrator.webhooks.subscription_events import announce_disabled
+from orchestrator.webhooks.service_events import announce_disabled
 
 log = structlog.get_logger(__name__)
 _LOG_KEPT = 20  # attempts a delivery remembers

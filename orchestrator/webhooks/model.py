@@ -23,6 +23,9 @@ GIVE_UP_AFTER = timedelta(hours=72)
 DISABLE_AFTER = timedelta(days=5)
 TEST_EVENT = "webhook.test"
 SUBSCRIPTION_DISABLED = "webhook.subscription_disabled"
+RECEIPT_UNMAPPED = "connector.receipt_unmapped"
+# Events about the service rather than an order (``service_events``), which subscriptions may name.
+SERVICE_EVENTS = (TEST_EVENT, SUBSCRIPTION_DISABLED, RECEIPT_UNMAPPED)
 
 
 def matches(patterns: Iterable[str], event_type: str) -> bool:

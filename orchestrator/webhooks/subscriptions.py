@@ -21,7 +21,7 @@ from orchestrator.platform.events import EventType
 from orchestrator.platform.pagination import Key, Keyset, Page
 from orchestrator.webhooks.fanout import delivery_row
 from orchestrator.webhooks.model import (
-    SUBSCRIPTION_DISABLED,
+    SERVICE_EVENTS,
     TEST_EVENT,
     checked_event_types,
     checked_url,
@@ -38,7 +38,7 @@ NEWEST_SUBSCRIPTIONS = Keyset(
 NEWEST_DELIVERIES = Keyset(
     Key(WebhookDelivery.created_at, datetime, descending=True), Key(WebhookDelivery.id, uuid.UUID, descending=True)
 )
-KNOWN_TYPES = [t.value for t in EventType] + [TEST_EVENT, SUBSCRIPTION_DISABLED]
+KNOWN_TYPES = [t.value for t in EventType] + list(SERVICE_EVENTS)
 _UNSENT_NOTIFICATIONS_DEAD = text(
     """
     UPDATE notifications SET status = 'dead', body = coalesce(redacted, body), redacted = NULL
