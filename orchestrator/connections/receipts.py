@@ -29,6 +29,8 @@ from orchestrator.platform.db import Database, UnitOfWork, committing
 from orchestrator.platform.errors import Conflict, NotFound
 from orchestrator.platform.pagination import Key, Keyset, Page
 from orchestrator.settings import Settings
+from orchestrator.webhooks.model import RECEIPT_UNMAPPED
+from orchestrator.webhooks.service_events import announce
 
 log = structlog.get_logger("orchestrator.connectors")
 RECEIPT_NOT_FOUND = "receipt not found"
@@ -194,7 +196,30 @@ async def _record(uow: UnitOfWork, receipt_id: uuid.UUID, result: Result, now: d
         return Outcome(current)
     if result.outcome is Outcome.UNMAPPED:
         log.info("connector receipt unmapped", receipt_id=str(receipt_id), unmapped=list(result.unmapped))
+        await _announce_unmapped(uow, receipt_id, list(result.unmapped), now)
     return result.outcome
+
+
+async def _announce_unmapped(uow: UnitOfWork, receipt_id: uuid.UUID, unmapped: list[str], now: datetime) -> None:
+    """``connector.receipt_unmapped`` to the admin's subscriptions that take it: someone fixes the
+    map and replays the receipt."""
+    row = (
+        await uow.session.execute(
+            select(Connector.id, Connector.name, Connector.kind, ConnectorReceipt.topic)
+            .join(ConnectorReceipt, ConnectorReceipt.connector_id == Connector.id)
+            .where(ConnectorReceipt.id == receipt_id)
+        )
+    ).one()
+    data = {
+        "connector_id": str(row[0]),
+        "connector_name": row[1],
+        "kind": row[2],
+        "receipt_id": str(receipt_id),
+        "topic": row[3],
+        "unmapped": unmapped,
+        "replay": f"/v1/connectors/{row[0]}/receipts/{receipt_id}/replay",
+    }
+    await announce(uow.session, RECEIPT_UNMAPPED, data, now, channel=None)
 
 
 async def replay(flow: Processing, connector_id: uuid.UUID, receipt_id: uuid.UUID) -> ConnectorReceipt:

@@ -197,11 +197,22 @@ async def test_a_repeated_delivery_is_kept_as_a_duplicate_and_applied_once(shopi
 async def test_an_unknown_sku_is_unmapped_until_the_map_is_fixed_and_replayed(shopify):
     shop = shopify
     c = await register(shop)
+    ops = await shop.client.post(
+        "/v1/webhook-subscriptions",
+        json={"url": "https://ops.example/hooks", "event_types": ["connector.*"]},
+        headers=shop.admin,
+    )
     order = json.loads((FIXTURES / "order.json").read_text())
     order["line_items"][2]["sku"] = "IPOD-BLACK-SHOPIFY"
     r = await deliver(shop, c["id"], json.dumps(order).encode())
     assert r.status_code == 200 and r.json()["outcome"] == "unmapped"
     [receipt] = await receipts_of(shop, c["id"], "unmapped")
+    # The admin's subscription hears of it: connector.receipt_unmapped, naming what to map.
+    sent = await shop.client.get(f"/v1/webhook-deliveries?subscription={ops.json()['id']}", headers=shop.admin)
+    [announced] = sent.json()["items"]
+    assert announced["event_type"] == "connector.receipt_unmapped"
+    assert announced["payload"]["data"]["unmapped"] == ["sku:IPOD-BLACK-SHOPIFY"]
+    assert announced["payload"]["data"]["receipt_id"] == receipt["id"]
     assert receipt["unmapped"] == ["sku:IPOD-BLACK-SHOPIFY"] and await shopify_orders(shop) == []
     status = (await shop.client.get(f"/v1/connectors/{c['id']}/status", headers=shop.admin)).json()
     assert status["counts"]["unmapped"] == 1 and status["backlog"] == 0 and "IPOD-BLACK-SHOPIFY" in status["last_error"]
