@@ -16,6 +16,8 @@ from redis.asyncio import Redis
 
 from connectors.shopify.receiver import PUBLIC_PATTERN as SHOPIFY_WEBHOOKS
 from connectors.shopify.receiver import ShopifyWebhookController
+from connectors.square.receiver import PUBLIC_PATTERN as SQUARE_WEBHOOKS
+from connectors.square.receiver import SquareWebhookController
 from orchestrator.catalogue.api import LocationController, ProductController
 from orchestrator.connections.api import ConnectorController
 from orchestrator.fulfillment.api import (
@@ -145,6 +147,7 @@ def create_app(
             StripeWebhookController,
             ConnectorController,
             ShopifyWebhookController,
+            SquareWebhookController,
             ApiKeyController,
             WebhookSubscriptionController,
             WebhookDeliveryController,
@@ -160,7 +163,9 @@ def create_app(
         middleware=[
             DefineMiddleware(RequestContextMiddleware, log_requests=settings.access_log),
             prometheus.middleware,
-            DefineMiddleware(ApiKeyMiddleware, exclude=[*PUBLIC_PATTERNS, STRIPE_WEBHOOKS, SHOPIFY_WEBHOOKS]),
+            DefineMiddleware(
+                ApiKeyMiddleware, exclude=[*PUBLIC_PATTERNS, STRIPE_WEBHOOKS, SHOPIFY_WEBHOOKS, SQUARE_WEBHOOKS]
+            ),
         ],
         lifespan=[lifespan],
         state=State({"settings": settings, "clock": now, "lifecycle": lifecycle, "gateway": payments}),

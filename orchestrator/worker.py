@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential, wait_random
 from tenacity.wait import wait_base
 
+from connectors.amazon.poller import poll_amazon_connectors
 from orchestrator.connections import receipts as connector_receipts
 from orchestrator.connections.handlers import processing as connector_processing
 from orchestrator.fulfillment import timers as pickup_timers
@@ -300,6 +301,7 @@ def worker_settings(settings: Settings, **ctx: Any) -> dict[str, Any]:
             cron(expire_webhook_deliveries, second={40}, run_at_startup=True, unique=True),
             cron(announce_delays, second={25}, run_at_startup=True, unique=True),
             cron(sweep_connector_receipts, second={5}, run_at_startup=True, unique=True),
+            cron(poll_amazon_connectors, second=set(range(2, 60, 10)), run_at_startup=True, unique=True),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

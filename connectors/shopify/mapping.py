@@ -17,12 +17,12 @@ sourcing and customer matching are intake's); it only translates, or says why it
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from connectors.maps import MappingError, Maps, read_list, read_text, read_time
 from orchestrator.customers.model import CustomerDetails
 from orchestrator.order_record.states import Method
 from orchestrator.orders.commands import NewLine, NewPayment, PlaceOrder
@@ -32,26 +32,6 @@ _DECIMAL = re.compile(r"^\d{1,15}(\.\d{1,12})?$")
 _PICKUP_CATEGORIES = frozenset({"pick-up", "pickup", "pick_up", "local_pickup", "local-pickup"})
 _PICKUP_WORDS = ("pickup", "pick up", "pick-up", "collect in store", "click & collect", "click and collect")
 MAX_LINES = 500
-
-
-class MappingError(ValueError):
-    """The payload is not a Shopify order this mapping can read (the receipt is ``invalid``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Maps:
-    """A connector's translation tables: Shopify location id or name → our location code, and
-    Shopify sku → ours (a sku absent from ``skus`` is taken as it is)."""
-
-    channel: str
-    locations: Mapping[str, str]
-    skus: Mapping[str, str]
-
-    def location(self, key: str | None) -> str | None:
-        if key is None:
-            return None
-        wanted = key.strip().casefold()
-        return next((code for name, code in self.locations.items() if name.strip().casefold() == wanted), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +82,7 @@ def order_ref(payload: Any) -> OrderRef:
     order = order_body(payload)
     reason = order.get("cancel_reason")
     reason = reason if isinstance(reason, str) else None
-    return OrderRef(_id(order.get("id"), "id"), _time(order.get("updated_at")), reason)
+    return OrderRef(_id(order.get("id"), "id"), _updated_at(order.get("updated_at")), reason)
 
 
 def map_order(payload: Any, maps: Maps) -> MappedOrder | Unmapped:
@@ -130,7 +110,7 @@ def map_order(payload: Any, maps: Maps) -> MappedOrder | Unmapped:
         tax_total=0 if taxes_included else _money(order.get("total_tax", "0"), currency, "total_tax"),
         discount_total=_money(order.get("total_discounts", "0"), currency, "total_discounts"),
     )
-    return MappedOrder(command, NewPayment(provider="marketplace", reference=ref), _time(order.get("updated_at")))
+    return MappedOrder(command, NewPayment(provider="marketplace", reference=ref), _updated_at(order.get("updated_at")))
 
 
 def read_refund(payload: Any) -> Refund:
@@ -139,12 +119,12 @@ def read_refund(payload: Any) -> Refund:
     if set(payload) == {"refund"} and isinstance(payload["refund"], dict):
         payload = payload["refund"]
     amounts: dict[str, Decimal] = {}
-    for t in _list(payload.get("transactions", []), "transactions"):
+    for t in read_list(payload.get("transactions", []), "transactions"):
         if isinstance(t, dict) and t.get("kind") == "refund" and t.get("status") in ("success", None):
             code = _currency(t.get("currency")) if t.get("currency") is not None else "?"
             amounts[code] = amounts.get(code, Decimal(0)) + _decimal(t.get("amount"), "transactions.amount")
     lines = []
-    for item in _list(payload.get("refund_line_items", []), "refund_line_items"):
+    for item in read_list(payload.get("refund_line_items", []), "refund_line_items"):
         if not isinstance(item, dict):
             raise MappingError("a refund line item is not an object")
         line = item.get("line_item") if isinstance(item.get("line_item"), dict) else {}
@@ -161,7 +141,7 @@ def read_refund(payload: Any) -> Refund:
 
 
 def _lines(raw: Any, currency: str, maps: Maps, missing: list[str]) -> tuple[NewLine, ...]:
-    items = _list(raw, "line_items")
+    items = read_list(raw, "line_items")
     if not items:
         raise MappingError("the order has no line items")
     if len(items) > MAX_LINES:
@@ -211,7 +191,7 @@ def _is_pickup(line: dict[str, Any], maps: Maps) -> bool:
 
 
 def _shipping_lines(order: dict[str, Any]) -> list[dict[str, Any]]:
-    lines = _list(order.get("shipping_lines", []), "shipping_lines")
+    lines = read_list(order.get("shipping_lines", []), "shipping_lines")
     if not all(isinstance(s, dict) for s in lines):
         raise MappingError("a shipping line is not an object")
     return lines
@@ -307,34 +287,14 @@ def _field(obj: dict[str, Any], key: str) -> Any:
     return obj[key]
 
 
-def _list(raw: Any, field: str) -> list[Any]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise MappingError(f"{field} is not a list")
-    return raw
-
-
 def _text(raw: Any) -> str | None:
     """A string field as text (ids as their digits), blank as None."""
     if isinstance(raw, bool) or raw is None:
         return None
     if isinstance(raw, int):
         return str(raw)
-    if isinstance(raw, str) and raw.strip() and "\x00" not in raw:
-        return raw.strip()
-    return None
+    return read_text(raw)
 
 
-def _time(raw: Any) -> datetime | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise MappingError("updated_at is not a timestamp")
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise MappingError(f"updated_at {raw!r} is not an ISO 8601 timestamp") from None
-    if moment.tzinfo is None:
-        raise MappingError(f"updated_at {raw!r} has no UTC offset")
-    return moment
+def _updated_at(raw: Any) -> datetime | None:
+    return None if raw is None else read_time(raw, "updated_at")

@@ -126,13 +126,8 @@ class ShopifyWebhookController(Controller):
             outcome=Outcome.PENDING if topic in TOPICS else Outcome.IGNORED,
             detail=None if topic in TOPICS else f"topic {topic} is not processed",
         )
-        receipt = await receipts.receive(db, delivery, clock.now())
-        outcome = Outcome(receipt.outcome)
-        if outcome is Outcome.PENDING:
-            try:
-                outcome = await receipts.process(processing(db, clock, lifecycle, settings, gateway), receipt.id)
-            except Exception as exc:  # noqa: BLE001 - kept pending; the worker's sweep processes it again
-                log.warning("shopify receipt left pending", receipt_id=str(receipt.id), error=type(exc).__name__)
+        flow = processing(db, clock, lifecycle, settings, gateway)
+        receipt, outcome = await receipts.take_in(flow, delivery)
         answer = ShopifyWebhookReceived(
             received=True,
             receipt_id=receipt.id,

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from connectors.amazon import poller as amazon_poller
 from orchestrator.connections import receipts, registry
 from orchestrator.connections.handlers import processing
 from orchestrator.connections.model import Kind, Outcome
@@ -26,7 +27,8 @@ from orchestrator.connections.schemas import (
 from orchestrator.fulfillment.dependencies import LifecycleDep
 from orchestrator.payments.dependencies import GatewayDep
 from orchestrator.platform.auth import ADMIN
-from orchestrator.platform.db import committing
+from orchestrator.platform.db import Database, committing
+from orchestrator.platform.errors import Conflict
 from orchestrator.platform.http.dependencies import DB, ClockDep, SettingsDep
 from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import set_fields
@@ -39,6 +41,21 @@ def _changes(data: ConnectorPatch) -> dict[str, Any]:
     if "settings" in changes:
         changes["settings"] = msgspec.to_builtins(changes["settings"])
     return changes
+
+
+async def _status_view(db: Database, connector_id: uuid.UUID) -> ConnectorStatusView:
+    s = await db.run(lambda uow: registry.status(uow, connector_id))
+    return ConnectorStatusView(
+        connector_id=connector_id,
+        last_receipt_at=s.last_receipt_at,
+        counts=s.counts,
+        backlog=s.backlog,
+        last_error=s.last_error,
+        last_error_at=s.last_error_at,
+        cursor=s.cursor,
+        last_polled_at=s.last_polled_at,
+        last_poll_error=s.last_poll_error,
+    )
 
 
 class ConnectorController(Controller):
@@ -106,15 +123,7 @@ class ConnectorController(Controller):
         responses=problems(401, 403, 404),
     )
     async def status(self, connector_id: FromPath[uuid.UUID], db: DB) -> ConnectorStatusView:
-        s = await db.run(lambda uow: registry.status(uow, connector_id))
-        return ConnectorStatusView(
-            connector_id=connector_id,
-            last_receipt_at=s.last_receipt_at,
-            counts=s.counts,
-            backlog=s.backlog,
-            last_error=s.last_error,
-            last_error_at=s.last_error_at,
-        )
+        return await _status_view(db, connector_id)
 
     @get(
         "/{connector_id:uuid}/receipts",
@@ -153,3 +162,25 @@ class ConnectorController(Controller):
     ) -> ReceiptView:
         flow = processing(db, clock, lifecycle, settings, gateway)
         return receipt_view(await receipts.replay(flow, connector_id, receipt_id))
+
+    @post(
+        "/{connector_id:uuid}/poll",
+        operation_id="pollConnector",
+        summary="Poll an Amazon connector now (getOrders since its cursor), whatever its interval",
+        status_code=200,
+        responses=problems(401, 403, 404, 409),
+    )
+    async def poll(
+        self,
+        connector_id: FromPath[uuid.UUID],
+        db: DB,
+        clock: ClockDep,
+        settings: SettingsDep,
+        lifecycle: LifecycleDep,
+        gateway: GatewayDep,
+    ) -> ConnectorStatusView:
+        found = await db.run(lambda uow: registry.connector(uow, connector_id))
+        if found.kind != Kind.AMAZON.value:
+            raise Conflict(f"{found.kind} connectors are not polled", kind=found.kind)
+        await amazon_poller.poll(processing(db, clock, lifecycle, settings, gateway), connector_id, force=True)
+        return await _status_view(db, connector_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.connections import shopify_receipts
+from orchestrator.connections import amazon_receipts, shopify_receipts, square_receipts
 from orchestrator.connections.model import Kind
 from orchestrator.connections.receipts import Handler, Processing
 from orchestrator.fulfillment.service import LifecycleSettings
@@ -11,7 +11,11 @@ from orchestrator.platform.clock import Clock
 from orchestrator.platform.db import Database
 from orchestrator.settings import Settings
 
-HANDLERS: dict[str, Handler] = {Kind.SHOPIFY.value: shopify_receipts.apply}
+HANDLERS: dict[str, Handler] = {
+    Kind.SHOPIFY.value: shopify_receipts.apply,
+    Kind.AMAZON.value: amazon_receipts.apply,
+    Kind.SQUARE.value: square_receipts.apply,
+}
 
 
 def processing(

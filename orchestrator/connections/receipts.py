@@ -288,3 +288,17 @@ async def signing_secret(db: Database, connector_id: uuid.UUID, kind: str, key: 
 async def receive(db: Database, delivery: Delivery, now: datetime) -> ConnectorReceipt:
     """For a receiver: the delivery stored (``store``) in a transaction of its own, committed."""
     return await db.run(committing(lambda uow: store(uow, delivery, now)))
+
+
+async def take_in(flow: Processing, delivery: Delivery) -> tuple[ConnectorReceipt, Outcome]:
+    """For a receiver: the delivery stored, then processed if it is to be. What processing comes
+    to is the receipt's outcome, never the platform's answer: a failure leaves it ``pending`` for
+    the worker's sweep (the platform got its 200 once the receipt was stored)."""
+    receipt = await receive(flow.db, delivery, flow.clock.now())
+    outcome = Outcome(receipt.outcome)
+    if outcome is Outcome.PENDING:
+        try:
+            outcome = await process(flow, receipt.id)
+        except Exception as exc:  # noqa: BLE001 - kept pending; the worker's sweep processes it again
+            log.warning("connector receipt left pending", receipt_id=str(receipt.id), error=type(exc).__name__)
+    return receipt, outcome

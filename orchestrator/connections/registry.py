@@ -40,6 +40,10 @@ class ConnectorStatus:
     backlog: int  # receipts still pending
     last_error: str | None
     last_error_at: datetime | None
+    # A poller's: where it is, when it last polled, what its last poll gave up on (None: fine).
+    cursor: dict[str, Any] | None = None
+    last_polled_at: datetime | None = None
+    last_poll_error: str | None = None
 
 
 async def _check_locations(uow: UnitOfWork, location_map: dict[str, str]) -> None:
@@ -112,7 +116,7 @@ async def delete(uow: UnitOfWork, connector_id: uuid.UUID) -> None:
 
 
 async def status(uow: UnitOfWork, connector_id: uuid.UUID) -> ConnectorStatus:
-    await connector(uow, connector_id)
+    found = await connector(uow, connector_id)
     session = uow.session
     of_it = ConnectorReceipt.connector_id == connector_id
     counts = dict(
@@ -133,4 +137,7 @@ async def status(uow: UnitOfWork, connector_id: uuid.UUID) -> ConnectorStatus:
         backlog=counts.get(Outcome.PENDING.value, 0),
         last_error=failed[0] if failed else None,
         last_error_at=failed[1] if failed else None,
+        cursor=dict(found.cursor) or None,
+        last_polled_at=found.last_polled_at,
+        last_poll_error=found.last_poll_error,
     )

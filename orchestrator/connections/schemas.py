@@ -34,6 +34,7 @@ class ConnectorSettings(RequestBody, kw_only=True, omit_defaults=True):
         None
     )
     poll_interval_seconds: Annotated[int, Meta(ge=10, le=86_400)] | None = None
+    lookback_hours: Annotated[int, Meta(ge=1, le=24 * 30)] | None = None  # a poller's first window
 
 
 class ConnectorIn(RequestBody, kw_only=True):
@@ -81,6 +82,9 @@ class ConnectorStatusView(msgspec.Struct, kw_only=True):
     backlog: int  # receipts still pending
     last_error: str | None  # the latest invalid or unmapped receipt's detail
     last_error_at: datetime | None
+    cursor: dict[str, Any] | None = None  # a poller's (Amazon: last_updated_after)
+    last_polled_at: datetime | None = None
+    last_poll_error: str | None = None  # the last poll gave up (the cursor stayed where it was)
 
 
 class ReceiptView(msgspec.Struct, kw_only=True):

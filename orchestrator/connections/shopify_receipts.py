@@ -11,41 +11,21 @@
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-from datetime import datetime
-
 import msgspec
-from sqlalchemy import func, select
 
 from connectors.shopify import mapping
+from orchestrator.connections import placing
 from orchestrator.connections.model import Outcome
 from orchestrator.connections.receipts import Processing, Result
 from orchestrator.connections.tables import Connector, ConnectorReceipt
-from orchestrator.customers.model import CustomerDetails, normalise_email, normalise_phone
-from orchestrator.order_record.tables import Order
-from orchestrator.orders import paid_intake
 from orchestrator.orders.changes import cancel_order
-from orchestrator.platform.actors import Actor, Role
 from orchestrator.platform.db import committing
 from orchestrator.platform.errors import (
-    DomainError,
-    InsufficientStock,
-    InvalidRequest,
     OrderNotCancellable,
-    UnknownLocation,
-    UnknownSku,
 )
-from orchestrator.platform.scopes import defaults
 
 ORDER_TOPICS = ("orders/create", "orders/updated")
 TOPICS = frozenset({*ORDER_TOPICS, "orders/cancelled", "refunds/create"})
-
-
-def channel_actor(connector: Connector) -> Actor:
-    """The connector acts as its channel's key would, with a marketplace key's default scopes."""
-    scopes = frozenset(s.value for s in defaults(Role.CHANNEL, connector.channel))
-    return Actor(kind=Role.CHANNEL.value, id=f"connector:{connector.name}", channel=connector.channel, scopes=scopes)
 
 
 async def apply(flow: Processing, connector: Connector, receipt: ConnectorReceipt) -> Result:
@@ -79,60 +59,19 @@ async def _create(
             unmapped=mapped.missing,
             resource_id=mapped.order_ref,
         )
-    ref, version = mapped.command.channel_order_ref, mapped.updated_at
-    cmd = dataclasses.replace(mapped.command, customer=_reachable(mapped.command.customer, flow))
-    actor = channel_actor(connector)
-    intake = paid_intake.Intake.configured(
-        flow.settings,
-        db=flow.db,
-        gateway=flow.gateway,
-        actor=actor,
-        clock=flow.clock,
-        lifecycle=flow.lifecycle,
-        claim=None,
-        instance=f"/v1/connectors/{connector.id}/shopify/webhooks",
+    source = f"/v1/connectors/{connector.id}/shopify/webhooks"
+    return await placing.place(
+        flow, connector, mapped.command, mapped.payment, source=source, updated_at=mapped.updated_at
     )
-    try:
-        placed = await paid_intake.place_paid_order(intake, cmd, mapped.payment)
-    except (UnknownSku, UnknownLocation) as exc:
-        return Result(Outcome.UNMAPPED, detail=exc.detail, unmapped=_missing(exc, connector, cmd), resource_id=ref)
-    except InsufficientStock as exc:
-        return Result(Outcome.INVALID, detail=exc.detail, resource_id=ref)
-    except DomainError as exc:
-        return Result(Outcome.INVALID, detail=exc.detail, resource_id=ref)
-    if placed.status >= 400 or placed.order_id is None:
-        return Result(Outcome.INVALID, detail=f"intake answered {placed.status}", resource_id=ref)
-    detail = None if placed.created else "the order was placed before (same Shopify order id)"
-    order_id = placed.order_id
-    return Result(Outcome.APPLIED, detail=detail, order_id=order_id, resource_id=ref, resource_updated_at=version)
-
-
-def _missing(exc: UnknownSku | UnknownLocation, connector: Connector, cmd: object) -> tuple[str, ...]:
-    """What intake did not know, named as Shopify names it (the sku before the connector's map)."""
-    if isinstance(exc, UnknownLocation):
-        return (f"location:{getattr(cmd, 'location', None)}",)
-    theirs = {ours: sku for sku, ours in connector.sku_map.items()}
-    return tuple(f"sku:{theirs.get(sku, sku)}" for sku in exc.context.get("skus", ()))
-
-
-def _reachable(customer: CustomerDetails, flow: Processing) -> CustomerDetails:
-    """An email or phone intake would refuse is left out: a marketplace's buyer contact must not
-    cost the order (the account identity still attaches it)."""
-    email, phone = customer.email, customer.phone
-    try:
-        email = normalise_email(email) if email else None
-    except InvalidRequest:
-        email = None
-    try:
-        phone = normalise_phone(phone, flow.settings.default_phone_region) if phone else None
-    except InvalidRequest:
-        phone = None
-    return dataclasses.replace(customer, email=email, phone=phone)
 
 
 async def _updated(flow: Processing, connector: Connector, receipt: ConnectorReceipt, payload: object) -> Result:
     ref = mapping.order_ref(payload)
-    newest = await flow.db.run(lambda uow: _newest_applied(uow.session, connector.id, ref.order_ref, receipt.id))
+    newest = await flow.db.run(
+        lambda uow: placing.newest_version(
+            uow.session, connector.id, ref.order_ref, receipt.id, [Outcome.APPLIED], ORDER_TOPICS
+        )
+    )
     if ref.updated_at is not None and newest is not None and ref.updated_at < newest:
         return Result(
             Outcome.STALE,
@@ -140,7 +79,7 @@ async def _updated(flow: Processing, connector: Connector, receipt: ConnectorRec
             resource_id=ref.order_ref,
             resource_updated_at=ref.updated_at,
         )
-    order_id = await flow.db.run(lambda uow: _order_of(uow.session, connector.channel, ref.order_ref))
+    order_id = await flow.db.run(lambda uow: placing.order_of(uow.session, connector.channel, ref.order_ref))
     return Result(
         Outcome.APPLIED,
         detail="recorded" if order_id else "recorded; no order of ours has this Shopify order id",
@@ -152,7 +91,7 @@ async def _updated(flow: Processing, connector: Connector, receipt: ConnectorRec
 
 async def _cancelled(flow: Processing, connector: Connector, payload: object) -> Result:
     ref = mapping.order_ref(payload)
-    order_id = await flow.db.run(lambda uow: _order_of(uow.session, connector.channel, ref.order_ref))
+    order_id = await flow.db.run(lambda uow: placing.order_of(uow.session, connector.channel, ref.order_ref))
     if order_id is None:
         # Replayable: the order may be placed yet (its orders/create waits for a map fix).
         return Result(
@@ -162,7 +101,7 @@ async def _cancelled(flow: Processing, connector: Connector, payload: object) ->
             resource_id=ref.order_ref,
         )
     reason = f"cancelled on Shopify ({ref.cancel_reason})" if ref.cancel_reason else "cancelled on Shopify"
-    actor = channel_actor(connector)
+    actor = placing.channel_actor(connector)
     try:
         await flow.db.run(
             committing(lambda uow: cancel_order(uow, order_id, actor, flow.clock, flow.lifecycle, reason=reason[:500]))
@@ -181,19 +120,3 @@ def _refund(payload: object) -> Result:
         detail=f"refund {refund.refund_id} recorded (refunded by Shopify: {amounts}; {lines})",
         resource_id=refund.order_ref,
     )
-
-
-async def _newest_applied(session, connector_id: uuid.UUID, ref: str, other_than: uuid.UUID) -> datetime | None:  # type: ignore[no-untyped-def]
-    return await session.scalar(
-        select(func.max(ConnectorReceipt.resource_updated_at)).where(
-            ConnectorReceipt.connector_id == connector_id,
-            ConnectorReceipt.resource_id == ref,
-            ConnectorReceipt.topic.in_(ORDER_TOPICS),
-            ConnectorReceipt.outcome == Outcome.APPLIED.value,
-            ConnectorReceipt.id != other_than,
-        )
-    )
-
-
-async def _order_of(session, channel: str, ref: str) -> uuid.UUID | None:  # type: ignore[no-untyped-def]
-    return await session.scalar(select(Order.id).where(Order.channel == channel, Order.channel_order_ref == ref))

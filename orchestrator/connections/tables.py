@@ -24,6 +24,10 @@ class Connector(SQLModel, table=True):
     location_map: dict = jsonb()  # platform location id or name → location code
     sku_map: dict = jsonb()  # platform sku → our sku
     settings: dict = jsonb()
+    # A poller's place (Amazon: {"last_updated_after": ...}), moved only by a poll that finished.
+    cursor: dict = jsonb()
+    last_polled_at: datetime | None = timestamp()
+    last_poll_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = created_at()
     updated_at: datetime | None = timestamp()
 

@@ -297,14 +297,15 @@ def test_spec_says_which_operations_need_a_key(spec, live_url):
                 expected = (200, 503)
                 if path.startswith("/v1/webhooks/"):
                     expected = (400, 422)
-                elif path.endswith("/shopify/webhooks"):  # signed under a connector's secret: none is 404
+                elif path.endswith(("/shopify/webhooks", "/square/webhooks")):  # a connector's secret: none is 404
                     expected = (401, 404)
                 elif path.startswith("/v1/public/"):
                     expected = (400, 404, 422)
                 assert r.status_code in expected, (label(path, method, op), r.status_code)
     guest = {p for p in public if p.startswith("/v1/public/")}
     shopify = "/v1/connectors/{connector_id}/shopify/webhooks"
-    assert sorted(set(public) - guest) == ["/health/live", "/health/ready", shopify, "/v1/webhooks/stripe"]
+    square = "/v1/connectors/{connector_id}/square/webhooks"
+    assert sorted(set(public) - guest) == ["/health/live", "/health/ready", shopify, square, "/v1/webhooks/stripe"]
     assert {"/v1/public/order-lookup", "/v1/public/orders/{token}", "/v1/public/orders/{token}/arrival"} <= guest
 
 
