@@ -60,3 +60,15 @@ def read_time(raw: Any, field: str) -> datetime:
     if moment.tzinfo is None:
         raise MappingError(f"{field} {raw[:40]!r} has no UTC offset")
     return moment
+
+
+def read_objects(raw: Any, field: str, at_most: int) -> list[dict[str, Any]]:
+    """A non-empty JSON array of objects, at most ``at_most`` of them (an order's lines)."""
+    items = read_list(raw, field)
+    if not items:
+        raise MappingError(f"the order has no {field}")
+    if len(items) > at_most:
+        raise MappingError(f"more than {at_most} {field}")
+    if not all(isinstance(item, dict) for item in items):
+        raise MappingError(f"one of {field} is not an object")
+    return items

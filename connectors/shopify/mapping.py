@@ -22,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.maps import MappingError, Maps, read_list, read_text, read_time
+from connectors.maps import MappingError, Maps, read_list, read_objects, read_text, read_time
 from orchestrator.customers.model import CustomerDetails
 from orchestrator.order_record.states import Method
 from orchestrator.orders.commands import NewLine, NewPayment, PlaceOrder
@@ -141,15 +141,8 @@ def read_refund(payload: Any) -> Refund:
 
 
 def _lines(raw: Any, currency: str, maps: Maps, missing: list[str]) -> tuple[NewLine, ...]:
-    items = read_list(raw, "line_items")
-    if not items:
-        raise MappingError("the order has no line items")
-    if len(items) > MAX_LINES:
-        raise MappingError(f"more than {MAX_LINES} line items")
     lines = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise MappingError("a line item is not an object")
+    for item in read_objects(raw, "line_items", MAX_LINES):
         quantity = _quantity(item.get("quantity"), "line_items.quantity")
         price = _money(_field(item, "price"), currency, "line_items.price")
         sku = item.get("sku")

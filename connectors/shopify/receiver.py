@@ -18,12 +18,10 @@ from litestar.params import FromPath
 
 from connectors.shopify.signature import STAND_IN_SECRET, signed_by
 from orchestrator.connections import receipts
-from orchestrator.connections.handlers import processing
+from orchestrator.connections.dependencies import PROCESSING_DEPENDENCIES, ProcessingDep
 from orchestrator.connections.model import Kind, Outcome
 from orchestrator.connections.shopify_receipts import TOPICS
-from orchestrator.fulfillment.dependencies import LifecycleDep
-from orchestrator.payments.dependencies import GatewayDep
-from orchestrator.platform.http.dependencies import DB, ClockDep, SettingsDep
+from orchestrator.platform.http.dependencies import DB
 from orchestrator.platform.problems import FieldError, Problem, http_problem, problem_response, problem_type, problems
 
 log = structlog.get_logger("orchestrator.connectors")
@@ -77,6 +75,7 @@ def _signature_invalid(instance: str) -> Response[Problem]:
 class ShopifyWebhookController(Controller):
     path = PATH
     tags = ["connectors"]
+    dependencies = PROCESSING_DEPENDENCIES
     # Public (no API key): an empty requirement overrides the document's global bearer one.
     security = [{}]
 
@@ -96,10 +95,7 @@ class ShopifyWebhookController(Controller):
         request: Request,
         connector_id: FromPath[uuid.UUID],
         db: DB,
-        clock: ClockDep,
-        settings: SettingsDep,
-        lifecycle: LifecycleDep,
-        gateway: GatewayDep,
+        flow: ProcessingDep,
     ) -> Response:
         body = await request.body()
         secret = await receipts.signing_secret(db, connector_id, Kind.SHOPIFY.value, "webhook_secret")
@@ -126,7 +122,6 @@ class ShopifyWebhookController(Controller):
             outcome=Outcome.PENDING if topic in TOPICS else Outcome.IGNORED,
             detail=None if topic in TOPICS else f"topic {topic} is not processed",
         )
-        flow = processing(db, clock, lifecycle, settings, gateway)
         receipt, outcome = await receipts.take_in(flow, delivery)
         answer = ShopifyWebhookReceived(
             received=True,

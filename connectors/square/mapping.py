@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connectors.maps import MappingError, Maps, read_list, read_text, read_time
+from connectors.maps import MappingError, Maps, read_list, read_objects, read_text, read_time
 from orchestrator.customers.model import CustomerDetails
 from orchestrator.order_record.states import Method
 from orchestrator.orders.commands import NewLine, NewPayment, PlaceOrder
@@ -101,15 +101,8 @@ def map_order(payload: Any, maps: Maps) -> MappedOrder | InStoreSale | Unmapped:
 
 
 def _lines(raw: Any, currency: str, maps: Maps, missing: list[str]) -> tuple[NewLine, ...]:
-    items = read_list(raw, "line_items")
-    if not items:
-        raise MappingError("the order has no line items")
-    if len(items) > MAX_LINES:
-        raise MappingError(f"more than {MAX_LINES} line items")
     lines = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise MappingError("a line item is not an object")
+    for item in read_objects(raw, "line_items", MAX_LINES):
         quantity = _quantity(item.get("quantity"))
         price = _money(_field(item, "base_price_money"), currency, "line_items.base_price_money")
         catalog, name, variation = (read_text(item.get(k)) for k in ("catalog_object_id", "name", "variation_name"))

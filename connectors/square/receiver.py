@@ -22,12 +22,10 @@ from litestar.params import FromPath
 from connectors.square.events import EVENTS
 from connectors.square.signature import STAND_IN_KEY, STAND_IN_URL, signed_by
 from orchestrator.connections import receipts
-from orchestrator.connections.handlers import processing
+from orchestrator.connections.dependencies import PROCESSING_DEPENDENCIES, ProcessingDep
 from orchestrator.connections.model import Outcome
 from orchestrator.connections.square_receipts import signing_of
-from orchestrator.fulfillment.dependencies import LifecycleDep
-from orchestrator.payments.dependencies import GatewayDep
-from orchestrator.platform.http.dependencies import DB, ClockDep, SettingsDep
+from orchestrator.platform.http.dependencies import DB
 from orchestrator.platform.problems import Problem, http_problem, problem_response, problem_type, problems
 
 log = structlog.get_logger("orchestrator.connectors")
@@ -95,6 +93,7 @@ def _identity(body: bytes) -> tuple[str, str, str | None]:
 class SquareWebhookController(Controller):
     path = PATH
     tags = ["connectors"]
+    dependencies = PROCESSING_DEPENDENCIES
     # Public (no API key): an empty requirement overrides the document's global bearer one.
     security = [{}]
 
@@ -114,10 +113,7 @@ class SquareWebhookController(Controller):
         request: Request,
         connector_id: FromPath[uuid.UUID],
         db: DB,
-        clock: ClockDep,
-        settings: SettingsDep,
-        lifecycle: LifecycleDep,
-        gateway: GatewayDep,
+        flow: ProcessingDep,
     ) -> Response:
         body = await request.body()
         signing = await signing_of(db, connector_id)
@@ -144,7 +140,6 @@ class SquareWebhookController(Controller):
             outcome=Outcome.PENDING if processed else (Outcome.INVALID if unreadable else Outcome.IGNORED),
             detail=unreadable or (None if processed else f"event type {kind} is not processed"),
         )
-        flow = processing(db, clock, lifecycle, settings, gateway)
         receipt, outcome = await receipts.take_in(flow, delivery)
         answer = SquareWebhookReceived(
             received=True,

@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from connectors.amazon import poller as amazon_poller
 from orchestrator.connections import receipts, registry
-from orchestrator.connections.handlers import processing
+from orchestrator.connections.dependencies import PROCESSING_DEPENDENCIES, ProcessingDep
 from orchestrator.connections.model import Kind, Outcome
 from orchestrator.connections.schemas import (
     ConnectorIn,
@@ -24,12 +24,10 @@ from orchestrator.connections.schemas import (
     connector_view,
     receipt_view,
 )
-from orchestrator.fulfillment.dependencies import LifecycleDep
-from orchestrator.payments.dependencies import GatewayDep
 from orchestrator.platform.auth import ADMIN
 from orchestrator.platform.db import Database, committing
 from orchestrator.platform.errors import Conflict
-from orchestrator.platform.http.dependencies import DB, ClockDep, SettingsDep
+from orchestrator.platform.http.dependencies import DB, ClockDep
 from orchestrator.platform.problems import problems
 from orchestrator.platform.schemas import set_fields
 
@@ -61,6 +59,7 @@ async def _status_view(db: Database, connector_id: uuid.UUID) -> ConnectorStatus
 class ConnectorController(Controller):
     path = "/v1/connectors"
     tags = ["connectors"]
+    dependencies = PROCESSING_DEPENDENCIES
     guards = [ADMIN]
 
     @post(
@@ -155,12 +154,8 @@ class ConnectorController(Controller):
         connector_id: FromPath[uuid.UUID],
         receipt_id: FromPath[uuid.UUID],
         db: DB,
-        clock: ClockDep,
-        settings: SettingsDep,
-        lifecycle: LifecycleDep,
-        gateway: GatewayDep,
+        flow: ProcessingDep,
     ) -> ReceiptView:
-        flow = processing(db, clock, lifecycle, settings, gateway)
         return receipt_view(await receipts.replay(flow, connector_id, receipt_id))
 
     @post(
@@ -174,13 +169,10 @@ class ConnectorController(Controller):
         self,
         connector_id: FromPath[uuid.UUID],
         db: DB,
-        clock: ClockDep,
-        settings: SettingsDep,
-        lifecycle: LifecycleDep,
-        gateway: GatewayDep,
+        flow: ProcessingDep,
     ) -> ConnectorStatusView:
         found = await db.run(lambda uow: registry.connector(uow, connector_id))
         if found.kind != Kind.AMAZON.value:
             raise Conflict(f"{found.kind} connectors are not polled", kind=found.kind)
-        await amazon_poller.poll(processing(db, clock, lifecycle, settings, gateway), connector_id, force=True)
+        await amazon_poller.poll(flow, connector_id, force=True)
         return await _status_view(db, connector_id)

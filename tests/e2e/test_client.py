@@ -42,12 +42,16 @@ class Dropping(httpx.AsyncBaseTransport):
     def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
         self.streams: list[httpx.Request] = []
+        # Set once the server answered a stream's headers: it follows the order from then on, so
+        # what happens after it is sent (what happened before it is not).
+        self.opened = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
         if not request.url.path.endswith("/stream"):
             return response
         self.streams.append(request)
+        self.opened.set()
         if len(self.streams) > 1:
             return response
         upstream = response.stream
@@ -128,6 +132,8 @@ async def test_follow_yields_ready_for_pickup_and_resumes_after_a_dropped_connec
     async with OrchestratorClient(str(live.client.base_url), key, transport=cutting) as oo:
         stream = oo.follow(order["id"])
         first = asyncio.ensure_future(anext(stream))
+        async with asyncio.timeout(10):
+            await cutting.opened.wait()  # the stream is open: what happens now reaches it
         await act(shop, staff, fo["id"], "accept")
         await relay(db, redis, settings)
         async with asyncio.timeout(10):
