@@ -17,6 +17,7 @@ from connectors.amazon import poller, sp_api
 from orchestrator.connections.handlers import processing
 from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.payments.gateway import UnconfiguredGateway
+from tests.e2e.connector_support import orders_on, receipts_of
 from tests.e2e.sp_api_server import ORDERS, Answer, SpApiServer, running
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "amazon"
@@ -111,18 +112,6 @@ async def poll(flow, c, **options):
     return result, sleeps
 
 
-async def amazon_orders(shop) -> list[dict]:
-    r = await shop.client.get(f"/v1/orders?channel={CHANNEL}", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()["items"]
-
-
-async def receipts_of(shop, c, outcome=None) -> list[dict]:
-    query = f"?outcome={outcome}" if outcome else ""
-    r = await shop.client.get(f"/v1/connectors/{c['id']}/receipts{query}", headers=shop.admin)
-    return r.json()["items"]
-
-
 async def status_of(shop, c) -> dict:
     return (await shop.client.get(f"/v1/connectors/{c['id']}/status", headers=shop.admin)).json()
 
@@ -148,7 +137,7 @@ async def test_pages_with_next_tokens_become_one_order_each_and_the_cursor_moves
     assert second.query == {"MarketplaceIds": MARKETPLACE, "NextToken": "page-2"}
     assert third.query == {"MarketplaceIds": MARKETPLACE, "NextToken": "page-3"}
     assert len(server.calls(f"{ORDERS}/111-0000001-0000001/orderItems")) == 1
-    placed = {o["channel_order_ref"]: o for o in await amazon_orders(shop)}
+    placed = {o["channel_order_ref"]: o for o in await orders_on(shop, CHANNEL)}
     assert sorted(placed) == ["111-0000001-0000001", "111-0000002-0000002"]
     one = placed["111-0000001-0000001"]
     assert [(ln["sku"], ln["quantity"], ln["unit_price"]) for ln in one["lines"]] == [(SKU, 1, 1000)]
@@ -167,7 +156,7 @@ async def test_pages_with_next_tokens_become_one_order_each_and_the_cursor_moves
     [again] = await poller.poll_due(flow, sleep=Sleeps())
     assert (again.fetched, again.stored) == (1, 0)
     assert server.calls(ORDERS)[-1].query == {"MarketplaceIds": MARKETPLACE, "LastUpdatedAfter": cursor}
-    assert len(await amazon_orders(shop)) == 2 and len(await receipts_of(shop, c)) == 2
+    assert len(await orders_on(shop, CHANNEL)) == 2 and len(await receipts_of(shop, c["id"])) == 2
     assert await poller.poll_due(flow) == []  # polled just now: not due
 
 
@@ -190,7 +179,7 @@ async def test_throttling_and_server_errors_are_waited_out(amazon, flow):
     # Retry-After as sent; a 5xx after the base backoff; an unannounced 429 after 1/rate (0.5/s → 2 s).
     assert sleeps == [3.0, 2.0, 2.0]
     assert len(server.calls(ORDERS)) == 3 and len(server.calls(items_path)) == 2
-    assert len(await amazon_orders(shop)) == 1
+    assert len(await orders_on(shop, CHANNEL)) == 1
 
 
 async def test_a_poll_that_gives_up_records_the_error_and_keeps_the_cursor(amazon, flow):
@@ -208,7 +197,7 @@ async def test_a_poll_that_gives_up_records_the_error_and_keeps_the_cursor(amazo
     assert result.error and "500" in result.error and len(sleeps) == 2 and result.stored == 1
     status = await status_of(shop, c)
     assert status["cursor"] == cursor and "500" in status["last_poll_error"]
-    assert len(await amazon_orders(shop)) == 2  # what was fetched before it gave up is kept
+    assert len(await orders_on(shop, CHANNEL)) == 2  # what was fetched before it gave up is kept
     server.script(ORDERS, server.page([order("111-0000013-0000013", stamp(shop, 60))]))
     result, _ = await poll(flow, c)
     assert result.error is None and result.stored == 0 and (await status_of(shop, c))["last_poll_error"] is None
@@ -257,8 +246,8 @@ async def test_an_order_seen_twice_is_applied_once_and_a_new_version_places_noth
     assert (result.fetched, result.stored) == (2, 1)
     server.script(ORDERS, server.page([order("111-0000006-0000006", stamp(shop, 60), OrderStatus="PartiallyShipped")]))
     await poll(flow, c)
-    assert len(await amazon_orders(shop)) == 1
-    later, first = sorted(await receipts_of(shop, c), key=lambda r: "PartiallyShipped" not in r["body"])
+    assert len(await orders_on(shop, CHANNEL)) == 1
+    later, first = sorted(await receipts_of(shop, c["id"]), key=lambda r: "PartiallyShipped" not in r["body"])
     assert (first["outcome"], later["outcome"]) == ("applied", "applied") and first["order_id"] == later["order_id"]
     assert "placed before" in later["detail"]
 
@@ -269,14 +258,14 @@ async def test_an_unknown_sku_is_unmapped_until_the_map_is_fixed_and_replayed(am
     server.items = {"111-0000007-0000007": [item(SellerSKU="AMZ-ONLY-SKU")]}
     server.script(ORDERS, server.page([order("111-0000007-0000007", stamp(shop, 0))]))
     await poll(flow, c)
-    [receipt] = await receipts_of(shop, c, "unmapped")
-    assert receipt["unmapped"] == ["sku:AMZ-ONLY-SKU"] and await amazon_orders(shop) == []
+    [receipt] = await receipts_of(shop, c["id"], "unmapped")
+    assert receipt["unmapped"] == ["sku:AMZ-ONLY-SKU"] and await orders_on(shop, CHANNEL) == []
     assert "AMZ-ONLY-SKU" in (await status_of(shop, c))["last_error"]
     fix = {"sku_map": {"AMZ-ONLY-SKU": SKU}}
     assert (await shop.client.patch(f"/v1/connectors/{c['id']}", json=fix, headers=shop.admin)).status_code == 200
     r = await shop.client.post(f"/v1/connectors/{c['id']}/receipts/{receipt['id']}/replay", headers=shop.admin)
     assert r.status_code == 200 and r.json()["outcome"] == "applied", r.text
-    [placed] = await amazon_orders(shop)
+    [placed] = await orders_on(shop, CHANNEL)
     assert placed["lines"][0]["sku"] == SKU
 
 
@@ -297,9 +286,9 @@ async def test_an_ispu_order_is_a_pickup_at_the_mapped_store_and_an_unmapped_sto
         ),
     )
     await poll(flow, c)
-    [placed] = await amazon_orders(shop)
+    [placed] = await orders_on(shop, CHANNEL)
     assert (placed["fulfillment"]["method"], placed["fulfillment"]["location"]) == ("pickup", "S1")
-    [waiting] = await receipts_of(shop, c, "unmapped")
+    [waiting] = await receipts_of(shop, c["id"], "unmapped")
     assert waiting["unmapped"] == ["location:OTHER_STORE"]
 
 
@@ -309,19 +298,19 @@ async def test_a_canceled_order_cancels_the_placed_one_and_pending_waits_for_pay
     server.items = {"111-0000010-0000010": [item()]}
     server.script(ORDERS, server.page([order("111-0000010-0000010", stamp(shop, -60), OrderStatus="Pending")]))
     await poll(flow, c)
-    [pending] = await receipts_of(shop, c)
-    assert pending["outcome"] == "ignored" and await amazon_orders(shop) == []
+    [pending] = await receipts_of(shop, c["id"])
+    assert pending["outcome"] == "ignored" and await orders_on(shop, CHANNEL) == []
     assert server.calls(f"{ORDERS}/111-0000010-0000010/orderItems") == []  # no prices while Pending
     server.script(ORDERS, server.page([order("111-0000010-0000010", stamp(shop, 0))]))
     await poll(flow, c)
-    [placed] = await amazon_orders(shop)
+    [placed] = await orders_on(shop, CHANNEL)
     assert placed["status"] != "cancelled"
     server.script(ORDERS, server.page([order("111-0000010-0000010", stamp(shop, 60), OrderStatus="Canceled")]))
     await poll(flow, c)
-    [cancelled] = await amazon_orders(shop)
+    [cancelled] = await orders_on(shop, CHANNEL)
     assert cancelled["status"] == "cancelled"
     assert len(server.calls(f"{ORDERS}/111-0000010-0000010/orderItems")) == 1
-    [canceled] = [r for r in await receipts_of(shop, c) if '"Canceled"' in r["body"]]
+    [canceled] = [r for r in await receipts_of(shop, c["id"]) if '"Canceled"' in r["body"]]
     assert canceled["outcome"] == "applied" and canceled["order_id"] == placed["id"]
 
 
@@ -335,9 +324,9 @@ async def test_a_buyer_requested_cancel_cancels_the_placed_order(amazon, flow):
     server.items = {"111-0000011-0000011": fixture("get_order_items_sandbox_200.json")["payload"]["OrderItems"]}
     server.script(ORDERS, server.page([order("111-0000011-0000011", stamp(shop, 60))]))
     await poll(flow, c)
-    [cancelled] = await amazon_orders(shop)
+    [cancelled] = await orders_on(shop, CHANNEL)
     assert cancelled["status"] == "cancelled"
-    [request] = [r for r in await receipts_of(shop, c) if "BuyerRequestedCancel" in r["body"]]
+    [request] = [r for r in await receipts_of(shop, c["id"]) if "BuyerRequestedCancel" in r["body"]]
     assert request["outcome"] == "applied" and "Found cheaper somewhere else." in request["detail"]
 
 
@@ -349,7 +338,7 @@ async def test_poll_now_over_http_and_only_for_amazon(amazon):
     r = await shop.client.post(f"/v1/connectors/{c['id']}/poll", headers=shop.admin)
     assert r.status_code == 200, r.text
     assert r.json()["counts"]["applied"] == 1 and r.json()["cursor"] and r.json()["last_polled_at"]
-    assert len(await amazon_orders(shop)) == 1
+    assert len(await orders_on(shop, CHANNEL)) == 1
     shopify = await register(shop, kind="shopify", credentials={"webhook_secret": "s"}, settings={})
     r = await shop.client.post(f"/v1/connectors/{shopify['id']}/poll", headers=shop.admin)
     assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")
@@ -364,16 +353,16 @@ async def test_an_unmapped_version_replayed_after_the_order_was_canceled_places_
     server.items = {"111-0000014-0000014": [item(SellerSKU="AMZ-LATE")]}
     server.script(ORDERS, server.page([order("111-0000014-0000014", stamp(shop, 0))]))
     await poll(flow, c)
-    [unmapped] = await receipts_of(shop, c, "unmapped")
+    [unmapped] = await receipts_of(shop, c["id"], "unmapped")
     server.script(ORDERS, server.page([order("111-0000014-0000014", stamp(shop, 60), OrderStatus="Canceled")]))
     await poll(flow, c)
-    [canceled] = await receipts_of(shop, c, "ignored")
+    [canceled] = await receipts_of(shop, c["id"], "ignored")
     assert "never placed" in canceled["detail"]
     fix = {"sku_map": {"AMZ-LATE": SKU}}
     assert (await shop.client.patch(f"/v1/connectors/{c['id']}", json=fix, headers=shop.admin)).status_code == 200
     r = await shop.client.post(f"/v1/connectors/{c['id']}/receipts/{unmapped['id']}/replay", headers=shop.admin)
     assert r.status_code == 200 and r.json()["outcome"] == "stale", r.text
-    assert await amazon_orders(shop) == []
+    assert await orders_on(shop, CHANNEL) == []
 
 
 async def test_a_poll_that_runs_out_of_time_says_so_and_keeps_the_cursor(amazon, flow):

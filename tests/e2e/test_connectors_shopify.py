@@ -16,6 +16,7 @@ from orchestrator.connections import receipts
 from orchestrator.connections.handlers import HANDLERS, processing
 from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.payments.gateway import UnconfiguredGateway
+from tests.e2e.connector_support import orders_on, receipts_of
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
 SECRET = "shpss_0123456789abcdef"
@@ -65,19 +66,6 @@ async def deliver(shop, connector_id, body: bytes, topic="orders/create", *, web
     }
     headers = {k: v for k, v in headers.items() if v is not None}
     return await shop.client.post(f"/v1/connectors/{connector_id}/shopify/webhooks", content=body, headers=headers)
-
-
-async def receipts_of(shop, connector_id, outcome=None) -> list[dict]:
-    query = f"?outcome={outcome}" if outcome else ""
-    r = await shop.client.get(f"/v1/connectors/{connector_id}/receipts{query}", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()["items"]
-
-
-async def shopify_orders(shop) -> list[dict]:
-    r = await shop.client.get(f"/v1/orders?channel={CHANNEL}", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()["items"]
 
 
 async def test_a_connector_keeps_its_credentials_to_itself(shopify):
@@ -135,7 +123,7 @@ async def test_a_signed_order_becomes_one_canonical_order_paid_by_the_marketplac
     r = await deliver(shop, c["id"], body_of("order.json"))
     assert r.status_code == 200, r.text
     assert r.json()["outcome"] == "applied" and r.json()["duplicate"] is False
-    [order] = await shopify_orders(shop)
+    [order] = await orders_on(shop, CHANNEL)
     assert order["channel_order_ref"] == "450789469" and order["fulfillment"]["method"] == "ship"
     assert sorted((ln["sku"], ln["quantity"], ln["unit_price"]) for ln in order["lines"]) == [
         (sku, 1, 19900) for sku in sorted(SKUS)
@@ -164,7 +152,7 @@ async def test_a_bad_or_missing_signature_is_401_and_nothing_is_stored(shopify, 
     r = await deliver(shop, c["id"], body_of("order.json"), **spoil)
     assert r.status_code == 401, r.text
     assert r.json()["type"].endswith("/webhook-signature-invalid")
-    assert await receipts_of(shop, c["id"]) == [] and await shopify_orders(shop) == []
+    assert await receipts_of(shop, c["id"]) == [] and await orders_on(shop, CHANNEL) == []
 
 
 async def test_an_unknown_connector_is_404_and_missing_headers_400_after_the_signature(shopify):
@@ -190,7 +178,7 @@ async def test_a_repeated_delivery_is_kept_as_a_duplicate_and_applied_once(shopi
     assert [r.status_code for r in (first, again, event_a, event_b)] == [200] * 4
     assert (first.json()["duplicate"], again.json()["duplicate"], event_b.json()["duplicate"]) == (False, True, True)
     assert again.json()["outcome"] == "duplicate"
-    assert len(await shopify_orders(shop)) == 1
+    assert len(await orders_on(shop, CHANNEL)) == 1
     assert len(await receipts_of(shop, c["id"], "duplicate")) == 2
 
 
@@ -213,7 +201,7 @@ async def test_an_unknown_sku_is_unmapped_until_the_map_is_fixed_and_replayed(sh
     assert announced["event_type"] == "connector.receipt_unmapped"
     assert announced["payload"]["data"]["unmapped"] == ["sku:IPOD-BLACK-SHOPIFY"]
     assert announced["payload"]["data"]["receipt_id"] == receipt["id"]
-    assert receipt["unmapped"] == ["sku:IPOD-BLACK-SHOPIFY"] and await shopify_orders(shop) == []
+    assert receipt["unmapped"] == ["sku:IPOD-BLACK-SHOPIFY"] and await orders_on(shop, CHANNEL) == []
     status = (await shop.client.get(f"/v1/connectors/{c['id']}/status", headers=shop.admin)).json()
     assert status["counts"]["unmapped"] == 1 and status["backlog"] == 0 and "IPOD-BLACK-SHOPIFY" in status["last_error"]
 
@@ -222,10 +210,10 @@ async def test_an_unknown_sku_is_unmapped_until_the_map_is_fixed_and_replayed(sh
     replay = f"/v1/connectors/{c['id']}/receipts/{receipt['id']}/replay"
     r = await shop.client.post(replay, headers=shop.admin)
     assert r.status_code == 200 and r.json()["outcome"] == "applied", r.text
-    [placed] = await shopify_orders(shop)
+    [placed] = await orders_on(shop, CHANNEL)
     assert "IPOD2008BLACK" in {ln["sku"] for ln in placed["lines"]}
     again = await shop.client.post(replay, headers=shop.admin)
-    assert again.status_code == 409 and len(await shopify_orders(shop)) == 1
+    assert again.status_code == 409 and len(await orders_on(shop, CHANNEL)) == 1
 
 
 async def test_a_local_pickup_is_a_pickup_at_the_mapped_store(shopify):
@@ -233,7 +221,7 @@ async def test_a_local_pickup_is_a_pickup_at_the_mapped_store(shopify):
     c = await register(shop)
     r = await deliver(shop, c["id"], body_of("order_local_pickup.json"))
     assert r.json()["outcome"] == "applied", r.text
-    [order] = await shopify_orders(shop)
+    [order] = await orders_on(shop, CHANNEL)
     assert (order["fulfillment"]["method"], order["fulfillment"]["location"]) == ("pickup", "S1")
     assert {fo["location"] for fo in order["fulfillment_orders"]} == {"S1"}
 
@@ -254,7 +242,7 @@ async def test_orders_cancelled_after_placement_cancels_the_order(shopify):
     cancelled = body_of("order.json", cancel_reason="customer", cancelled_at="2008-01-10T12:00:00-05:00")
     r = await deliver(shop, c["id"], cancelled, topic="orders/cancelled")
     assert r.json()["outcome"] == "applied", r.text
-    [order] = await shopify_orders(shop)
+    [order] = await orders_on(shop, CHANNEL)
     assert order["status"] == "cancelled"
     late = await deliver(shop, c["id"], cancelled, topic="orders/cancelled")
     assert late.json()["outcome"] == "ignored"  # nothing left open: recorded, changes nothing
@@ -283,7 +271,7 @@ async def test_a_refund_is_recorded_and_other_topics_are_kept_as_ignored(shopify
     assert "209.00 USD" in receipt["detail"]
     other = await deliver(shop, c["id"], b'{"id": 1}', "products/update")
     assert other.status_code == 200 and other.json()["outcome"] == "ignored"
-    [order] = await shopify_orders(shop)
+    [order] = await orders_on(shop, CHANNEL)
     assert order["payment"]["amount_refunded"] == 0  # the marketplace refunds; we move no money
 
 
@@ -297,7 +285,7 @@ async def test_the_sweep_processes_a_receipt_a_crash_left_pending(shopify, setti
     assert await receipts.sweep(flow) == 1
     [receipt] = await receipts_of(shop, c["id"])
     assert receipt["id"] == str(stored.id) and receipt["outcome"] == "applied" and receipt["attempts"] == 1
-    assert len(await shopify_orders(shop)) == 1
+    assert len(await orders_on(shop, CHANNEL)) == 1
     assert await receipts.sweep(flow) == 0
 
 
@@ -312,7 +300,7 @@ async def test_a_processing_failure_still_answers_200_and_the_sweep_applies_it_l
     r = await deliver(shop, c["id"], body_of("order.json"))
     assert r.status_code == 200 and r.json()["outcome"] == "pending"
     [receipt] = await receipts_of(shop, c["id"], "pending")
-    assert receipt["detail"] == "processing failed: RuntimeError" and await shopify_orders(shop) == []
+    assert receipt["detail"] == "processing failed: RuntimeError" and await orders_on(shop, CHANNEL) == []
     status = (await shop.client.get(f"/v1/connectors/{c['id']}/status", headers=shop.admin)).json()
     assert status["backlog"] == 1
 
@@ -322,7 +310,7 @@ async def test_a_processing_failure_still_answers_200_and_the_sweep_applies_it_l
     shop.clock.advance(receipts.SWEEP_AFTER + timedelta(seconds=1))
     assert await receipts.sweep(flow) == 1
     [receipt] = await receipts_of(shop, c["id"])
-    assert receipt["outcome"] == "applied" and receipt["attempts"] == 2 and len(await shopify_orders(shop)) == 1
+    assert receipt["outcome"] == "applied" and receipt["attempts"] == 2 and len(await orders_on(shop, CHANNEL)) == 1
 
 
 async def test_receipts_page_newest_first(shopify):
@@ -347,4 +335,4 @@ async def test_two_deliveries_of_one_event_at_once_apply_once(shopify):
     answers = await asyncio.gather(*(deliver(shop, c["id"], body, webhook_id="wh-race") for _ in range(4)))
     assert [r.status_code for r in answers] == [200] * 4
     assert sorted(r.json()["duplicate"] for r in answers) == [False, True, True, True]
-    assert len(await shopify_orders(shop)) == 1 and len(await receipts_of(shop, c["id"], "applied")) == 1
+    assert len(await orders_on(shop, CHANNEL)) == 1 and len(await receipts_of(shop, c["id"], "applied")) == 1

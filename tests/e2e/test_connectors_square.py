@@ -20,6 +20,7 @@ from orchestrator.connections import receipts
 from orchestrator.connections.handlers import processing
 from orchestrator.fulfillment.service import LifecycleSettings
 from orchestrator.payments.gateway import UnconfiguredGateway
+from tests.e2e.connector_support import orders_on, receipts_of
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "square"
 KEY = "Ibxx_5AKakO-3qeNVR61Dw"
@@ -134,19 +135,6 @@ async def deliver(shop, connector_id, body: bytes, *, key=KEY, url=NOTIFICATION_
     return await shop.client.post(f"/v1/connectors/{connector_id}/square/webhooks", content=body, headers=sent)
 
 
-async def receipts_of(shop, connector_id, outcome=None) -> list[dict]:
-    query = f"?outcome={outcome}" if outcome else ""
-    r = await shop.client.get(f"/v1/connectors/{connector_id}/receipts{query}", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()["items"]
-
-
-async def square_orders(shop) -> list[dict]:
-    r = await shop.client.get(f"/v1/orders?channel={CHANNEL}", headers=shop.admin)
-    assert r.status_code == 200, r.text
-    return r.json()["items"]
-
-
 async def test_a_signed_order_created_is_fetched_and_becomes_one_pickup_at_the_mapped_store(square):
     shop = square
     c = await register(shop)
@@ -156,7 +144,7 @@ async def test_a_signed_order_created_is_fetched_and_becomes_one_pickup_at_the_m
     [(path, headers)] = shop.square.seen
     assert path == f"/v2/orders/{ORDER_ID}" and headers["authorization"] == f"Bearer {TOKEN}"
     assert headers["square-version"]
-    [order] = await square_orders(shop)
+    [order] = await orders_on(shop, CHANNEL)
     assert order["channel_order_ref"] == ORDER_ID
     assert (order["fulfillment"]["method"], order["fulfillment"]["location"]) == ("pickup", "S1")
     assert sorted((ln["sku"], ln["quantity"], ln["unit_price"]) for ln in order["lines"]) == [
@@ -176,7 +164,7 @@ async def test_a_shipment_order_ships_to_the_recipient(square):
     shop.square.orders[ORDER_ID] = fixture("order_shipment.json")["order"] | {"id": ORDER_ID}
     r = await deliver(shop, c["id"], event("order_created.json"))
     assert r.json()["outcome"] == "applied", r.text
-    [order] = await square_orders(shop)
+    [order] = await orders_on(shop, CHANNEL)
     assert order["fulfillment"]["method"] == "ship"
 
 
@@ -196,7 +184,7 @@ async def test_a_bad_missing_or_wrong_url_signature_is_401_and_nothing_is_stored
     r = await deliver(shop, c["id"], event("order_created.json"), **spoil)
     assert r.status_code == 401, r.text
     assert r.json()["type"].endswith("/webhook-signature-invalid")
-    assert await receipts_of(shop, c["id"]) == [] and await square_orders(shop) == [] and shop.square.seen == []
+    assert await receipts_of(shop, c["id"]) == [] and await orders_on(shop, CHANNEL) == [] and shop.square.seen == []
 
 
 async def test_an_unknown_connector_is_404_and_one_without_its_notification_url_accepts_nothing(square):
@@ -218,7 +206,7 @@ async def test_a_repeated_event_is_kept_as_a_duplicate_and_applied_once(square):
     answers = [await deliver(shop, c["id"], body, **{"square-retry-number": str(n)}) for n in range(3)]
     assert [r.json()["duplicate"] for r in answers] == [False, True, True]
     assert answers[1].json()["outcome"] == "duplicate"
-    assert len(await square_orders(shop)) == 1 and len(shop.square.seen) == 1
+    assert len(await orders_on(shop, CHANNEL)) == 1 and len(shop.square.seen) == 1
     assert len(await receipts_of(shop, c["id"], "duplicate")) == 2
 
 
@@ -228,14 +216,14 @@ async def test_an_unknown_sku_is_unmapped_until_the_map_is_fixed_and_replayed(sq
     r = await deliver(shop, c["id"], event("order_created.json"))
     assert r.status_code == 200 and r.json()["outcome"] == "unmapped", r.text
     [receipt] = await receipts_of(shop, c["id"], "unmapped")
-    assert receipt["unmapped"] == ["sku:catalog_object_id6"] and await square_orders(shop) == []
+    assert receipt["unmapped"] == ["sku:catalog_object_id6"] and await orders_on(shop, CHANNEL) == []
 
     fix = {"sku_map": {"catalog_object_id5": "ITEM-1", "catalog_object_id6": "ITEM-2"}}
     assert (await shop.client.patch(f"/v1/connectors/{c['id']}", json=fix, headers=shop.admin)).status_code == 200
     replay = f"/v1/connectors/{c['id']}/receipts/{receipt['id']}/replay"
     r = await shop.client.post(replay, headers=shop.admin)
     assert r.status_code == 200 and r.json()["outcome"] == "applied", r.text
-    [placed] = await square_orders(shop)
+    [placed] = await orders_on(shop, CHANNEL)
     assert {ln["sku"] for ln in placed["lines"]} == {"ITEM-1", "ITEM-2"}
     assert (await shop.client.post(replay, headers=shop.admin)).status_code == 409
 
@@ -261,7 +249,7 @@ async def test_order_updated_canceled_after_placement_cancels_the_order_and_olde
     )
     r = await deliver(shop, c["id"], canceled)
     assert r.json()["outcome"] == "applied", r.text
-    [order] = await square_orders(shop)
+    [order] = await orders_on(shop, CHANNEL)
     assert order["status"] == "cancelled"
     older = await deliver(shop, c["id"], event("order_updated.json"))  # version 2 < 5 applied
     assert older.json()["outcome"] == "stale"
@@ -287,7 +275,7 @@ async def test_a_fulfillment_update_and_a_payment_are_recorded(square):
     paid = await deliver(shop, c["id"], event("payment_updated.json"))
     assert paid.json()["outcome"] == "applied"
     [receipt] = [x for x in await receipts_of(shop, c["id"]) if x["topic"] == "payment.updated"]
-    [order] = await square_orders(shop)
+    [order] = await orders_on(shop, CHANNEL)
     assert receipt["order_id"] == order["id"] and "550 USD" in receipt["detail"]
     other = await deliver(shop, c["id"], event("order_created.json", event_id="e-9", type="customer.created"))
     assert other.status_code == 200 and other.json()["outcome"] == "ignored"
@@ -301,7 +289,7 @@ async def test_a_completed_in_store_sale_is_kept_and_ignored_saying_so(square):
     assert r.json()["outcome"] == "ignored"
     [receipt] = await receipts_of(shop, c["id"])
     assert "in-store sale" in receipt["detail"] and "not built" in receipt["detail"]
-    assert await square_orders(shop) == []
+    assert await orders_on(shop, CHANNEL) == []
 
 
 async def test_a_signed_body_without_an_event_id_is_kept_as_invalid(square):
@@ -318,7 +306,7 @@ async def test_square_not_answering_leaves_the_receipt_pending_and_the_sweep_app
     r = await deliver(shop, c["id"], event("order_created.json"))
     assert r.status_code == 200 and r.json()["outcome"] == "pending", r.text
     [receipt] = await receipts_of(shop, c["id"], "pending")
-    assert receipt["detail"] == "processing failed: SquareUnavailable" and await square_orders(shop) == []
+    assert receipt["detail"] == "processing failed: SquareUnavailable" and await orders_on(shop, CHANNEL) == []
 
     flow = processing(shop.db, shop.clock, LifecycleSettings.from_settings(settings), settings, UnconfiguredGateway())
     shop.square.answers = [429]
@@ -327,7 +315,7 @@ async def test_square_not_answering_leaves_the_receipt_pending_and_the_sweep_app
     assert [r["outcome"] for r in await receipts_of(shop, c["id"])] == ["pending"]
     assert await receipts.sweep(flow) == 1
     [receipt] = await receipts_of(shop, c["id"])
-    assert receipt["outcome"] == "applied" and receipt["attempts"] == 3 and len(await square_orders(shop)) == 1
+    assert receipt["outcome"] == "applied" and receipt["attempts"] == 3 and len(await orders_on(shop, CHANNEL)) == 1
     assert len(shop.square.seen) == 3
 
 
@@ -345,4 +333,4 @@ async def test_square_refusing_the_fetch_is_invalid_and_a_replay_applies_it_once
     assert r.json()["outcome"] == "invalid" and "answered 404" in r.json()["detail"]
     r = await shop.client.post(replay, headers=shop.admin)
     assert r.json()["outcome"] == "applied", r.text
-    assert len(await square_orders(shop)) == 1
+    assert len(await orders_on(shop, CHANNEL)) == 1
