@@ -16,13 +16,14 @@ from litestar import Controller, Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
+from connectors.receiving import signature_invalid
 from connectors.shopify.signature import STAND_IN_SECRET, signed_by
 from orchestrator.connections import receipts
 from orchestrator.connections.dependencies import PROCESSING_DEPENDENCIES, ProcessingDep
 from orchestrator.connections.model import Kind, Outcome
 from orchestrator.connections.shopify_receipts import TOPICS
 from orchestrator.platform.http.dependencies import DB
-from orchestrator.platform.problems import FieldError, Problem, http_problem, problem_response, problem_type, problems
+from orchestrator.platform.problems import FieldError, http_problem, problem_response, problems
 
 log = structlog.get_logger("orchestrator.connectors")
 PATH = "/v1/connectors/{connector_id:uuid}/shopify/webhooks"
@@ -60,16 +61,7 @@ class ShopifyWebhookReceived(msgspec.Struct, kw_only=True):
     outcome: str
 
 
-def _signature_invalid(instance: str) -> Response[Problem]:
-    return problem_response(
-        Problem(
-            type=problem_type("webhook-signature-invalid"),
-            title="Webhook signature invalid",
-            status=401,
-            detail="X-Shopify-Hmac-Sha256 is missing or is not the body's signature under the connector's secret",
-            instance=instance,
-        )
-    )
+SIGNATURE_INVALID = "X-Shopify-Hmac-Sha256 is missing or is not the body's signature under the connector's secret"
 
 
 class ShopifyWebhookController(Controller):
@@ -105,7 +97,7 @@ class ShopifyWebhookController(Controller):
         if secret is None:
             return problem_response(http_problem(404, "no Shopify connector has this id", instance))
         if not valid:
-            return _signature_invalid(instance)
+            return signature_invalid(SIGNATURE_INVALID, instance)
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in UNKEPT}
         missing = [h for h in REQUIRED if not headers.get(h, "").strip()]
         if missing:

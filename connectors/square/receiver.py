@@ -19,6 +19,7 @@ from litestar import Controller, Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
+from connectors.receiving import signature_invalid
 from connectors.square.events import EVENTS
 from connectors.square.signature import STAND_IN_KEY, STAND_IN_URL, signed_by
 from orchestrator.connections import receipts
@@ -26,7 +27,7 @@ from orchestrator.connections.dependencies import PROCESSING_DEPENDENCIES, Proce
 from orchestrator.connections.model import Outcome
 from orchestrator.connections.square_receipts import signing_of
 from orchestrator.platform.http.dependencies import DB
-from orchestrator.platform.problems import Problem, http_problem, problem_response, problem_type, problems
+from orchestrator.platform.problems import http_problem, problem_response, problems
 
 log = structlog.get_logger("orchestrator.connectors")
 PATH = "/v1/connectors/{connector_id:uuid}/square/webhooks"
@@ -63,16 +64,7 @@ class SquareWebhookReceived(msgspec.Struct, kw_only=True):
     outcome: str
 
 
-def _signature_invalid(instance: str) -> Response[Problem]:
-    return problem_response(
-        Problem(
-            type=problem_type("webhook-signature-invalid"),
-            title="Webhook signature invalid",
-            status=401,
-            detail=f"{SIGNATURE} is missing or is not the signature of the notification URL and body",
-            instance=instance,
-        )
-    )
+SIGNATURE_INVALID = f"{SIGNATURE} is missing or is not the signature of the notification URL and body"
 
 
 def _identity(body: bytes) -> tuple[str, str, str | None]:
@@ -128,7 +120,7 @@ class SquareWebhookController(Controller):
         if not valid:
             if url is None:
                 log.warning("square connector has no settings.notification_url", connector_id=str(connector_id))
-            return _signature_invalid(instance)
+            return signature_invalid(SIGNATURE_INVALID, instance)
         kind, dedupe_key, unreadable = _identity(body)
         processed = kind in EVENTS and unreadable is None
         delivery = receipts.Delivery(
